@@ -1,0 +1,35 @@
+# The two commands of the README: `make example` and `make test`.
+# Everything the project needs is installed from here into .venv (the machine's global
+# boto3 is too old for s3fs/aiobotocore, so we never rely on it).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup example test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[all]"
+	touch $@
+
+# Flagship example on the embedded default (SQLite + local worker + subprocesses).
+example: setup
+	$(PY) examples/ml_pipeline/run.py
+
+# Whole suite: unit, integration (real PostgreSQL, moto server), e2e, terraform, browser.
+test: setup
+	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not postgres and not terraform" $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/engine_overhead.py
+
+clean:
+	rm -rf $(VENV) .cache

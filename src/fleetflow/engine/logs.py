@@ -1,0 +1,153 @@
+"""Run logs: ``get_run_logger()``, ``print`` capture, and batched writes to the store.
+
+Log lines are queued in memory and written in one transaction per batch by a background
+thread (every ``FLEETFLOW_LOG_FLUSH_INTERVAL`` seconds or 200 lines), and flushed when a
+run ends, so logging never costs a database round trip per line.
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import datetime as dt
+import logging
+import sys
+import threading
+from typing import Any
+
+from ..orchestrator.schemas import LogRecord
+from ..settings import get_settings
+from .context import flow_run_ctx, task_run_ctx
+
+BATCH = 200
+
+
+class LogShipper:
+    """Collects log records and writes them to the store in batches."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Any, LogRecord]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, client: Any, record: LogRecord) -> None:
+        with self._lock:
+            self._pending.append((client, record))
+            full = len(self._pending) >= BATCH
+        self._ensure_thread()
+        if full:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Write everything queued so far (called when a run ends)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        by_client: dict[int, tuple[Any, list[LogRecord]]] = {}
+        for client, rec in batch:
+            by_client.setdefault(id(client), (client, []))[1].append(rec)
+        for client, records in by_client.values():
+            try:
+                client.write_logs(records)
+            except Exception as exc:  # logging must never break a run
+                print(f"fleetflow: could not store {len(records)} log lines: {exc}", file=sys.stderr)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="fleetflow-logs", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        interval = get_settings().log_flush_interval
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            self.flush()
+
+
+shipper = LogShipper()
+atexit.register(shipper.flush)
+
+
+class RunLogHandler(logging.Handler):
+    """Sends records that carry a run id to the shipper."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        flow_run_id = getattr(record, "flow_run_id", None)
+        client = getattr(record, "fleetflow_client", None)
+        if not flow_run_id or client is None:
+            return
+        shipper.add(
+            client,
+            LogRecord(
+                flow_run_id=flow_run_id,
+                task_run_id=getattr(record, "task_run_id", None),
+                level=record.levelno,
+                name=record.name,
+                message=self.format(record),
+                timestamp=dt.datetime.fromtimestamp(record.created, dt.timezone.utc),
+            ),
+        )
+
+
+class _ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        label = getattr(record, "run_label", "")
+        ts = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        return f"{ts} | {record.levelname:<7} | {label} - {record.getMessage()}"
+
+
+def _setup_logger() -> logging.Logger:
+    logger = logging.getLogger("fleetflow.runs")
+    if not logger.handlers:
+        handler = RunLogHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(_ConsoleFormatter())
+        logger.addHandler(console)
+        logger.propagate = False
+    logger.setLevel(get_settings().logging_level)
+    return logger
+
+
+class RunLoggerAdapter(logging.LoggerAdapter):
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**self.extra, **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+def get_run_logger() -> logging.LoggerAdapter:
+    """A logger whose lines are stored with the current flow/task run.
+
+    Outside a run it returns a plain logger that only prints, so library code can call it
+    unconditionally.
+    """
+    logger = _setup_logger()
+    fctx, tctx = flow_run_ctx.get(), task_run_ctx.get()
+    if fctx is None:
+        return RunLoggerAdapter(logging.getLogger("fleetflow"), {})
+    extra: dict[str, Any] = {"flow_run_id": fctx.flow_run.id, "fleetflow_client": fctx.client}
+    if tctx is not None:
+        extra["task_run_id"] = tctx.task_run.id
+        extra["run_label"] = f"Task run {tctx.task_run.name!r}"
+    else:
+        extra["run_label"] = f"Flow run {fctx.flow_run.name!r}"
+    return RunLoggerAdapter(logger, extra)
+
+
+_original_print = builtins.print
+
+
+def _print(*args: Any, **kwargs: Any) -> None:
+    """``print`` that becomes a run log line inside runs with ``log_prints=True``."""
+    tctx, fctx = task_run_ctx.get(), flow_run_ctx.get()
+    enabled = tctx.log_prints if tctx is not None else (fctx.log_prints if fctx is not None else False)
+    if not enabled or kwargs.get("file") not in (None, sys.stdout):
+        return _original_print(*args, **kwargs)
+    sep = kwargs.get("sep", " ")
+    get_run_logger().info((sep if sep is not None else " ").join(str(a) for a in args))
+
+
+def install_print_capture() -> None:
+    builtins.print = _print

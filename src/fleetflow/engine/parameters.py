@@ -1,0 +1,110 @@
+"""Flow parameters checked against the function's signature and type hints (pydantic).
+
+The same model validates a direct call, a deployment's default parameters at apply time and
+the JSON parameters a runner receives, so "1" becomes 1 for an ``int`` everywhere and a bad
+value is named before anything runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import lru_cache
+from typing import Any, Callable
+
+import pydantic
+from pydantic_core import to_jsonable_python
+
+from ..exceptions import ParameterValidationError
+
+
+@lru_cache(maxsize=512)
+def parameter_model(fn: Callable[..., Any]) -> type[pydantic.BaseModel]:
+    """A pydantic model with one field per named parameter of ``fn``."""
+    fields: dict[str, Any] = {}
+    for name, p in inspect.signature(fn).parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        annotation = Any if p.annotation is p.empty else p.annotation
+        default = ... if p.default is p.empty else p.default
+        fields[name] = (annotation, default)
+    config = pydantic.ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+    return pydantic.create_model(f"{fn.__name__}_parameters", __config__=config, **fields)
+
+
+def bind_call(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Positional + keyword arguments -> a name -> value dict (errors name the problem)."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ParameterValidationError(f"{fn.__name__}(): {exc}") from None
+    return dict(bound.arguments)
+
+
+def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """Coerce and check ``parameters``; raise ParameterValidationError naming each bad one."""
+    sig = inspect.signature(fn)
+    var_kw = next((n for n, p in sig.parameters.items() if p.kind is p.VAR_KEYWORD), None)
+    var_pos = next((n for n, p in sig.parameters.items() if p.kind is p.VAR_POSITIONAL), None)
+    named = {k: v for k, v in parameters.items() if k in sig.parameters and k not in (var_kw, var_pos)}
+    extra = {k: v for k, v in parameters.items() if k not in named and k not in (var_kw, var_pos)}
+    if var_kw and var_kw in parameters:
+        extra.update(parameters[var_kw])
+    if extra and not var_kw:
+        unknown = ", ".join(sorted(extra))
+        valid = ", ".join(n for n in sig.parameters) or "none"
+        raise ParameterValidationError(
+            f"{fn.__name__} got unknown parameter(s): {unknown}; valid parameters: {valid}", field=sorted(extra)[0]
+        )
+    model = parameter_model(fn)
+    try:
+        validated = model.model_validate(named)
+    except pydantic.ValidationError as exc:
+        raise _parameter_error(fn, exc) from None
+    result = {name: getattr(validated, name) for name in type(validated).model_fields}
+    if var_pos and var_pos in parameters:
+        result[var_pos] = tuple(parameters[var_pos])
+    if var_kw:
+        result.update(extra)
+    return result
+
+
+def _parameter_error(fn: Callable[..., Any], exc: pydantic.ValidationError) -> ParameterValidationError:
+    problems = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "missing":
+            problems.append(f"parameter {name!r} is required")
+        else:
+            problems.append(f"parameter {name!r}: {err['msg']} (got {err.get('input')!r})")
+    first = str(exc.errors()[0]["loc"][0]) if exc.errors() else None
+    return ParameterValidationError(f"invalid parameters for {fn.__name__}: " + "; ".join(problems), field=first)
+
+
+def call_with_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> Any:
+    """Call ``fn`` with validated parameters, spreading **kwargs parameters back out."""
+    sig = inspect.signature(fn)
+    args, kwargs = [], {}
+    for name, p in sig.parameters.items():
+        if p.kind is p.VAR_POSITIONAL:
+            args.extend(parameters.get(name, ()))
+        elif p.kind is p.VAR_KEYWORD:
+            kwargs.update({k: v for k, v in parameters.items() if k not in sig.parameters})
+        elif name in parameters:
+            if p.kind is p.POSITIONAL_ONLY:
+                args.append(parameters[name])
+            else:
+                kwargs[name] = parameters[name]
+    return fn(*args, **kwargs)
+
+
+def parameters_for_storage(parameters: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy for the run record (objects that are not JSON become their repr)."""
+    return to_jsonable_python(parameters, fallback=repr)
+
+
+def parameter_schema(fn: Callable[..., Any]) -> dict[str, Any]:
+    """JSON schema of the parameters, stored on deployments and shown by the CLI."""
+    try:
+        return parameter_model(fn).model_json_schema()
+    except Exception:  # arbitrary types have no schema; the deployment still works
+        return {}

@@ -1,0 +1,153 @@
+"""One exception root for everything fleetflow raises on purpose.
+
+Every error a user can act on is a subclass of :class:`FleetflowError` with a message that
+says what is wrong *and how to fix it*. Structured attributes (``field``, ``name`` ...)
+let programs react without parsing messages. Errors from AWS keep the botocore error as
+``__cause__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FleetflowError(Exception):
+    """Root of every error fleetflow raises deliberately."""
+
+
+# --- configuration and input -------------------------------------------------------------
+class ConfigurationError(FleetflowError):
+    """A setting, block field or override is invalid. ``field`` names the culprit."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class ParameterValidationError(ConfigurationError):
+    """Flow parameters do not match the flow's signature or type hints."""
+
+
+class InvalidOverrideError(ConfigurationError):
+    """An ``infra_overrides`` key or value does not fit the infrastructure block."""
+
+
+class InvalidNameError(ConfigurationError):
+    """A deployment, block or pool name is malformed."""
+
+
+# --- state store ---------------------------------------------------------------------------
+class ObjectNotFound(FleetflowError):
+    """A run, block, deployment or pool does not exist."""
+
+    def __init__(self, message: str, *, kind: str = "", name: str = ""):
+        super().__init__(message)
+        self.kind = kind
+        self.name = name
+
+
+class ObjectAlreadyExists(FleetflowError):
+    """Saving under a name that is taken, without ``overwrite=True``."""
+
+
+class InvalidStateTransition(FleetflowError):
+    """A run was asked to move to a state its current state does not allow."""
+
+    def __init__(self, message: str, *, current: str = "", proposed: str = ""):
+        super().__init__(message)
+        self.current = current
+        self.proposed = proposed
+
+
+# --- blocks --------------------------------------------------------------------------------
+class BlockError(FleetflowError):
+    """A block could not be saved, loaded or decoded."""
+
+
+class BlockNotFound(ObjectNotFound, BlockError):
+    """No block saved under that name."""
+
+
+class BlockAlreadyExists(ObjectAlreadyExists, BlockError):
+    """A block of that type and name exists and ``overwrite`` was not set."""
+
+
+class BlockValidationError(ConfigurationError, BlockError):
+    """A block's fields are invalid."""
+
+
+# --- running -------------------------------------------------------------------------------
+class RunFailed(FleetflowError):
+    """Raised when reading the result of a run that ended FAILED or CRASHED."""
+
+    def __init__(self, message: str, *, run_id: Any = None, state: Any = None):
+        super().__init__(message)
+        self.run_id = run_id
+        self.state = state
+
+
+class RunCancelled(FleetflowError):
+    """The run was cancelled (by a user, a parent, or a signal)."""
+
+
+class RunTimeout(FleetflowError):
+    """A flow or task exceeded ``timeout_seconds``."""
+
+
+class MissingResult(FleetflowError):
+    """A run has no persisted result (it did not complete, or persisted nothing)."""
+
+
+# --- bundles -------------------------------------------------------------------------------
+class BundleError(FleetflowError):
+    """A code bundle could not be built, stored or fetched."""
+
+
+class UnsafeBundleError(BundleError):
+    """An archive member would escape its destination or is not a plain file/dir."""
+
+
+class BundleDigestMismatch(BundleError):
+    """Fetched bytes do not hash to the digest the deployment recorded."""
+
+
+class BundleTooLarge(BundleError):
+    """An archive exceeds the size or member-count bound."""
+
+
+# --- infrastructure ------------------------------------------------------------------------
+class InfrastructureError(FleetflowError):
+    """Launching, watching or stopping a run's infrastructure failed."""
+
+
+class LaunchError(InfrastructureError):
+    """The infrastructure refused to start the run."""
+
+
+class AwsError(InfrastructureError):
+    """An AWS call failed; ``__cause__`` holds the botocore error."""
+
+    def __init__(self, message: str, *, operation: str = "", code: str = ""):
+        super().__init__(message)
+        self.operation = operation
+        self.code = code
+
+
+class ECSConfigError(ConfigurationError):
+    """An ECSTask block (after overrides) would produce an invalid ECS request."""
+
+
+class FargateSizeError(ECSConfigError):
+    """The cpu/memory pair is not a valid Fargate size."""
+
+
+class TaskCustomizationError(ECSConfigError):
+    """``task_customizations`` is not a valid JSON patch or does not apply cleanly."""
+
+
+class OverridesTooLargeError(ECSConfigError):
+    """RunTask ``overrides`` exceed AWS's 8192-character limit."""
+
+
+class RunTaskFailure(LaunchError):
+    """RunTask returned ``failures[]`` (e.g. RESOURCE:MEMORY) instead of a task."""

@@ -1,0 +1,68 @@
+"""The Infrastructure interface the worker drives: launch, check many, kill.
+
+A block (``Process``, ``ECSTask``) is configuration; its launcher does the I/O. Launchers are
+async so one worker can watch hundreds of launches without a thread per run, and ``statuses``
+takes every handle at once so a backend can batch (ECS: one DescribeTasks per 100 tasks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, Sequence
+
+from ..blocks import Block
+
+
+@dataclass
+class LaunchResult:
+    """What a launch returns: the durable handle and a summary for the run record."""
+
+    handle: str
+    infrastructure: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LaunchStatus:
+    """Where a launch is now. ``finished`` with an exit code / reason once it has stopped."""
+
+    handle: str
+    finished: bool = False
+    started: bool = True
+    exit_code: int | None = None
+    reason: str | None = None
+    out_of_memory: bool = False
+    missing: bool = False
+
+    def crash_message(self) -> str:
+        if self.missing:
+            return self.reason or "the infrastructure no longer knows this launch"
+        parts = [self.reason] if self.reason else []
+        if self.exit_code is not None:
+            parts.append(f"exit code {self.exit_code}")
+        return "; ".join(parts) or "stopped without reporting a final state"
+
+
+class Launcher(Protocol):
+    """I/O side of an infrastructure kind."""
+
+    async def launch(self, block: Any, flow_run: Any, *, env: dict[str, str], command: list[str]) -> LaunchResult: ...
+
+    async def statuses(self, handles: Sequence[str]) -> dict[str, LaunchStatus]: ...
+
+    async def kill(self, handle: str, *, grace_seconds: float = 10.0) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Infrastructure(Block):
+    """Base of infrastructure blocks; subclasses name their launcher and their summary."""
+
+    _block_abstract: ClassVar[bool] = True
+    kind: ClassVar[str] = ""
+
+    def launcher(self) -> Launcher:
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        """Kind and size for run records and the run tree."""
+        return {"kind": self.kind}

@@ -1,0 +1,177 @@
+"""``Process``: run a flow run as a local subprocess (the embedded default).
+
+``memory`` (MiB) is a hard address-space limit (RLIMIT_AS) on Linux/macOS; a run that hits it
+is reported as out of memory with the limit. ``cpu`` (ECS-style units, 1024 = 1 vCPU) is
+recorded and shown, not enforced: a laptop has no CPU quota to give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from typing import Any, ClassVar, Sequence
+
+from pydantic import Field, field_validator
+
+from ..exceptions import LaunchError
+from ..runner import EXIT_OUT_OF_MEMORY
+from .base import Infrastructure, LaunchResult, LaunchStatus
+
+
+
+class Process(Infrastructure):
+    """A local subprocess running ``python -m fleetflow.runner <flow-run-id>``."""
+
+    _block_type_slug = "process"
+    _description = "Run each flow run as a local subprocess (the embedded default)."
+    kind: ClassVar[str] = "process"
+
+    env: dict[str, str | None] = Field(default_factory=dict, description="Extra environment variables (None unsets).")
+    command: list[str] | None = Field(default=None, description="Command to run; default is the fleetflow runner.")
+    working_dir: str | None = Field(default=None, description="Working directory of the process.")
+    cpu: int | None = Field(default=None, ge=1, description="CPU units (1024 = 1 vCPU); recorded, not enforced.")
+    memory: int | None = Field(default=None, ge=64, description="Memory limit in MiB, enforced as RLIMIT_AS.")
+    stream_output: bool = Field(default=True, description="Pass the process's stdout/stderr through to the worker.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Free-form labels (Prefect compatibility).")
+    name: str | None = Field(default=None, description="Display name (Prefect compatibility).")
+
+    @field_validator("command")
+    @classmethod
+    def _non_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("command must not be empty; leave it unset to use the fleetflow runner")
+        return v
+
+    def launcher(self) -> "ProcessLauncher":
+        return ProcessLauncher()
+
+    def summary(self) -> dict[str, Any]:
+        return {"kind": "process", "cpu": self.cpu, "memory": self.memory}
+
+
+def _limit_memory(mib: int | None):
+    if not mib:
+        return None
+
+    def apply() -> None:
+        import resource
+
+        limit = mib * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+def _start_time(pid: int) -> str | None:
+    """Kernel start time of a pid: tells our process apart from a later one reusing the pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    if start and os.path.exists("/proc"):
+        return _start_time(pid) == start
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def parse_handle(handle: str) -> tuple[str, int, str | None]:
+    _, host, pid, *rest = handle.split(":")
+    return host, int(pid), (rest[0] or None) if rest else None
+
+
+class ProcessLauncher:
+    """Starts, watches and kills runner subprocesses."""
+
+    def __init__(self) -> None:
+        self._procs: dict[str, tuple[subprocess.Popen, int | None]] = {}
+
+    async def launch(self, block: Process, flow_run: Any, *, env: dict[str, str], command: list[str]) -> LaunchResult:
+        full_env = {**os.environ, **env, "MALLOC_ARENA_MAX": "2"}
+        for key, value in block.env.items():
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
+        if block.memory:
+            full_env["FLEETFLOW_MEMORY_LIMIT_MIB"] = str(block.memory)
+        out = None if block.stream_output else subprocess.DEVNULL
+        try:
+            proc = subprocess.Popen(
+                block.command or command, env=full_env, cwd=block.working_dir, stdout=out, stderr=out,
+                preexec_fn=_limit_memory(block.memory), start_new_session=True,
+            )
+        except OSError as exc:
+            raise LaunchError(f"could not start process {command[0]!r}: {exc}") from exc
+        handle = f"process:{socket.gethostname()}:{proc.pid}:{_start_time(proc.pid) or ''}"
+        self._procs[handle] = (proc, block.memory)
+        return LaunchResult(handle=handle, infrastructure={**block.summary(), "pid": proc.pid})
+
+    async def statuses(self, handles: Sequence[str]) -> dict[str, LaunchStatus]:
+        return {h: self._status(h) for h in handles}
+
+    def _status(self, handle: str) -> LaunchStatus:
+        if handle in self._procs:
+            proc, memory = self._procs[handle]
+            code = proc.poll()
+            if code is None:
+                return LaunchStatus(handle)
+            del self._procs[handle]
+            return exit_status(handle, code, memory)
+        host, pid, start = parse_handle(handle)
+        if host != socket.gethostname():
+            return LaunchStatus(handle, finished=True, missing=True, reason=f"process ran on another host ({host})")
+        if _alive(pid, start):
+            return LaunchStatus(handle)
+        return LaunchStatus(handle, finished=True, reason=f"process {pid} exited while no worker was watching; exit code unknown")
+
+    async def kill(self, handle: str, *, grace_seconds: float = 10.0) -> None:
+        _, pid, start = parse_handle(handle)
+        if not _alive(pid, start):
+            return
+        _signal_group(pid, signal.SIGTERM)
+        for _ in range(int(grace_seconds / 0.05)):
+            await asyncio.sleep(0.05)
+            proc = self._procs.get(handle, (None, None))[0]
+            if (proc.poll() is not None) if proc else not _alive(pid, start):
+                return
+        _signal_group(pid, signal.SIGKILL)
+
+    async def close(self) -> None:
+        return None
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def exit_status(handle: str, code: int, memory: int | None) -> LaunchStatus:
+    """Turn an exit code into a status with a human reason."""
+    if code == 0:
+        return LaunchStatus(handle, finished=True, exit_code=0)
+    if code == EXIT_OUT_OF_MEMORY:
+        return LaunchStatus(handle, finished=True, exit_code=code, out_of_memory=True,
+                            reason=f"out of memory: the run exceeded its memory limit of {memory} MiB")
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = f" (possibly out of memory: limit {memory} MiB)" if memory and -code == signal.SIGKILL else ""
+        return LaunchStatus(handle, finished=True, exit_code=code, reason=f"process killed by {name}{hint}")
+    return LaunchStatus(handle, finished=True, exit_code=code, reason=f"process exited with code {code}")

@@ -1,0 +1,145 @@
+"""The one interface every part of fleetflow uses to reach the state store.
+
+The embedded store (:class:`fleetflow.orchestrator.service.Orchestrator` on SQLite or
+PostgreSQL) and the HTTP client implement the same methods, so the engine, the worker, the
+runner and the CLI never care which one they hold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable, Protocol, Sequence
+
+from ..states import State, StateType
+from .schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
+
+
+class OrchestratorAPI(Protocol):
+    # ---- flow runs --------------------------------------------------------------------------
+    def create_flow_run(
+        self,
+        flow_name: str,
+        *,
+        state: State | None = None,
+        parameters: dict[str, Any] | None = None,
+        name: str | None = None,
+        parent_task_run_id: str | None = None,
+        deployment_id: str | None = None,
+        work_pool_name: str | None = None,
+        idempotency_key: str | None = None,
+        infra_overrides: dict[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        expected_start_time: dt.datetime | None = None,
+        id: str | None = None,
+    ) -> FlowRun:
+        """Create a run (default state PENDING). With ``deployment_id`` + ``idempotency_key``
+        an existing run with that key is returned instead of creating a second one."""
+
+    def read_flow_run(self, flow_run_id: str) -> FlowRun:
+        """Raise ObjectNotFound when missing."""
+
+    def read_flow_runs(
+        self,
+        *,
+        state_types: Iterable[StateType] | None = None,
+        flow_name: str | None = None,
+        deployment_id: str | None = None,
+        work_pool_name: str | None = None,
+        parent_flow_run_id: str | None = None,
+        worker_name: str | None = None,
+        limit: int = 200,
+    ) -> list[FlowRun]:
+        """Newest first."""
+
+    def set_flow_run_state(self, flow_run_id: str, state: State, *, force: bool = False) -> FlowRun:
+        """Atomically validate and apply a transition; append it to the history.
+        Raises InvalidStateTransition (carrying the current state) unless ``force``."""
+
+    def read_flow_run_states(self, flow_run_id: str) -> list[State]:
+        """The whole history, oldest first."""
+
+    def update_flow_run(self, flow_run_id: str, **fields: Any) -> FlowRun:
+        """Set non-state fields: infrastructure_pid, infrastructure, worker_name, name, tags."""
+
+    def delete_flow_run(self, flow_run_id: str) -> None: ...
+
+    def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10) -> list[FlowRun]:
+        """Move up to ``limit`` due SCHEDULED runs of the pool to PENDING for this worker.
+        Atomic: two workers never claim the same run. Also records that the pool was polled."""
+
+    # ---- task runs --------------------------------------------------------------------------
+    def create_task_run(
+        self,
+        flow_run_id: str,
+        task_key: str,
+        name: str,
+        *,
+        dynamic_key: str = "0",
+        cache_key: str | None = None,
+        states: Sequence[State] = (),
+        id: str | None = None,
+    ) -> TaskRun:
+        """Create a task run whose history starts with ``states`` (default [PENDING]), in one transaction."""
+
+    def read_task_run(self, task_run_id: str) -> TaskRun: ...
+
+    def read_task_runs(self, flow_run_id: str) -> list[TaskRun]:
+        """Oldest first."""
+
+    def set_task_run_state(self, task_run_id: str, state: State, *, force: bool = False) -> TaskRun: ...
+
+    def read_task_run_states(self, task_run_id: str) -> list[State]: ...
+
+    # ---- logs -------------------------------------------------------------------------------
+    def write_logs(self, records: Sequence[LogRecord]) -> None:
+        """One transaction for the whole batch."""
+
+    def read_logs(
+        self, *, flow_run_id: str | None = None, task_run_id: str | None = None, after_id: int = 0, limit: int = 1000
+    ) -> list[LogRecord]:
+        """Oldest first; ``after_id`` pages/tails."""
+
+    # ---- task result cache ------------------------------------------------------------------
+    def read_cache(self, cache_key: str) -> dict[str, Any] | None:
+        """The stored result reference for ``cache_key`` unless missing or expired."""
+
+    def write_cache(self, cache_key: str, result: dict[str, Any], expiration: dt.datetime | None) -> None: ...
+
+    # ---- blocks -----------------------------------------------------------------------------
+    def save_block_document(
+        self, block_type: str, name: str, data: dict[str, Any], *, schema_version: int = 1, overwrite: bool = False
+    ) -> BlockDocument:
+        """Raise ObjectAlreadyExists when taken and not ``overwrite``."""
+
+    def read_block_document(self, block_type: str, name: str) -> BlockDocument:
+        """Raise ObjectNotFound naming the existing names of that type."""
+
+    def read_block_documents(self, block_type: str | None = None) -> list[BlockDocument]: ...
+
+    def delete_block_document(self, block_type: str, name: str) -> None: ...
+
+    # ---- deployments ------------------------------------------------------------------------
+    def upsert_deployment(self, deployment: Deployment) -> Deployment:
+        """Create or replace by (flow_name, name); keeps the id of an existing one."""
+
+    def read_deployment(self, deployment_id: str) -> Deployment: ...
+
+    def read_deployment_by_name(self, full_name: str) -> Deployment:
+        """``'flow-name/deployment-name'``; ObjectNotFound lists close names."""
+
+    def read_deployments(self, *, flow_name: str | None = None, work_pool_name: str | None = None) -> list[Deployment]: ...
+
+    def delete_deployment(self, deployment_id: str) -> None: ...
+
+    # ---- work pools and workers -------------------------------------------------------------
+    def create_work_pool(self, pool: WorkPool, *, overwrite: bool = False) -> WorkPool: ...
+
+    def read_work_pool(self, name: str) -> WorkPool: ...
+
+    def read_work_pools(self) -> list[WorkPool]: ...
+
+    def delete_work_pool(self, name: str) -> None: ...
+
+    def worker_heartbeat(self, work_pool_name: str, worker_name: str, *, hostname: str | None = None, pid: int | None = None) -> None: ...
+
+    def read_workers(self, work_pool_name: str) -> list[Worker]: ...

@@ -1,0 +1,339 @@
+"""Flow runs, task runs and their state histories.
+
+Task-run creation and state changes are the engine's hot path (one call each per task), so
+they use prebuilt statements, one transaction per call, ``RETURNING`` instead of re-reads,
+and build the returned models from values already in hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any, Iterable, Sequence
+
+import sqlalchemy as sa
+
+from ..exceptions import ConfigurationError, InvalidStateTransition, ObjectAlreadyExists, ObjectNotFound
+from ..states import State, StateType, check_transition
+from . import tables as t
+from . import transitions as tr
+from .base import StoreBase, new_id, utcnow
+from .schemas import FlowRun, TaskRun
+
+_FR, _TR, _ST = t.flow_runs, t.task_runs, t.states
+_INSERT_STATES = _ST.insert()
+_INSERT_TASK_RUN = _TR.insert()
+_FLOW_RUN_FIELDS = [name for name in FlowRun.model_fields if name in _FR.c]
+_TASK_RUN_FIELDS = [name for name in TaskRun.model_fields if name in _TR.c]
+_UPDATABLE = frozenset(
+    {"name", "tags", "parameters", "infra_overrides", "infrastructure_pid", "infrastructure", "worker_name",
+     "work_pool_name", "expected_start_time"}
+)  # fmt: skip
+_ACTIVE = (StateType.PENDING.value, StateType.RUNNING.value, StateType.CANCELLING.value)
+
+_ADJECTIVES = "amber brave calm daring eager fuzzy gentle hasty icy jolly keen lively mellow nimble proud quiet rapid sly tidy vivid witty zesty".split()
+_ANIMALS = "badger bison crane dingo eagle ferret gecko heron ibis jackal koala lemur marten newt otter panda quail raven stoat tapir urchin vole walrus yak".split()
+
+
+def _run_name() -> str:
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"
+
+
+def flow_run_from_row(row: sa.Row[Any]) -> FlowRun:
+    m = row._mapping
+    return FlowRun(state=tr.current_state(m), **{name: m[name] for name in _FLOW_RUN_FIELDS})
+
+
+def task_run_from_row(row: sa.Row[Any]) -> TaskRun:
+    m = row._mapping
+    return TaskRun(state=tr.current_state(m), **{name: m[name] for name in _TASK_RUN_FIELDS})
+
+
+class _TransitionMixin(StoreBase):
+    def _transition(self, table: sa.Table, run_id: str, state: State, force: bool) -> sa.Row[Any]:
+        """Apply ``state`` atomically (see :mod:`.transitions`) and append it to the history."""
+        stmt = tr.TRANSITIONS[(table.name, state.type, force)]
+        key = "flow_run_id" if table is _FR else "task_run_id"
+        with self._write() as conn:
+            row = conn.execute(stmt, tr.transition_params(run_id, state)).first()
+            if row is None:
+                self._raise_rejected(conn, table, run_id, state)
+            conn.execute(_INSERT_STATES, tr.history_rows([state], **{key: run_id}))
+        return row
+
+    @staticmethod
+    def _raise_rejected(conn: sa.Connection, table: sa.Table, run_id: str, state: State) -> None:
+        kind = "flow run" if table is _FR else "task run"
+        found = conn.execute(sa.select(table.c.state_type).where(table.c.id == run_id)).first()
+        if found is None:
+            raise ObjectNotFound(f"No {kind} with id {run_id!r}.", kind=kind, name=run_id)
+        current = StateType(found.state_type) if found.state_type else None
+        check_transition(current, state.type)  # raises with the explanatory message
+        # Only reachable if the state changed between the UPDATE and this read (PostgreSQL).
+        raise InvalidStateTransition(
+            f"the {kind} {run_id} changed state concurrently (now {found.state_type}); "
+            f"re-read it before moving it to {state.type.value}",
+            current=found.state_type or "",
+            proposed=state.type.value,
+        )
+
+    def _read_history(self, column: sa.Column[Any], run_id: str, kind: str, table: sa.Table) -> list[State]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(_ST).where(column == run_id).order_by(_ST.c.id)).all()
+            if not rows and conn.execute(sa.select(table.c.id).where(table.c.id == run_id)).first() is None:
+                raise ObjectNotFound(f"No {kind} with id {run_id!r}.", kind=kind, name=run_id)
+        return [tr.history_state(r._mapping) for r in rows]
+
+
+class FlowRunsMixin(_TransitionMixin):
+    """Flow runs: create (idempotent per deployment), read, transition, claim, delete."""
+
+    def create_flow_run(
+        self,
+        flow_name: str,
+        *,
+        state: State | None = None,
+        parameters: dict[str, Any] | None = None,
+        name: str | None = None,
+        parent_task_run_id: str | None = None,
+        deployment_id: str | None = None,
+        work_pool_name: str | None = None,
+        idempotency_key: str | None = None,
+        infra_overrides: dict[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        expected_start_time: dt.datetime | None = None,
+        id: str | None = None,  # noqa: A002 - the interface's name
+    ) -> FlowRun:
+        idempotent = deployment_id is not None and idempotency_key is not None
+        if idempotent and (existing := self._find_idempotent(deployment_id, idempotency_key)):
+            return existing
+        state = state or State(type=StateType.PENDING)
+        run_id = id or new_id()
+        parent_flow = sa.select(_TR.c.flow_run_id).where(_TR.c.id == parent_task_run_id).scalar_subquery()
+        values = {
+            "id": run_id,
+            "name": name or _run_name(),
+            "flow_name": flow_name,
+            "parameters": parameters or {},
+            "tags": list(tags),
+            "parent_task_run_id": parent_task_run_id,
+            "parent_flow_run_id": parent_flow if parent_task_run_id else None,
+            "deployment_id": deployment_id,
+            "work_pool_name": work_pool_name,
+            "idempotency_key": idempotency_key,
+            "infra_overrides": infra_overrides or {},
+            "infrastructure": {},
+            "expected_start_time": expected_start_time,
+            "created": utcnow(),
+            **tr.initial_columns([state]),
+        }
+        try:
+            with self._write() as conn:
+                row = conn.execute(_FR.insert().values(values).returning(*_FR.c)).one()
+                conn.execute(_INSERT_STATES, tr.history_rows([state], flow_run_id=run_id))
+        except sa.exc.IntegrityError as exc:
+            if idempotent and (existing := self._find_idempotent(deployment_id, idempotency_key)):
+                return existing  # another caller created it between our check and insert
+            raise ObjectAlreadyExists(f"A flow run with id {run_id!r} already exists.") from exc
+        return flow_run_from_row(row)
+
+    def _find_idempotent(self, deployment_id: str | None, key: str | None) -> FlowRun | None:
+        query = sa.select(_FR).where(_FR.c.deployment_id == deployment_id, _FR.c.idempotency_key == key)
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return flow_run_from_row(row) if row else None
+
+    def read_flow_run(self, flow_run_id: str) -> FlowRun:
+        with self._read() as conn:
+            row = conn.execute(sa.select(_FR).where(_FR.c.id == flow_run_id)).first()
+        if row is None:
+            raise ObjectNotFound(f"No flow run with id {flow_run_id!r}.", kind="flow run", name=flow_run_id)
+        return flow_run_from_row(row)
+
+    def read_flow_runs(
+        self,
+        *,
+        state_types: Iterable[StateType] | None = None,
+        flow_name: str | None = None,
+        deployment_id: str | None = None,
+        work_pool_name: str | None = None,
+        parent_flow_run_id: str | None = None,
+        worker_name: str | None = None,
+        limit: int = 200,
+    ) -> list[FlowRun]:
+        query = sa.select(_FR).order_by(_FR.c.created.desc(), _FR.c.id.desc()).limit(limit)
+        if state_types is not None:
+            query = query.where(_FR.c.state_type.in_([StateType(s).value for s in state_types]))
+        for column, value in (
+            (_FR.c.flow_name, flow_name),
+            (_FR.c.deployment_id, deployment_id),
+            (_FR.c.work_pool_name, work_pool_name),
+            (_FR.c.parent_flow_run_id, parent_flow_run_id),
+            (_FR.c.worker_name, worker_name),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        with self._read() as conn:
+            return [flow_run_from_row(r) for r in conn.execute(query)]
+
+    def set_flow_run_state(self, flow_run_id: str, state: State, *, force: bool = False) -> FlowRun:
+        return flow_run_from_row(self._transition(_FR, flow_run_id, state, force))
+
+    def read_flow_run_states(self, flow_run_id: str) -> list[State]:
+        return self._read_history(_ST.c.flow_run_id, flow_run_id, "flow run", _FR)
+
+    def update_flow_run(self, flow_run_id: str, **fields: Any) -> FlowRun:
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ConfigurationError(
+                f"update_flow_run cannot set {sorted(unknown)}; settable fields are {sorted(_UPDATABLE)} "
+                "(use set_flow_run_state for states).",
+                field=sorted(unknown)[0],
+            )
+        if "tags" in fields:
+            fields["tags"] = list(fields["tags"])
+        with self._write() as conn:
+            stmt = sa.update(_FR).where(_FR.c.id == flow_run_id).values(**fields).returning(*_FR.c)
+            row = conn.execute(stmt).first() if fields else conn.execute(sa.select(_FR).where(_FR.c.id == flow_run_id)).first()
+        if row is None:
+            raise ObjectNotFound(f"No flow run with id {flow_run_id!r}.", kind="flow run", name=flow_run_id)
+        return flow_run_from_row(row)
+
+    def delete_flow_run(self, flow_run_id: str) -> None:
+        """Delete the run, its task runs, state histories (cascade) and logs."""
+        task_ids = sa.select(_TR.c.id).where(_TR.c.flow_run_id == flow_run_id)
+        with self._write() as conn:
+            conn.execute(sa.delete(t.logs).where(t.logs.c.task_run_id.in_(task_ids)))
+            conn.execute(sa.delete(t.logs).where(t.logs.c.flow_run_id == flow_run_id))
+            deleted = conn.execute(sa.delete(_FR).where(_FR.c.id == flow_run_id)).rowcount
+        if not deleted:
+            raise ObjectNotFound(f"No flow run with id {flow_run_id!r}.", kind="flow run", name=flow_run_id)
+
+    def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10) -> list[FlowRun]:
+        """Claim due SCHEDULED runs of the pool: each candidate is moved by a conditional
+        UPDATE (``... AND state_type = 'SCHEDULED'``), so a run another worker took first is
+        simply skipped. Updating the pool's ``last_polled`` first also serialises claimers of
+        one pool on PostgreSQL (row lock), which keeps ``concurrency_limit`` exact."""
+        now = utcnow()
+        claimed: list[sa.Row[Any]] = []
+        params = {"p_worker": worker_name, "p_message": f"Claimed by worker {worker_name!r}", "p_timestamp": now}
+        with self._write() as conn:
+            pool = conn.execute(
+                sa.update(t.work_pools)
+                .where(t.work_pools.c.name == work_pool_name)
+                .values(last_polled=now)
+                .returning(t.work_pools.c.concurrency_limit)
+            ).first()
+            limit = self._claim_budget(conn, work_pool_name, pool, limit)
+            if limit <= 0:
+                return []
+            for run_id in conn.execute(self._claim_candidates(work_pool_name, now, limit)).scalars().all():
+                row = conn.execute(_CLAIM, {"p_id": run_id, **params}).first()
+                if row is not None:
+                    claimed.append(row)
+            if claimed:
+                conn.execute(_INSERT_STATES, [_claim_history(r) for r in claimed])
+        return [flow_run_from_row(r) for r in claimed]
+
+    @staticmethod
+    def _claim_budget(conn: sa.Connection, pool_name: str, pool: sa.Row[Any] | None, limit: int) -> int:
+        if pool is None or pool.concurrency_limit is None:
+            return limit
+        active = conn.execute(
+            sa.select(sa.func.count()).where(_FR.c.work_pool_name == pool_name, _FR.c.state_type.in_(_ACTIVE))
+        ).scalar_one()
+        return min(limit, pool.concurrency_limit - active)
+
+    def _claim_candidates(self, pool_name: str, now: dt.datetime, limit: int) -> sa.Select[Any]:
+        query = (
+            sa.select(_FR.c.id)
+            .where(
+                _FR.c.work_pool_name == pool_name,
+                _FR.c.state_type == StateType.SCHEDULED.value,
+                sa.or_(_FR.c.expected_start_time.is_(None), _FR.c.expected_start_time <= now),
+            )
+            .order_by(sa.func.coalesce(_FR.c.expected_start_time, _FR.c.created), _FR.c.id)
+            .limit(limit)
+        )
+        return self._lock_claim_candidates(query)
+
+
+_CLAIM = (
+    sa.update(_FR)
+    .where(_FR.c.id == sa.bindparam("p_id"), _FR.c.state_type == StateType.SCHEDULED.value)
+    .values(
+        state_type=StateType.PENDING.value,
+        state_name="Pending",
+        state_message=sa.bindparam("p_message", type_=sa.Text()),
+        state_timestamp=sa.bindparam("p_timestamp", type_=t.UTCDateTime()),
+        state_data=None,
+        worker_name=sa.bindparam("p_worker", type_=sa.String()),
+    )
+    .returning(*_FR.c)
+)
+
+
+def _claim_history(row: sa.Row[Any]) -> dict[str, Any]:
+    return {
+        "flow_run_id": row.id,
+        "task_run_id": None,
+        "type": row.state_type,
+        "name": row.state_name,
+        "message": row.state_message,
+        "timestamp": row.state_timestamp,
+        "data": {},
+    }
+
+
+class TaskRunsMixin(_TransitionMixin):
+    """Task runs: the engine's hot path."""
+
+    def create_task_run(
+        self,
+        flow_run_id: str,
+        task_key: str,
+        name: str,
+        *,
+        dynamic_key: str = "0",
+        cache_key: str | None = None,
+        states: Sequence[State] = (),
+        id: str | None = None,  # noqa: A002 - the interface's name
+    ) -> TaskRun:
+        states = states or (State(type=StateType.PENDING),)
+        run_id = id or new_id()
+        values = {
+            "id": run_id,
+            "flow_run_id": flow_run_id,
+            "task_key": task_key,
+            "name": name,
+            "dynamic_key": dynamic_key,
+            "cache_key": cache_key,
+            "created": utcnow(),
+            **tr.initial_columns(states),
+        }
+        try:
+            with self._write() as conn:
+                conn.execute(_INSERT_TASK_RUN, values)
+                conn.execute(_INSERT_STATES, tr.history_rows(states, task_run_id=run_id))
+        except sa.exc.IntegrityError as exc:
+            self.read_flow_run(flow_run_id)  # raises ObjectNotFound for an unknown flow run
+            raise ObjectAlreadyExists(f"A task run with id {run_id!r} already exists.") from exc
+        return TaskRun(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
+
+    def read_task_run(self, task_run_id: str) -> TaskRun:
+        with self._read() as conn:
+            row = conn.execute(sa.select(_TR).where(_TR.c.id == task_run_id)).first()
+        if row is None:
+            raise ObjectNotFound(f"No task run with id {task_run_id!r}.", kind="task run", name=task_run_id)
+        return task_run_from_row(row)
+
+    def read_task_runs(self, flow_run_id: str) -> list[TaskRun]:
+        query = sa.select(_TR).where(_TR.c.flow_run_id == flow_run_id).order_by(_TR.c.created, _TR.c.id)
+        with self._read() as conn:
+            return [task_run_from_row(r) for r in conn.execute(query)]
+
+    def set_task_run_state(self, task_run_id: str, state: State, *, force: bool = False) -> TaskRun:
+        return task_run_from_row(self._transition(_TR, task_run_id, state, force))
+
+    def read_task_run_states(self, task_run_id: str) -> list[State]:
+        return self._read_history(_ST.c.task_run_id, task_run_id, "task run", _TR)

@@ -1,0 +1,166 @@
+"""The embedded Orchestrator: one class with the SQL both dialects share, and a subclass per
+dialect that overrides a few hooks (engine creation and pragmas, row locking), DBOS-style.
+
+    store = Orchestrator.create()                      # settings' URL (SQLite under FLEETFLOW_HOME)
+    store = Orchestrator.create("postgresql+psycopg://user@host/db")
+
+``create`` migrates the schema (cheap when current) before returning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..exceptions import ConfigurationError
+from ..settings import get_settings
+from . import migrations
+from .base import StoreBase
+from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
+from .runs import FlowRunsMixin, TaskRunsMixin
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def _json_default(value: Any) -> Any:
+    """Let JSON columns hold the values flows commonly put in parameters and state data."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (uuid.UUID, Path)):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable; store a reference to it instead")
+
+
+def json_dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default)
+
+
+class Orchestrator(
+    FlowRunsMixin, TaskRunsMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin, StoreBase
+):
+    """The state store, implementing :class:`~fleetflow.orchestrator.OrchestratorAPI`.
+
+    Build it with :meth:`create`, which picks the dialect subclass from the URL. Instances are
+    thread-safe (every method checks out its own pooled connection) and should be shared.
+    """
+
+    @classmethod
+    def create(cls, url: str | None = None, *, migrate: bool = True) -> Orchestrator:
+        """An Orchestrator on ``url`` (default: the settings' store), migrated unless told not to."""
+        url = url or get_settings().resolved_database_url()
+        parsed = sa.make_url(url)
+        backend = parsed.get_backend_name()
+        subclass = {"sqlite": SQLiteOrchestrator, "postgresql": PostgresOrchestrator, "postgres": PostgresOrchestrator}.get(backend)
+        if subclass is None:
+            raise ConfigurationError(
+                f"Unsupported state store URL {parsed.render_as_string(hide_password=True)!r}: use "
+                "sqlite:///path/to/fleetflow.db or postgresql+psycopg://user:password@host/db.",
+                field="database_url",
+            )
+        store = subclass(subclass.create_engine(parsed))
+        if migrate:
+            migrations.migrate(store.engine)
+        return store
+
+    @classmethod
+    def create_engine(cls, url: sa.URL) -> sa.Engine:
+        """The dialect's engine, with its connection settings (hook)."""
+        raise NotImplementedError
+
+
+class SQLiteOrchestrator(Orchestrator):
+    """SQLite: WAL (readers never block the writer), ``synchronous=NORMAL`` (durable at
+    checkpoints, fast commits), foreign keys on, a long ``busy_timeout``, and write
+    transactions begun with ``BEGIN IMMEDIATE``.
+
+    Why IMMEDIATE: a deferred transaction that reads and then writes must upgrade its lock; if
+    another process wrote meanwhile, SQLite fails at once with "database is locked" instead of
+    waiting. Taking the write lock at BEGIN makes writers queue on ``busy_timeout`` instead.
+    pysqlite's own transaction handling is switched off (``isolation_level = None``) and BEGIN
+    is emitted by us -- SQLAlchemy's documented recipe for pysqlite.
+    Reads run as autocommit statements (no BEGIN at all), which in WAL mode never wait.
+    """
+
+    dialect_name = "sqlite"
+
+    @classmethod
+    def create_engine(cls, url: sa.URL) -> sa.Engine:
+        database = url.database or ""
+        if database in ("", ":memory:") or "mode=memory" in str(url):
+            raise ConfigurationError(
+                "An in-memory SQLite store cannot be shared between threads and processes; use a file "
+                "(sqlite:////tmp/x.db) or fleetflow.testing.temporary_store().",
+                field="database_url",
+            )
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise ConfigurationError(
+                f"SQLite {sqlite3.sqlite_version} is too old for the fleetflow store (needs 3.35+ for RETURNING); "
+                "use a Python built with a newer SQLite, or PostgreSQL.",
+                field="database_url",
+            )
+        if not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            poolclass=sa.pool.QueuePool,
+            pool_size=8,
+            max_overflow=64,
+            json_serializer=json_dumps,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+
+    def _insert(self, table: sa.Table) -> Any:
+        return sqlite.insert(table)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see SQLiteOrchestrator)
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    if conn.get_execution_options().get(migrations.WRITE_OPTION):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class PostgresOrchestrator(Orchestrator):
+    """PostgreSQL through psycopg 3: READ COMMITTED, ``pool_pre_ping`` (survives server
+    restarts and idle-connection reaping), and ``FOR UPDATE SKIP LOCKED`` on claims."""
+
+    dialect_name = "postgresql"
+
+    @classmethod
+    def create_engine(cls, url: sa.URL) -> sa.Engine:
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20, json_serializer=json_dumps)
+
+    def _insert(self, table: sa.Table) -> Any:
+        return postgresql.insert(table)
+
+    def _lock_claim_candidates(self, select: sa.Select[Any]) -> sa.Select[Any]:
+        return select.with_for_update(skip_locked=True)

@@ -1,0 +1,251 @@
+"""The state store's tables, as SQLAlchemy Core (no ORM: the hot paths build plain statements).
+
+This module describes the *current* schema. ``migrations.py`` is what creates and upgrades a
+database; a test checks that a freshly migrated database has exactly these tables and columns.
+
+Conventions:
+
+* ids of runs, blocks, deployments and pools are UUID strings; logs and state-history rows use
+  integer autoincrement ids, so ``ORDER BY id`` is insertion order.
+* every timestamp column is :class:`UTCDateTime`: timezone-aware UTC datetimes in Python on both
+  SQLite (stored as naive UTC text, which sorts correctly) and PostgreSQL (``timestamptz``).
+* JSON columns are ``JSON`` on SQLite and ``JSONB`` on PostgreSQL.
+* ``flow_runs`` and ``task_runs`` keep their current state denormalised (``state_*`` columns) so
+  reading a run needs no join; ``states`` holds the full history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+UTC = dt.timezone.utc
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A datetime that is always timezone-aware UTC in Python, whatever the dialect stores.
+
+    Naive datetimes handed in are taken to be UTC already (that is what ``datetime.utcnow()``
+    users mean); aware ones are converted. SQLite gets naive UTC so string comparison orders
+    correctly.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        elif value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def json_type() -> sa.types.TypeEngine[Any]:
+    """JSON (SQLite) / JSONB (PostgreSQL); Python ``None`` is stored as SQL NULL."""
+    return sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def _id() -> sa.Column[str]:
+    return sa.Column("id", sa.String(36), primary_key=True)
+
+
+def _int_id() -> sa.Column[int]:
+    # BIGINT on PostgreSQL; plain INTEGER on SQLite so the column aliases the rowid.
+    return sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True)
+
+
+def _created() -> sa.Column[dt.datetime]:
+    return sa.Column("created", UTCDateTime(), nullable=False)
+
+
+def _state_columns() -> list[sa.Column[Any]]:
+    """The denormalised current state plus the timing counters both run tables share."""
+    return [
+        sa.Column("state_type", sa.String(16)),
+        sa.Column("state_name", sa.String(64)),
+        sa.Column("state_message", sa.Text()),
+        sa.Column("state_timestamp", UTCDateTime()),
+        sa.Column("state_data", json_type()),
+        sa.Column("start_time", UTCDateTime()),
+        sa.Column("end_time", UTCDateTime()),
+        sa.Column("run_count", sa.Integer(), nullable=False, server_default="0"),
+    ]
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", UTCDateTime(), nullable=False),
+)
+
+flow_runs = sa.Table(
+    "flow_runs",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("flow_name", sa.String(200), nullable=False),
+    *_state_columns(),
+    sa.Column("parameters", json_type(), nullable=False),
+    sa.Column("tags", json_type(), nullable=False),
+    # Soft links (no foreign keys): deleting a deployment or a parent keeps the history of runs.
+    sa.Column("parent_task_run_id", sa.String(36)),
+    sa.Column("parent_flow_run_id", sa.String(36)),
+    sa.Column("deployment_id", sa.String(36)),
+    sa.Column("work_pool_name", sa.String(200)),
+    sa.Column("idempotency_key", sa.String(500)),
+    sa.Column("infra_overrides", json_type(), nullable=False),
+    sa.Column("infrastructure_pid", sa.String(500)),
+    sa.Column("infrastructure", json_type(), nullable=False),
+    sa.Column("worker_name", sa.String(200)),
+    sa.Column("expected_start_time", UTCDateTime()),
+    _created(),
+    sa.UniqueConstraint("deployment_id", "idempotency_key"),
+    # Workers' claim query: SCHEDULED runs of one pool, due first.
+    sa.Index(None, "work_pool_name", "state_type", "expected_start_time"),
+    sa.Index(None, "parent_flow_run_id"),
+    sa.Index(None, "parent_task_run_id"),
+    sa.Index(None, "deployment_id"),
+    sa.Index(None, "created"),
+)
+
+task_runs = sa.Table(
+    "task_runs",
+    metadata,
+    _id(),
+    sa.Column("flow_run_id", sa.String(36), sa.ForeignKey("flow_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("task_key", sa.String(500), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("dynamic_key", sa.String(200), nullable=False),
+    sa.Column("cache_key", sa.String(500)),
+    *_state_columns(),
+    _created(),
+    sa.Index(None, "flow_run_id"),
+)
+
+states = sa.Table(
+    "states",
+    metadata,
+    _int_id(),
+    # Exactly one of the two run ids is set: a row is either a flow run's or a task run's history.
+    sa.Column("flow_run_id", sa.String(36), sa.ForeignKey("flow_runs.id", ondelete="CASCADE")),
+    sa.Column("task_run_id", sa.String(36), sa.ForeignKey("task_runs.id", ondelete="CASCADE")),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text()),
+    sa.Column("timestamp", UTCDateTime(), nullable=False),
+    sa.Column("data", json_type()),
+    sa.Index(None, "flow_run_id"),
+    sa.Index(None, "task_run_id"),
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    _int_id(),
+    # No foreign keys: log shipping must never fail because of ordering between processes.
+    sa.Column("flow_run_id", sa.String(36)),
+    sa.Column("task_run_id", sa.String(36)),
+    sa.Column("level", sa.Integer(), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("timestamp", UTCDateTime(), nullable=False),
+    sa.Index(None, "flow_run_id", "id"),
+    sa.Index(None, "task_run_id", "id"),
+)
+
+task_cache = sa.Table(
+    "task_cache",
+    metadata,
+    sa.Column("cache_key", sa.String(500), primary_key=True),
+    sa.Column("result", json_type(), nullable=False),
+    sa.Column("expiration", UTCDateTime()),
+    _created(),
+)
+
+block_documents = sa.Table(
+    "block_documents",
+    metadata,
+    _id(),
+    sa.Column("block_type", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("schema_version", sa.Integer(), nullable=False),
+    sa.Column("data", json_type(), nullable=False),
+    _created(),
+    sa.Column("updated", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("block_type", "name"),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("flow_name", sa.String(200), nullable=False),
+    sa.Column("entrypoint", sa.String(1000), nullable=False),
+    sa.Column("path", sa.String(1000)),
+    sa.Column("storage_block", sa.String(500)),
+    sa.Column("bundle_digest", sa.String(128)),
+    sa.Column("infrastructure_block", sa.String(500)),
+    sa.Column("infrastructure", json_type(), nullable=False),
+    sa.Column("infra_overrides", json_type(), nullable=False),
+    sa.Column("parameters", json_type(), nullable=False),
+    sa.Column("parameter_schema", json_type(), nullable=False),
+    sa.Column("work_pool_name", sa.String(200)),
+    sa.Column("tags", json_type(), nullable=False),
+    sa.Column("description", sa.Text()),
+    sa.Column("version", sa.String(200)),
+    sa.Column("schedule", json_type()),
+    _created(),
+    sa.Column("updated", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("flow_name", "name"),
+    sa.Index(None, "work_pool_name"),
+)
+
+work_pools = sa.Table(
+    "work_pools",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("infrastructure_block", sa.String(500)),
+    sa.Column("description", sa.Text()),
+    sa.Column("concurrency_limit", sa.Integer()),
+    _created(),
+    sa.Column("last_polled", UTCDateTime()),  # added in migration 2
+    sa.UniqueConstraint("name"),
+)
+
+# Added in migration 2.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("work_pool_name", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("hostname", sa.String(500)),
+    sa.Column("pid", sa.Integer()),
+    sa.Column("last_heartbeat", UTCDateTime(), nullable=False),
+)

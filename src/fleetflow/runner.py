@@ -1,0 +1,114 @@
+"""What runs inside a launched process or container: ``python -m fleetflow.runner <flow-run-id>``.
+
+Read the run and its deployment, fetch the code bundle (one object, digest verified, cached),
+import the entrypoint, run the flow with the run's parameters, and report. A fetch failure
+CRASHes the run, an import failure FAILs it, both with the reason; out-of-memory CRASHes it
+with the limit and exits with a code the worker recognises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import states as st
+from .exceptions import FleetflowError, InvalidStateTransition
+
+EXIT_OK, EXIT_FAILED, EXIT_CRASHED = 0, 1, 2
+EXIT_OUT_OF_MEMORY = 86  # the worker reports this exit code as out-of-memory
+
+
+def load_flow_from_entrypoint(entrypoint: str, root: Path) -> Any:
+    """Import ``'path/to/file.py:function'`` relative to ``root`` and return the Flow object."""
+    from .flows import Flow
+
+    if ":" not in entrypoint:
+        raise FleetflowError(f"entrypoint {entrypoint!r} must look like 'path/to/file.py:flow_function'")
+    file_part, attr = entrypoint.rsplit(":", 1)
+    path = (root / file_part).resolve()
+    if not path.is_file():
+        raise FleetflowError(f"entrypoint file {file_part!r} not found in {root}")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    module_name = path.stem if path.parent == root else f"fleetflow_entry_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    obj = getattr(module, attr, None)
+    if not isinstance(obj, Flow):
+        raise FleetflowError(f"{entrypoint!r}: {attr!r} is not a @flow (found {type(obj).__name__})")
+    return obj
+
+
+def code_root(client: Any, deployment: Any) -> Path:
+    """The folder holding the deployment's code: a fetched bundle or a local path (serve)."""
+    from .blocks import Block
+    from .bundles import fetch_bundle
+    from .settings import get_settings
+
+    if deployment.bundle_digest and deployment.storage_block:
+        storage = Block.load(deployment.storage_block, client=client)
+        root = fetch_bundle(deployment.bundle_digest, storage, get_settings().resolved_bundle_cache_dir())
+    elif deployment.path:
+        root = Path(deployment.path)
+    else:
+        raise FleetflowError(f"deployment {deployment.full_name!r} has neither a code bundle nor a path")
+    return (root / deployment.path).resolve() if deployment.bundle_digest and deployment.path else root.resolve()
+
+
+def _mark(client: Any, flow_run_id: str, state: st.State) -> None:
+    try:
+        client.set_flow_run_state(flow_run_id, state)
+    except InvalidStateTransition:
+        pass
+
+
+def run(flow_run_id: str) -> int:
+    """Execute one flow run; returns the process exit code."""
+    from .client import get_client
+    from .engine.flow_engine import FlowRunEngine
+
+    client = get_client()
+    flow_run = client.read_flow_run(flow_run_id)
+    deployment = client.read_deployment(flow_run.deployment_id)
+    try:
+        root = code_root(client, deployment)
+    except Exception as exc:
+        _mark(client, flow_run_id, st.Crashed(message=f"could not fetch the code: {type(exc).__name__}: {exc}"))
+        return EXIT_CRASHED
+    try:
+        os.chdir(root)
+        flow = load_flow_from_entrypoint(deployment.entrypoint, root)
+    except Exception as exc:
+        _mark(client, flow_run_id, st.Failed(message=f"could not import {deployment.entrypoint}: {type(exc).__name__}: {exc}"))
+        return EXIT_FAILED
+    parameters = {**deployment.parameters, **flow_run.parameters}
+    engine = FlowRunEngine(flow, parameters, client, flow_run=flow_run)
+    try:
+        if flow.is_async:
+            asyncio.run(engine.run_async())
+        else:
+            engine.run_sync()
+    except MemoryError:
+        return EXIT_OUT_OF_MEMORY
+    except BaseException:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    flow_run_id = args[0] if args else os.environ.get("FLEETFLOW_FLOW_RUN_ID")
+    if not flow_run_id:
+        print("usage: python -m fleetflow.runner <flow-run-id>", file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(run(flow_run_id))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Settings, read from ``FLEETFLOW_*`` environment variables.
+
+Every setting has a default that works on a laptop with nothing configured: the store is a
+SQLite file under ``FLEETFLOW_HOME``. Teams point ``FLEETFLOW_DATABASE_URL`` at PostgreSQL or
+``FLEETFLOW_API_URL`` at a server without touching code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All knobs, with defaults and descriptions (``fleetflow config`` prints them)."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEETFLOW_", extra="ignore")
+
+    home: Path = Field(
+        default=Path("~/.fleetflow"), description="Folder for the SQLite store, results, keys and caches."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the state store; default is sqlite at HOME/fleetflow.db. "
+        "Use postgresql+psycopg://user:pw@host/db for teams.",
+    )
+    api_url: str | None = Field(
+        default=None, description="URL of a fleetflow server; when set, clients talk HTTP instead of SQL."
+    )
+    api_key: SecretStr | None = Field(default=None, description="API key sent to the fleetflow server.")
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key for secret block fields; default is a key generated at HOME/encryption.key (0600).",
+    )
+    results_dir: Path | None = Field(
+        default=None, description="Where results are persisted by default; default HOME/results."
+    )
+    logging_level: str = Field(default="INFO", description="Level of run loggers.")
+    log_flush_interval: float = Field(
+        default=0.5, description="Seconds between batched writes of run logs to the store."
+    )
+    worker_poll_interval: float = Field(
+        default=0.1, description="Seconds between a worker's claims of scheduled runs on the local path."
+    )
+    worker_heartbeat_interval: float = Field(default=5.0, description="Seconds between worker heartbeats.")
+    run_deployment_poll_interval: float = Field(
+        default=0.05, description="Seconds between state checks while run_deployment waits for a child."
+    )
+    bundle_cache_dir: Path | None = Field(
+        default=None, description="Where fetched code bundles are extracted; default HOME/bundles."
+    )
+
+    def resolved_home(self) -> Path:
+        """HOME expanded and created."""
+        home = self.home.expanduser()
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+    def resolved_database_url(self) -> str:
+        """The store URL, defaulting to the SQLite file under HOME."""
+        return self.database_url or f"sqlite:///{self.resolved_home() / 'fleetflow.db'}"
+
+    def resolved_results_dir(self) -> Path:
+        return (self.results_dir or self.resolved_home() / "results").expanduser()
+
+    def resolved_bundle_cache_dir(self) -> Path:
+        return (self.bundle_cache_dir or self.resolved_home() / "bundles").expanduser()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; :func:`reset_settings` re-reads the environment."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings so the next :func:`get_settings` re-reads the environment."""
+    get_settings.cache_clear()
