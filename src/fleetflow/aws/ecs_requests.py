@@ -556,7 +556,10 @@ def build_run_task_request(
     """
     _check_token("client_token", client_token, MAX_CLIENT_TOKEN_CHARS)
     _check_token("started_by", started_by, MAX_STARTED_BY_CHARS)
-    run_tags = {"fleetflow:flow-run-id": str(flow_run_id), **(block.labels or {}), **(tags or {})}
+    # Block tags normally ride on the task definition (propagateTags); a user's registered
+    # definition does not carry them, so they go on the task directly.
+    block_tags = (block.tags or {}) if block.task_definition_arn else {}
+    run_tags = {"fleetflow:flow-run-id": str(flow_run_id), **block_tags, **(block.labels or {}), **(tags or {})}
     request: dict[str, Any] = {
         "taskDefinition": task_definition_arn,
         "overrides": build_overrides(block, env=env, command=command),

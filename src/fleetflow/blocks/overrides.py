@@ -12,11 +12,12 @@ Generic over pydantic models: used for ``ECSTask``, ``Process`` and any future b
 from __future__ import annotations
 
 import difflib
+import typing
 from typing import Any, Mapping
 
 import pydantic
 
-from ..exceptions import ConfigurationError, InvalidOverrideError
+from ..exceptions import ConfigurationError, FleetflowError, InvalidOverrideError
 
 
 def apply_overrides(model: pydantic.BaseModel, overrides: Mapping[str, Any] | None) -> pydantic.BaseModel:
@@ -60,16 +61,33 @@ def _set_path(model: pydantic.BaseModel, data: dict[str, Any], path: str, value:
         data[name] = value
         return
     current = data[name]
+    if current is None:
+        current = _empty_container(type(model).model_fields[name].annotation)
     if isinstance(current, pydantic.BaseModel):
         data[name] = _nested(current, rest, value, full)
-    elif current is None or isinstance(current, Mapping):
-        data[name] = {**(current or {}), rest: value}
+    elif isinstance(current, Mapping):
+        data[name] = {**current, rest: value}
     else:
         raise InvalidOverrideError(
             f"override {prefix}{path!r}: {full!r} is a {type(current).__name__}, not a mapping; "
             f"override it whole with the key {full!r}",
             field=full,
         )
+
+
+def _empty_container(annotation: Any) -> Any:
+    """For a dot path into a field that is None: a default nested model or an empty dict,
+    when the field's type allows one (``AwsCredentials | None``, ``dict | None``)."""
+    for option in typing.get_args(annotation) or (annotation,):
+        origin = typing.get_origin(option) or option
+        if isinstance(origin, type) and issubclass(origin, pydantic.BaseModel):
+            try:
+                return origin()
+            except (pydantic.ValidationError, FleetflowError):
+                return {}
+        if isinstance(origin, type) and issubclass(origin, Mapping):
+            return {}
+    return None
 
 
 def _nested(current: pydantic.BaseModel, rest: str, value: Any, full: str) -> pydantic.BaseModel:
@@ -81,7 +99,7 @@ def _nested(current: pydantic.BaseModel, rest: str, value: Any, full: str) -> py
 def _revalidate(model: pydantic.BaseModel, data: dict[str, Any], overrides: Mapping[str, Any]) -> pydantic.BaseModel:
     """Build the merged model through every validator; name the override that broke it."""
     try:
-        return type(model).model_validate(data)
+        return _validate_fields(type(model), data)
     except pydantic.ValidationError as exc:
         raise InvalidOverrideError(_describe_validation_error(model, exc, overrides), field=_first_loc(exc)) from exc
     except ConfigurationError as exc:
@@ -97,6 +115,14 @@ _SECRET_HINTS = ("secret", "password", "token", "key")
 def _shown(loc: str, value: Any) -> str:
     """The rejected value for the message, unless the field name suggests it is a secret."""
     return "********" if any(h in loc.lower() for h in _SECRET_HINTS) else repr(value)
+
+
+def _validate_fields(cls: type[pydantic.BaseModel], data: dict[str, Any]) -> pydantic.BaseModel:
+    """Validate into a fresh instance without the class's ``__init__``, which (for blocks)
+    flattens pydantic's structured errors into one message; we want each error's field."""
+    instance = cls.__new__(cls)
+    cls.__pydantic_validator__.validate_python(data, self_instance=instance)
+    return instance
 
 
 def _first_loc(exc: pydantic.ValidationError) -> str | None:

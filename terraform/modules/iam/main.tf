@@ -14,6 +14,12 @@ locals {
   bundles_arn = "${var.bucket_arn}/${trim(var.bundles_prefix, "/")}/*"
   results_arn = "${var.bucket_arn}/${trim(var.results_prefix, "/")}/*"
 
+  # Role ARNs built from inputs rather than read from the roles: the policy documents are then
+  # known at plan time (reviewable in the plan, testable offline) and never wait on IAM.
+  role_arn_prefix    = "arn:${local.partition}:iam::${local.account_id}:role${var.path}${var.name}"
+  execution_role_arn = "${local.role_arn_prefix}-execution"
+  task_role_arn      = "${local.role_arn_prefix}-task"
+
   ecr_repository_arns = coalesce(var.ecr_repository_arns, ["arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/*"])
 }
 
@@ -88,7 +94,7 @@ data "aws_iam_policy_document" "launch" {
   statement {
     sid       = "PassOnlyTheFlowRoles"
     actions   = ["iam:PassRole"]
-    resources = [aws_iam_role.task.arn, aws_iam_role.execution.arn]
+    resources = [local.task_role_arn, local.execution_role_arn]
 
     condition {
       test     = "StringEquals"

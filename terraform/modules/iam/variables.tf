@@ -72,9 +72,14 @@ variable "ecr_repository_arns" {
 }
 
 variable "path" {
-  description = "IAM path of the roles."
+  description = "IAM path of the roles; starts and ends with a slash."
   type        = string
   default     = "/"
+
+  validation {
+    condition     = can(regex("^/(.*/)?$", var.path))
+    error_message = "The path must start and end with a slash, e.g. / or /fleetflow/."
+  }
 }
 
 variable "permissions_boundary_arn" {

@@ -1,0 +1,10 @@
+"""Everything AWS: ECS tasks, credentials and S3 (``prefect_aws`` -> ``fleetflow.aws``).
+
+Curated exports; importing this package must not import boto3 (the launcher and S3 helpers
+import it lazily), so ``ECSTask(...).preview()`` works without the ``aws`` extra.
+"""
+
+from .credentials import AwsCredentials
+from .ecs import ECSTask, validate_ecs_task
+
+__all__ = ["AwsCredentials", "ECSTask", "validate_ecs_task"]

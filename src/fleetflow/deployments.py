@@ -1,0 +1,222 @@
+"""Deployments: a flow packaged to run elsewhere, and ``run_deployment`` to launch one.
+
+``Deployment.build_from_flow(...).apply()`` packs the project into one content-addressed
+bundle, uploads it to the storage block (skipped when the digest is already there), checks
+the default parameters and the ``infra_overrides`` against the flow and the infrastructure
+block, and records the deployment. ``run_deployment`` creates a SCHEDULED run in the
+deployment's pool, linked to the calling run, and waits for it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from .blocks import Block
+from .exceptions import ConfigurationError, InvalidNameError, ObjectNotFound
+from .orchestrator import schemas
+
+DEFAULT_POOL = "default"
+DEFAULT_STORAGE = "local-file-system/default"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_deployment_name(name: str) -> str:
+    if not _NAME_RE.match(name or "") or "/" in name:
+        raise InvalidNameError(
+            f"invalid deployment name {name!r}: use 1-100 letters, digits, '-', '_' or '.', "
+            "no '/' (the full name is 'flow-name/deployment-name')",
+            field="name",
+        )
+    return name
+
+
+def block_ref(block: Block | None) -> str | None:
+    """'slug/name' of a saved block; None for an unsaved one."""
+    if block is None or block._block_document_name is None:
+        return None
+    return f"{block.get_block_type_slug()}/{block._block_document_name}"
+
+
+def default_storage(client: Any) -> Block:
+    """The embedded default: a LocalFileSystem under FLEETFLOW_HOME/storage, saved once."""
+    from .filesystems import LocalFileSystem
+    from .settings import get_settings
+
+    try:
+        return Block.load(DEFAULT_STORAGE, client=client)
+    except ObjectNotFound:
+        storage = LocalFileSystem(basepath=str(get_settings().resolved_home() / "storage"))
+        storage.save(DEFAULT_STORAGE.split("/")[1], overwrite=True, client=client)
+        return storage
+
+
+class Deployment(BaseModel):
+    """What a deployment will be once applied (Prefect's ``Deployment`` builder)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    name: str = Field(description="Deployment name; the full name is 'flow-name/name'.")
+    flow_name: str = Field(description="Name of the flow.")
+    entrypoint: str = Field(description="'relative/path.py:function' inside the project.")
+    path: str | None = Field(default=None, description="Project root to bundle (default: the current directory).")
+    work_pool_name: str = Field(default=DEFAULT_POOL, description="Pool whose workers launch the runs.")
+    work_queue_name: str | None = Field(default=None, description="Prefect 2 alias of work_pool_name.")
+    infrastructure: Any = Field(default=None, description="Infrastructure block (saved or inline); default: the pool's.")
+    storage: Any = Field(default=None, description="Storage block for the code bundle; default LocalFileSystem.")
+    infra_overrides: dict[str, Any] = Field(default_factory=dict, description="Dot-path overrides, e.g. {'cpu': 512}.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Default parameters.")
+    tags: list[str] = Field(default_factory=list)
+    description: str | None = None
+    version: str | None = None
+    schedule: dict[str, Any] | None = Field(default=None, description="{'cron': '0 * * * *', 'timezone': 'UTC'} or {'interval': 3600}.")
+    flow: Any = Field(default=None, exclude=True, description="The Flow object, when built from one.")
+
+    @classmethod
+    def build_from_flow(cls, flow: Any, name: str, *, apply: bool = False, **kwargs: Any) -> "Deployment":
+        """Describe a deployment of ``flow``; with ``apply=True`` also apply it."""
+        root = Path(kwargs.pop("path", None) or os.getcwd()).resolve()
+        entrypoint = kwargs.pop("entrypoint", None) or _entrypoint_of(flow, root)
+        deployment = cls(name=check_deployment_name(name), flow_name=flow.name, entrypoint=entrypoint,
+                         path=str(root), flow=flow, **kwargs)
+        if apply:
+            deployment.apply()
+        return deployment
+
+    # ---- checks -----------------------------------------------------------------------
+    def load_flow(self) -> Any:
+        if self.flow is None:
+            from .runner import load_flow_from_entrypoint
+
+            self.flow = load_flow_from_entrypoint(self.entrypoint, Path(self.path or os.getcwd()).resolve())
+        return self.flow
+
+    def _infrastructure_block(self, client: Any) -> Block:
+        if self.infrastructure is not None:
+            return self.infrastructure
+        pool = ensure_work_pool(client, self.pool_name)
+        return load_pool_infrastructure(client, pool)
+
+    @property
+    def pool_name(self) -> str:
+        return self.work_queue_name or self.work_pool_name
+
+    def validate_all(self, client: Any) -> dict[str, Any]:
+        """Parameters against the flow signature, overrides against the block: before any upload."""
+        from .blocks.overrides import apply_overrides
+        from .engine.parameters import parameters_for_storage
+
+        check_deployment_name(self.name)
+        flow = self.load_flow()
+        flow.validate_parameters(dict(self.parameters))  # raises ParameterValidationError
+        apply_overrides(self._infrastructure_block(client), self.infra_overrides)
+        if self.schedule:
+            from .scheduler import next_slots
+
+            next_slots(self.schedule, count=1)  # raises on a bad cron / interval
+        return parameters_for_storage(self.parameters)
+
+    # ---- apply ------------------------------------------------------------------------
+    def apply(self, *, upload: bool = True, client: Any = None, progress: Any = None) -> str:
+        """Validate, upload the bundle, record the deployment; returns its id."""
+        from .bundles import build_bundle, upload_bundle
+        from .client import get_client
+
+        client = client or get_client()
+        parameters = self.validate_all(client)
+        storage = self.storage or default_storage(client)
+        if block_ref(storage) is None:
+            raise ConfigurationError("save the storage block first, e.g. storage.save('my-storage'), then pass it", field="storage")
+        digest = None
+        if upload:
+            bundle = build_bundle(Path(self.path or os.getcwd()))
+            upload_bundle(bundle, storage, progress=progress)
+            digest = bundle.digest
+        record = schemas.Deployment(
+            id="", name=self.name, flow_name=self.flow_name, entrypoint=self.entrypoint,
+            path=None if upload else self.path, storage_block=block_ref(storage) if upload else None,
+            bundle_digest=digest, work_pool_name=self.pool_name, infra_overrides=self.infra_overrides,
+            infrastructure_block=block_ref(self.infrastructure), infrastructure=_inline_infra(self.infrastructure),
+            parameters=parameters, parameter_schema=self.flow.parameter_schema(), tags=self.tags,
+            description=self.description or self.flow.description, version=self.version, schedule=self.schedule,
+        )
+        return client.upsert_deployment(record).id
+
+    # ---- YAML -------------------------------------------------------------------------
+    def to_yaml(self, path: str | Path) -> None:
+        data = self.model_dump(exclude={"flow", "infrastructure", "storage"}, exclude_none=True)
+        data["infrastructure"] = block_ref(self.infrastructure) if self.infrastructure is not None else None
+        data["storage"] = block_ref(self.storage) if self.storage is not None else None
+        Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+
+    @classmethod
+    def load_yaml(cls, path: str | Path, client: Any = None) -> "Deployment":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        for key in ("infrastructure", "storage"):
+            if data.get(key):
+                data[key] = Block.load(data[key], client=client)
+        return cls(**data)
+
+
+def _entrypoint_of(flow: Any, root: Path) -> str:
+    file = Path(inspect.getfile(flow.fn)).resolve()
+    try:
+        rel = file.relative_to(root)
+    except ValueError:
+        raise ConfigurationError(f"flow file {file} is outside the project path {root}; pass path= to the project root", field="path") from None
+    return f"{rel.as_posix()}:{flow.fn.__name__}"
+
+
+def _inline_infra(block: Block | None) -> dict[str, Any]:
+    if block is None or block_ref(block) is not None:
+        return {}
+    return {"type": block.get_block_type_slug(), "data": block.to_document_data()}
+
+
+def ensure_work_pool(client: Any, name: str, type: str = "process") -> schemas.WorkPool:
+    """Read a pool, creating a process pool on first use (the embedded default)."""
+    try:
+        return client.read_work_pool(name)
+    except ObjectNotFound:
+        return client.create_work_pool(schemas.WorkPool(id="", name=name, type=type))
+
+
+def load_pool_infrastructure(client: Any, pool: schemas.WorkPool) -> Block:
+    """The pool's default infrastructure block, or a plain Process for process pools."""
+    if pool.infrastructure_block:
+        return Block.load(pool.infrastructure_block, client=client)
+    if pool.type != "process":
+        raise ConfigurationError(
+            f"work pool {pool.name!r} ({pool.type}) has no infrastructure block; "
+            f"recreate it with --infrastructure-block", field="infrastructure_block",
+        )
+    from .infrastructure import Process
+
+    return Process()
+
+
+def resolve_infrastructure(client: Any, deployment: schemas.Deployment, flow_run: schemas.FlowRun) -> Block:
+    """Block for a run: deployment's (saved or inline) or the pool's, with overrides merged."""
+    from .blocks.base import get_block_class
+    from .blocks.overrides import apply_overrides
+
+    if deployment.infrastructure_block:
+        block = Block.load(deployment.infrastructure_block, client=client)
+    elif deployment.infrastructure:
+        cls = get_block_class(deployment.infrastructure["type"])
+        block = cls.from_document_data(deployment.infrastructure["data"])
+    else:
+        block = load_pool_infrastructure(client, client.read_work_pool(flow_run.work_pool_name or deployment.work_pool_name))
+    merged = apply_overrides(block, deployment.infra_overrides)
+    return apply_overrides(merged, flow_run.infra_overrides)
+
+
+from .run_deployments import run_deployment, run_deployments  # noqa: E402  (public re-export)
+
+__all__ = ["Deployment", "run_deployment", "run_deployments", "ensure_work_pool", "resolve_infrastructure"]

@@ -1,0 +1,227 @@
+"""``run_deployment``: launch a deployment as a (linked) child run and wait for it.
+
+Waiting polls the store every ``FLEETFLOW_RUN_DEPLOYMENT_POLL_INTERVAL`` (50 ms), not every
+5 s. ``run_deployments`` fans out many children and waits for all of them in one loop, with
+no thread per child; in async code ``await asyncio.gather(*[run_deployment(...)...])`` works
+the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import warnings
+from typing import Any, Iterable, Sequence
+
+from . import states as st
+from .exceptions import InvalidStateTransition, ObjectNotFound, ParameterValidationError, RunFailed
+from .orchestrator.schemas import FlowRun
+
+STALE_POOL_SECONDS = 30.0
+_warned_pools: set[str] = set()
+
+
+def _check_parameters(deployment: Any, parameters: dict[str, Any]) -> None:
+    """Unknown / missing names against the stored schema (types are checked by the runner)."""
+    schema = deployment.parameter_schema or {}
+    props = schema.get("properties")
+    if props is None:
+        return
+    unknown = sorted(set(parameters) - set(props))
+    if unknown and not schema.get("additionalProperties"):
+        raise ParameterValidationError(
+            f"{deployment.full_name} got unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(props) or 'none'}",
+            field=unknown[0],
+        )
+    missing = sorted(set(schema.get("required", [])) - set(parameters))
+    if missing:
+        raise ParameterValidationError(f"{deployment.full_name} needs parameter(s) {', '.join(missing)}", field=missing[0])
+
+
+def _warn_if_no_worker(client: Any, pool_name: str | None) -> None:
+    if not pool_name or pool_name in _warned_pools:
+        return
+    try:
+        pool = client.read_work_pool(pool_name)
+    except ObjectNotFound:
+        return
+    age = (st.utcnow() - pool.last_polled).total_seconds() if pool.last_polled else None
+    if age is None or age > STALE_POOL_SECONDS:
+        _warned_pools.add(pool_name)
+        since = f"since {pool.last_polled:%Y-%m-%d %H:%M:%S} UTC" if pool.last_polled else "ever"
+        warnings.warn(
+            f"no worker has polled work pool {pool_name!r} {since}; the run will wait until one starts: "
+            f"`fleetflow worker start --pool {pool_name}`",
+            stacklevel=3,
+        )
+
+
+def create_deployment_run(
+    name: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    tags: Sequence[str] | None = None,
+    idempotency_key: str | None = None,
+    flow_run_name: str | None = None,
+    scheduled_time: dt.datetime | None = None,
+    infra_overrides: dict[str, Any] | None = None,
+    as_subflow: bool = True,
+    client: Any = None,
+) -> tuple[FlowRun, str | None]:
+    """Create the SCHEDULED child run; returns it and the parent's task run id (if linked)."""
+    from .client import get_client
+    from .deployments import resolve_infrastructure
+    from .engine.context import flow_run_ctx
+
+    client = client or get_client()
+    deployment = client.read_deployment_by_name(name) if "/" in name else client.read_deployment(name)
+    params = {**(parameters or {})}
+    _check_parameters(deployment, {**deployment.parameters, **params})
+    parent_task_run_id = None
+    ctx = flow_run_ctx.get() if as_subflow else None
+    if ctx is not None:
+        key = f"run_deployment:{deployment.full_name}"
+        dynamic = ctx.next_dynamic_key(key)
+        idempotency_key = idempotency_key or f"{ctx.flow_run.id}:{key}:{dynamic}"
+        parent_task_run_id = client.create_task_run(
+            ctx.flow_run.id, key, deployment.full_name, dynamic_key=dynamic, states=[st.Pending(), st.Running()]
+        ).id
+    probe = FlowRun(id="", name="", flow_name=deployment.flow_name, work_pool_name=deployment.work_pool_name,
+                    infra_overrides=infra_overrides or {})
+    resolve_infrastructure(client, deployment, probe)  # bad overrides fail here, before a run exists
+    run = client.create_flow_run(
+        deployment.flow_name,
+        state=st.Scheduled(data={"scheduled_time": (scheduled_time or st.utcnow()).isoformat()}),
+        parameters=params, name=flow_run_name, parent_task_run_id=parent_task_run_id,
+        deployment_id=deployment.id, work_pool_name=deployment.work_pool_name,
+        idempotency_key=idempotency_key, infra_overrides=infra_overrides or {},
+        tags=list(tags or deployment.tags), expected_start_time=scheduled_time,
+    )
+    _warn_if_no_worker(client, deployment.work_pool_name)
+    return run, parent_task_run_id
+
+
+def _finish_parent_task(client: Any, parent_task_run_id: str | None, run: FlowRun) -> None:
+    if parent_task_run_id and run.state is not None:
+        try:
+            client.set_task_run_state(parent_task_run_id, run.state.model_copy())
+        except InvalidStateTransition:
+            pass
+
+
+def _outcome(client: Any, run: FlowRun, parent_task_run_id: str | None, raise_on_failure: bool) -> FlowRun:
+    if run.state is not None and run.state.is_final:
+        _finish_parent_task(client, parent_task_run_id, run)
+        if raise_on_failure and not run.state.is_completed():
+            raise RunFailed(
+                f"child flow run {run.name!r} ({run.id}) ended {run.state.type.value}: {run.state.message}",
+                run_id=run.id, state=run.state,
+            )
+    return run
+
+
+def _sync_run_deployment(name: str, parameters: Any, timeout: float | None, poll_interval: float | None,
+                         raise_on_failure: bool, **kwargs: Any) -> FlowRun:
+    from .client import get_client
+    from .settings import get_settings
+
+    client = get_client()
+    run, parent_task = create_deployment_run(name, parameters, client=client, **kwargs)
+    if timeout == 0:
+        return run
+    interval = poll_interval or get_settings().run_deployment_poll_interval
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not (run.state and run.state.is_final) and (deadline is None or time.monotonic() < deadline):
+        time.sleep(interval)
+        run = client.read_flow_run(run.id)
+    return _outcome(client, run, parent_task, raise_on_failure)
+
+
+async def _async_run_deployment(name: str, parameters: Any, timeout: float | None, poll_interval: float | None,
+                                raise_on_failure: bool, **kwargs: Any) -> FlowRun:
+    from .client import get_client
+    from .settings import get_settings
+
+    client = get_client()
+    run, parent_task = create_deployment_run(name, parameters, client=client, **kwargs)
+    if timeout == 0:
+        return run
+    interval = poll_interval or get_settings().run_deployment_poll_interval
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not (run.state and run.state.is_final) and (deadline is None or time.monotonic() < deadline):
+        await asyncio.sleep(interval)
+        run = client.read_flow_run(run.id)
+    return _outcome(client, run, parent_task, raise_on_failure)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+def run_deployment(
+    name: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    poll_interval: float | None = None,
+    tags: Sequence[str] | None = None,
+    idempotency_key: str | None = None,
+    flow_run_name: str | None = None,
+    scheduled_time: dt.datetime | None = None,
+    infra_overrides: dict[str, Any] | None = None,
+    as_subflow: bool = True,
+    raise_on_failure: bool = True,
+) -> Any:
+    """Run ``'flow-name/deployment-name'`` through its work pool and return the FlowRun.
+
+    Inside a flow the child is linked to the calling run. ``timeout=0`` returns at once; a
+    FAILED/CRASHED child raises :class:`RunFailed` unless ``raise_on_failure=False``. Called
+    from a running event loop it returns an awaitable (like Prefect's ``sync_compatible``).
+    """
+    kwargs = dict(tags=tags, idempotency_key=idempotency_key, flow_run_name=flow_run_name,
+                  scheduled_time=scheduled_time, infra_overrides=infra_overrides, as_subflow=as_subflow)
+    if _in_event_loop():
+        return _async_run_deployment(name, parameters, timeout, poll_interval, raise_on_failure, **kwargs)
+    return _sync_run_deployment(name, parameters, timeout, poll_interval, raise_on_failure, **kwargs)
+
+
+def run_deployments(
+    requests: Iterable[tuple[str, dict[str, Any] | None] | dict[str, Any]],
+    *,
+    timeout: float | None = None,
+    raise_on_failure: bool = True,
+) -> list[FlowRun]:
+    """Fan out: create every child first, then wait for all in one polling loop.
+
+    ``requests`` items are ``(name, parameters)`` pairs or dicts of ``run_deployment``
+    keyword arguments (``{"name": ..., "parameters": ..., "infra_overrides": ...}``).
+    """
+    from .client import get_client
+    from .settings import get_settings
+
+    client = get_client()
+    created = []
+    for req in requests:
+        kw = dict(req) if isinstance(req, dict) else {"name": req[0], "parameters": req[1]}
+        created.append(create_deployment_run(kw.pop("name"), kw.pop("parameters", None), client=client, **kw))
+    runs = {run.id: run for run, _ in created}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while any(not (r.state and r.state.is_final) for r in runs.values()):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        time.sleep(get_settings().run_deployment_poll_interval)
+        for rid, r in runs.items():
+            if not (r.state and r.state.is_final):
+                runs[rid] = client.read_flow_run(rid)
+    results = [_outcome(client, runs[run.id], parent, False) for run, parent in created]
+    failed = [r for r in results if r.state and r.state.is_final and not r.state.is_completed()]
+    if raise_on_failure and failed:
+        first = failed[0]
+        raise RunFailed(f"{len(failed)} of {len(results)} child runs failed; first: {first.name!r} ended "
+                        f"{first.state.type.value}: {first.state.message}", run_id=first.id, state=first.state)
+    return results
