@@ -8,6 +8,7 @@ so as root every server command runs as the ``postgres`` user via ``runuser``.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import itertools
 import os
@@ -65,6 +66,7 @@ class PostgresServer:
         )
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "server.log"), "-w",
                   "-t", str(int(timeout)), "start")  # fmt: skip
+        atexit.register(self.stop)  # even if the session is interrupted
         self._wait_ready(timeout)
         self._admin(f'CREATE DATABASE "{self.dbname}" TEMPLATE template0')
         return self

@@ -114,7 +114,7 @@ class Deployment(BaseModel):
 
         check_deployment_name(self.name)
         flow = self.load_flow()
-        flow.validate_parameters(dict(self.parameters))  # raises ParameterValidationError
+        flow.validate_parameters(dict(self.parameters), partial=True)  # raises ParameterValidationError
         apply_overrides(self._infrastructure_block(client), self.infra_overrides)
         if self.schedule:
             from .scheduler import next_slots
@@ -130,11 +130,11 @@ class Deployment(BaseModel):
 
         client = client or get_client()
         parameters = self.validate_all(client)
-        storage = self.storage or default_storage(client)
-        if block_ref(storage) is None:
-            raise ConfigurationError("save the storage block first, e.g. storage.save('my-storage'), then pass it", field="storage")
-        digest = None
+        storage, digest = None, None
         if upload:
+            storage = self.storage or default_storage(client)
+            if block_ref(storage) is None:
+                raise ConfigurationError("save the storage block first, e.g. storage.save('my-storage'), then pass it", field="storage")
             bundle = build_bundle(Path(self.path or os.getcwd()))
             upload_bundle(bundle, storage, progress=progress)
             digest = bundle.digest

@@ -52,11 +52,36 @@ class Flow:
             return engine.run_async()
         return engine.run_sync()
 
-    def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        return validate_parameters(self.fn, parameters)
+    def validate_parameters(self, parameters: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+        return validate_parameters(self.fn, parameters, partial=partial)
 
     def parameter_schema(self) -> dict[str, Any]:
         return parameter_schema(self.fn)
+
+    def serve(self, name: str, *, work_pool_name: str | None = None, parameters: dict[str, Any] | None = None,
+              schedule: dict[str, Any] | None = None, tags: Iterable[str] = (), limit: int | None = None) -> None:
+        """Register a deployment of this flow and launch its runs from this process until Ctrl-C.
+
+        Runs execute as subprocesses importing the code from this project folder (no bundle
+        upload), so ``fleetflow deployment run 'flow/name'`` from another terminal runs it.
+        """
+        import asyncio
+
+        from .deployments import Deployment
+        from .scheduler import schedule_deployment
+        from .worker import Worker
+
+        pool = work_pool_name or f"serve-{self.name}-{name}"
+        deployment = Deployment.build_from_flow(
+            self, name, work_pool_name=pool, parameters=parameters or {}, schedule=schedule, tags=list(tags)
+        )
+        deployment_id = deployment.apply(upload=False)
+        worker = Worker(pool, limit=limit)
+        if schedule:
+            schedule_deployment(worker.client, worker.client.read_deployment(deployment_id))
+        print(f"Serving deployment '{self.name}/{name}' (pool {pool!r}). Trigger a run from another terminal:\n"
+              f"  fleetflow deployment run '{self.name}/{name}'\nPress Ctrl-C to stop.", flush=True)
+        asyncio.run(worker.run())
 
     def with_options(self, **options: Any) -> "Flow":
         current = dict(

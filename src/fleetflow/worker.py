@@ -118,6 +118,7 @@ class Worker:
         worker re-attaches); runs claimed but not launched go back to SCHEDULED."""
         if self._launching:
             await asyncio.gather(*self._launching, return_exceptions=True)
+        await self._check_launches()  # record exits that happened since the last tick
         for run in self.client.read_flow_runs(worker_name=self.name, state_types=[StateType.PENDING]):
             if not run.infrastructure_pid:
                 self._set(run.id, st.Scheduled(message=f"released by worker {self.name} at shutdown"))

@@ -6,5 +6,6 @@ import it lazily), so ``ECSTask(...).preview()`` works without the ``aws`` extra
 
 from .credentials import AwsCredentials
 from .ecs import ECSTask, validate_ecs_task
+from .s3 import S3, S3Bucket
 
-__all__ = ["AwsCredentials", "ECSTask", "validate_ecs_task"]
+__all__ = ["AwsCredentials", "ECSTask", "S3", "S3Bucket", "validate_ecs_task"]

@@ -15,9 +15,12 @@ https://boto3.amazonaws.com/v1/documentation/api/latest/guide/credentials.html
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -26,16 +29,19 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..blocks import Block, SecretStr
+from ..exceptions import ConfigurationError
 
 if TYPE_CHECKING:  # imports for annotations only: boto3/aiobotocore load lazily
     import boto3
 
-__all__ = ["AwsClientParameters", "AwsCredentials", "clear_client_cache"]
+__all__ = ["AwsClientParameters", "AwsCredentials", "check_key_pair", "clear_client_cache"]
 
+_S3FS_NAMES = (("aws_access_key_id", "key"), ("aws_secret_access_key", "secret"), ("aws_session_token", "token"))
 _CLIENT_CACHE_SIZE = 64
 _client_cache: "OrderedDict[str, Any]" = OrderedDict()
 # boto3 sessions are not thread-safe, so clients are created under this lock; the clients
-# themselves are. https://boto3.amazonaws.com/v1/documentation/api/latest/guide/clients.html#multithreading-or-multiprocessing-with-clients
+# themselves are. See "Multithreading or multiprocessing with clients" in
+# https://boto3.amazonaws.com/v1/documentation/api/latest/guide/clients.html
 _client_cache_lock = threading.Lock()
 
 
@@ -78,7 +84,7 @@ class AwsClientParameters(BaseModel):
             from botocore.config import Config
 
             try:
-                Config(**value)
+                Config(**copy.deepcopy(value))
             except TypeError as exc:
                 raise ValueError(f"not a botocore Config argument: {exc}") from None
         return value
@@ -89,8 +95,13 @@ class AwsClientParameters(BaseModel):
         if self.config:
             from botocore.config import Config
 
-            params["config"] = Config(**self.config)
+            params["config"] = Config(**self.botocore_config_kwargs())
         return params
+
+    def botocore_config_kwargs(self) -> dict[str, Any]:
+        """A deep copy of ``config``: botocore's Config rewrites the ``retries`` dict it is
+        given (``max_attempts`` -> ``total_max_attempts``), which must not change the block."""
+        return copy.deepcopy(self.config)
 
     def _common_params(self) -> dict[str, Any]:
         """The settings every client stack takes under the same names."""
@@ -170,7 +181,7 @@ class AwsCredentials(Block):
         if self.region_name:
             kwargs["region_name"] = self.region_name
         if self.aws_client_parameters.config:
-            kwargs["config"] = AioConfig(**self.aws_client_parameters.config)
+            kwargs["config"] = AioConfig(**self.aws_client_parameters.botocore_config_kwargs())
         return session.create_client(service, **kwargs)
 
     # ---- s3fs ---------------------------------------------------------------------------------
@@ -183,7 +194,7 @@ class AwsCredentials(Block):
         """
         kwargs: dict[str, Any] = {}
         creds = self._credential_kwargs()
-        for ours, theirs in (("aws_access_key_id", "key"), ("aws_secret_access_key", "secret"), ("aws_session_token", "token")):
+        for ours, theirs in _S3FS_NAMES:
             if ours in creds:
                 kwargs[theirs] = creds[ours]
         if self.profile_name:
@@ -194,12 +205,13 @@ class AwsCredentials(Block):
             client_kwargs["region_name"] = self.region_name
         kwargs["client_kwargs"] = client_kwargs
         if self.aws_client_parameters.config:
-            kwargs["config_kwargs"] = dict(self.aws_client_parameters.config)
+            kwargs["config_kwargs"] = self.aws_client_parameters.botocore_config_kwargs()
         return kwargs
 
     # ---- helpers ------------------------------------------------------------------------------
     def _credential_kwargs(self) -> dict[str, str]:
         """Key, secret and token under boto3's names, only those that are set."""
+        check_key_pair(self.aws_access_key_id, self.aws_secret_access_key, self.aws_session_token)
         values = {
             "aws_access_key_id": self.aws_access_key_id,
             "aws_secret_access_key": _reveal(self.aws_secret_access_key),
@@ -224,6 +236,53 @@ class AwsCredentials(Block):
             "service": service,
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _RedactSessionTokens(logging.Filter):
+    """Mask session tokens in botocore's DEBUG output.
+
+    With DEBUG logging on, botocore prints the canonical request it signs, which carries
+    the ``x-amz-security-token`` header in clear; a shipped run log must not. (The secret key
+    itself never appears: only the signature derived from it.)
+    """
+
+    _TOKEN = re.compile(r"(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[^\s'\",}&]+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "security-token" in message.lower():
+            record.msg, record.args = self._TOKEN.sub(r"\1********", message), ()
+        return True
+
+
+def _install_log_redaction() -> None:
+    redactor = _RedactSessionTokens()
+    for name in ("botocore.auth", "botocore.endpoint", "aiobotocore.endpoint"):
+        logging.getLogger(name).addFilter(redactor)
+
+
+_install_log_redaction()
+
+
+def check_key_pair(key_id: Any, secret: Any, token: Any = None) -> None:
+    """Explicit keys come as a pair (plus an optional token), or not at all.
+
+    Half a pair would not fall back to the default chain: boto3 builds credentials from what
+    it is given and every request then fails to sign, far from the cause. Checked when a
+    client is made rather than by a validator, so the two fields can be assigned one at a
+    time (``validate_assignment`` re-runs model validators on every assignment).
+    """
+    if bool(key_id) != bool(secret):
+        missing = "aws_secret_access_key" if key_id else "aws_access_key_id"
+        raise ConfigurationError(
+            f"{missing} is missing: set aws_access_key_id and aws_secret_access_key together, "
+            "or neither to use the default AWS chain (environment, profile, task role)",
+            field=missing,
+        )
+    if token and not key_id:
+        raise ConfigurationError(
+            "aws_session_token needs aws_access_key_id and aws_secret_access_key", field="aws_session_token"
+        )
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

@@ -15,6 +15,7 @@ Two rules keep task definitions reusable (Prefect registered one per run and hit
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -25,7 +26,7 @@ import jsonpatch
 import jsonpointer
 
 from ..exceptions import ECSConfigError, OverridesTooLargeError, TaskCustomizationError
-from .fargate import DEFAULT_CPU, DEFAULT_MEMORY, default_fargate_size
+from .fargate import DEFAULT_CPU, DEFAULT_MEMORY, default_fargate_size, fargate_memory_options  # noqa: F401 (re-export)
 
 FAMILY_PREFIX = "fleetflow"
 DEFAULT_LOG_GROUP = "/fleetflow/flows"
@@ -77,7 +78,16 @@ def uses_fargate(block: Any) -> bool:
 
 def _td_size(block: Any, key: str) -> int | None:
     value = (block.task_definition or {}).get(key)
-    return int(value) if value not in (None, "") else None
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ECSConfigError(
+            f"task_definition.{key}={value!r} must be a whole number ({key} units as in '1024'); "
+            f"or drop it and set the block's `{key}` field",
+            field=f"task_definition.{key}",
+        ) from None
 
 
 def resolve_cpu_memory(block: Any) -> tuple[int, int]:
@@ -197,6 +207,7 @@ def find_container(containers: Iterable[dict[str, Any]], name: str) -> dict[str,
     return next((c for c in containers if c.get("name") == name), None)
 
 
+@functools.lru_cache(maxsize=1)
 def default_image() -> str:
     """The published fleetflow runtime image for the installed version (see infra/Dockerfile)."""
     import sys
@@ -305,6 +316,7 @@ def _configure_task(td: dict[str, Any], block: Any) -> None:
     }
     td.update({k: v for k, v in optional.items() if v is not None})
     if block.tags:
+        check_tags(block.tags, "tags")
         td["tags"] = _merge_named(td.get("tags"), tag_list(block.tags), "key")
 
 
@@ -396,6 +408,23 @@ def _list_match(have: Any, want: list | tuple) -> bool:
 def tag_list(tags: Mapping[str, Any]) -> list[dict[str, str]]:
     """ECS's ``[{key, value}]`` tag form, sorted for stable requests."""
     return [{"key": str(k), "value": str(v)} for k, v in sorted(tags.items())]
+
+
+# https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Tag.html
+MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 50, 128, 256
+
+
+def check_tags(tags: Mapping[str, Any], field: str) -> None:
+    """AWS tag limits, checked before sending: 50 tags, keys <= 128, values <= 256, no 'aws:' prefix."""
+    if len(tags) > MAX_TAGS:
+        raise ECSConfigError(f"{len(tags)} tags is over AWS's limit of {MAX_TAGS}; remove some from `{field}`", field=field)
+    for key, value in tags.items():
+        if not key or len(key) > MAX_TAG_KEY or len(str(value)) > MAX_TAG_VALUE or key.lower().startswith("aws:"):
+            raise ECSConfigError(
+                f"tag {key!r} in `{field}` breaks AWS's tag rules: keys 1-{MAX_TAG_KEY} characters not starting "
+                f"with 'aws:', values up to {MAX_TAG_VALUE} characters",
+                field=field,
+            )
 
 
 def default_command(flow_run_id: Any) -> list[str]:
@@ -560,6 +589,7 @@ def build_run_task_request(
     # definition does not carry them, so they go on the task directly.
     block_tags = (block.tags or {}) if block.task_definition_arn else {}
     run_tags = {"fleetflow:flow-run-id": str(flow_run_id), **block_tags, **(block.labels or {}), **(tags or {})}
+    check_tags(run_tags, "labels")
     request: dict[str, Any] = {
         "taskDefinition": task_definition_arn,
         "overrides": build_overrides(block, env=env, command=command),

@@ -69,7 +69,7 @@ def _set_path(model: pydantic.BaseModel, data: dict[str, Any], path: str, value:
         data[name] = {**current, rest: value}
     else:
         raise InvalidOverrideError(
-            f"override {prefix}{path!r}: {full!r} is a {type(current).__name__}, not a mapping; "
+            f"override {prefix + path!r}: {full!r} holds a single value, not a mapping or nested block; "
             f"override it whole with the key {full!r}",
             field=full,
         )
@@ -93,19 +93,24 @@ def _empty_container(annotation: Any) -> Any:
 def _nested(current: pydantic.BaseModel, rest: str, value: Any, full: str) -> pydantic.BaseModel:
     data = _field_values(current)
     _set_path(current, data, rest, value, prefix=f"{full}.")
-    return _revalidate(current, data, {f"{full}.{rest}": value})
+    return _revalidate(current, data, {f"{full}.{rest}": value}, prefix=f"{full}.")
 
 
-def _revalidate(model: pydantic.BaseModel, data: dict[str, Any], overrides: Mapping[str, Any]) -> pydantic.BaseModel:
+def _revalidate(
+    model: pydantic.BaseModel, data: dict[str, Any], overrides: Mapping[str, Any], prefix: str = ""
+) -> pydantic.BaseModel:
     """Build the merged model through every validator; name the override that broke it."""
     try:
         return _validate_fields(type(model), data)
     except pydantic.ValidationError as exc:
-        raise InvalidOverrideError(_describe_validation_error(model, exc, overrides), field=_first_loc(exc)) from exc
+        raise InvalidOverrideError(
+            _describe_validation_error(model, exc, overrides, prefix), field=_first_loc(exc, prefix)
+        ) from exc
     except ConfigurationError as exc:
         keys = ", ".join(repr(k) for k in overrides)
         raise InvalidOverrideError(
-            f"overrides {keys} make this {type(model).__name__} invalid: {exc}", field=exc.field
+            f"overrides {keys} make this {type(model).__name__} invalid: {exc}",
+            field=f"{prefix}{exc.field}" if exc.field and not exc.field.startswith(prefix) else exc.field,
         ) from exc
 
 
@@ -125,17 +130,21 @@ def _validate_fields(cls: type[pydantic.BaseModel], data: dict[str, Any]) -> pyd
     return instance
 
 
-def _first_loc(exc: pydantic.ValidationError) -> str | None:
+def _loc(err: Any, prefix: str) -> str:
+    return prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else prefix.rstrip(".") or "(model)"
+
+
+def _first_loc(exc: pydantic.ValidationError, prefix: str = "") -> str | None:
     errors = exc.errors()
-    return ".".join(str(p) for p in errors[0]["loc"]) if errors and errors[0]["loc"] else None
+    return _loc(errors[0], prefix) if errors else None
 
 
 def _describe_validation_error(
-    model: pydantic.BaseModel, exc: pydantic.ValidationError, overrides: Mapping[str, Any]
+    model: pydantic.BaseModel, exc: pydantic.ValidationError, overrides: Mapping[str, Any], prefix: str = ""
 ) -> str:
     problems = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(model)"
+        loc = _loc(err, prefix)
         given = f" (override {loc!r} = {_shown(loc, err.get('input'))})" if loc in overrides else ""
         problems.append(f"{loc}: {err['msg']}{given}")
     return f"invalid override for {type(model).__name__}: " + "; ".join(problems)

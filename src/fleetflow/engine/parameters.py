@@ -40,8 +40,12 @@ def bind_call(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> di
     return dict(bound.arguments)
 
 
-def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> dict[str, Any]:
-    """Coerce and check ``parameters``; raise ParameterValidationError naming each bad one."""
+def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """Coerce and check ``parameters``; raise ParameterValidationError naming each bad one.
+
+    ``partial=True`` (deployment defaults) allows required parameters to be missing: they
+    can still be given per run.
+    """
     sig = inspect.signature(fn)
     var_kw = next((n for n, p in sig.parameters.items() if p.kind is p.VAR_KEYWORD), None)
     var_pos = next((n for n, p in sig.parameters.items() if p.kind is p.VAR_POSITIONAL), None)
@@ -59,7 +63,10 @@ def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> d
     try:
         validated = model.model_validate(named)
     except pydantic.ValidationError as exc:
-        raise _parameter_error(fn, exc) from None
+        errors = [e for e in exc.errors() if not (partial and e["type"] == "missing")]
+        if errors:
+            raise _parameter_error(fn, errors) from None
+        return {k: v for k, v in parameters.items()}
     result = {name: getattr(validated, name) for name in type(validated).model_fields}
     if var_pos and var_pos in parameters:
         result[var_pos] = tuple(parameters[var_pos])
@@ -68,15 +75,15 @@ def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> d
     return result
 
 
-def _parameter_error(fn: Callable[..., Any], exc: pydantic.ValidationError) -> ParameterValidationError:
+def _parameter_error(fn: Callable[..., Any], errors: list[Any]) -> ParameterValidationError:
     problems = []
-    for err in exc.errors():
+    for err in errors:
         name = ".".join(str(p) for p in err["loc"])
         if err["type"] == "missing":
             problems.append(f"parameter {name!r} is required")
         else:
             problems.append(f"parameter {name!r}: {err['msg']} (got {err.get('input')!r})")
-    first = str(exc.errors()[0]["loc"][0]) if exc.errors() else None
+    first = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else None
     return ParameterValidationError(f"invalid parameters for {fn.__name__}: " + "; ".join(problems), field=first)
 
 

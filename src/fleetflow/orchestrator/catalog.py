@@ -29,7 +29,8 @@ def _names_hint(names: Sequence[str], wanted: str, what: str, how_to_create: str
     """'Did you mean ...? Existing ...: a, b' or 'There are no ... yet; <how to create>'."""
     if not names:
         return f"There are no {what} yet; {how_to_create}"
-    close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
+    contains = [n for n in names if wanted.lower() in n.lower() or n.lower() in wanted.lower()]
+    close = list(dict.fromkeys(contains + difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)))[:3]
     listed = ", ".join(repr(n) for n in sorted(names)[:_MAX_LISTED])
     more = f" (and {len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else ""
     mean = f"Did you mean {' or '.join(repr(c) for c in close)}? " if close else ""

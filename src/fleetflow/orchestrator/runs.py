@@ -190,11 +190,12 @@ class FlowRunsMixin(_TransitionMixin):
                 "(use set_flow_run_state for states).",
                 field=sorted(unknown)[0],
             )
+        if not fields:
+            return self.read_flow_run(flow_run_id)
         if "tags" in fields:
             fields["tags"] = list(fields["tags"])
         with self._write() as conn:
-            stmt = sa.update(_FR).where(_FR.c.id == flow_run_id).values(**fields).returning(*_FR.c)
-            row = conn.execute(stmt).first() if fields else conn.execute(sa.select(_FR).where(_FR.c.id == flow_run_id)).first()
+            row = conn.execute(sa.update(_FR).where(_FR.c.id == flow_run_id).values(**fields).returning(*_FR.c)).first()
         if row is None:
             raise ObjectNotFound(f"No flow run with id {flow_run_id!r}.", kind="flow run", name=flow_run_id)
         return flow_run_from_row(row)
@@ -232,7 +233,8 @@ class FlowRunsMixin(_TransitionMixin):
                 if row is not None:
                     claimed.append(row)
             if claimed:
-                conn.execute(_INSERT_STATES, [_claim_history(r) for r in claimed])
+                history = [tr.history_rows([tr.current_state(r._mapping)], flow_run_id=r.id)[0] for r in claimed]
+                conn.execute(_INSERT_STATES, history)
         return [flow_run_from_row(r) for r in claimed]
 
     @staticmethod
@@ -271,18 +273,6 @@ _CLAIM = (
     )
     .returning(*_FR.c)
 )
-
-
-def _claim_history(row: sa.Row[Any]) -> dict[str, Any]:
-    return {
-        "flow_run_id": row.id,
-        "task_run_id": None,
-        "type": row.state_type,
-        "name": row.state_name,
-        "message": row.state_message,
-        "timestamp": row.state_timestamp,
-        "data": {},
-    }
 
 
 class TaskRunsMixin(_TransitionMixin):

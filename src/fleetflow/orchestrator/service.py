@@ -9,13 +9,16 @@ dialect that overrides a few hooks (engine creation and pragmas, row locking), D
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import json
+import os
 import sqlite3
+import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pydantic
 import sqlalchemy as sa
@@ -75,7 +78,15 @@ class Orchestrator(
             )
         store = subclass(subclass.create_engine(parsed))
         if migrate:
-            migrations.migrate(store.engine)
+            try:
+                migrations.migrate(store.engine)
+            except sa.exc.OperationalError as exc:  # cannot connect / open the file
+                store.dispose()
+                raise ConfigurationError(
+                    f"Cannot open the state store {parsed.render_as_string(hide_password=True)!r}: {exc.orig}. "
+                    "Check FLEETFLOW_DATABASE_URL (or FLEETFLOW_HOME for the default SQLite file).",
+                    field="database_url",
+                ) from exc
         return store
 
     @classmethod
@@ -85,9 +96,9 @@ class Orchestrator(
 
 
 class SQLiteOrchestrator(Orchestrator):
-    """SQLite: WAL (readers never block the writer), ``synchronous=NORMAL`` (durable at
-    checkpoints, fast commits), foreign keys on, a long ``busy_timeout``, and write
-    transactions begun with ``BEGIN IMMEDIATE``.
+    """SQLite: WAL (readers never block the writer), ``synchronous=NORMAL`` (fast commits
+    that survive a process crash; only an OS crash or power cut can lose the latest ones),
+    foreign keys on, a long ``busy_timeout``, and write transactions begun with ``BEGIN IMMEDIATE``.
 
     Why IMMEDIATE: a deferred transaction that reads and then writes must upgrade its lock; if
     another process wrote meanwhile, SQLite fails at once with "database is locked" instead of
@@ -115,7 +126,16 @@ class SQLiteOrchestrator(Orchestrator):
                 field="database_url",
             )
         if not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            url = url.set(database=str(Path(database).expanduser()))  # SQLite does not expand "~"
+            folder = Path(url.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"Cannot create the folder {str(folder)!r} for the SQLite store: {exc}. "
+                    "Check FLEETFLOW_HOME or FLEETFLOW_DATABASE_URL.",
+                    field="database_url",
+                ) from exc
         engine = sa.create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -128,8 +148,31 @@ class SQLiteOrchestrator(Orchestrator):
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
 
+    def __init__(self, engine: sa.Engine):
+        super().__init__(engine)
+        self._write_lock = _process_write_lock(engine.url.database or "")
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """Threads of this process queue on a lock rather than on SQLite's busy handler, which
+        polls with sleeps of up to 100 ms (measured: p99 650 ms with 16 threads without it).
+        Other processes still wait on ``busy_timeout``."""
+        with self._write_lock, self._writer.begin() as conn:
+            yield conn
+
     def _insert(self, table: sa.Table) -> Any:
         return sqlite.insert(table)
+
+
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _process_write_lock(database: str) -> threading.Lock:
+    """One lock per database file per process, shared by every Orchestrator on that file."""
+    key = os.path.realpath(os.path.expanduser(database))
+    with _write_locks_guard:
+        return _write_locks.setdefault(key, threading.Lock())
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -144,7 +187,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_on_begin(conn: sa.Connection) -> None:
     if conn.get_execution_options().get(migrations.WRITE_OPTION):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: this runs once per write call, on the engine's hot path.
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
 
 class PostgresOrchestrator(Orchestrator):
@@ -157,6 +201,13 @@ class PostgresOrchestrator(Orchestrator):
     def create_engine(cls, url: sa.URL) -> sa.Engine:
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
+        try:
+            if url.get_driver_name() == "psycopg":
+                import psycopg  # noqa: F401 - only to fail early with the fix in the message
+        except ImportError as exc:
+            raise ConfigurationError(
+                "A PostgreSQL store needs psycopg: pip install 'fleetflow[postgres]'.", field="database_url"
+            ) from exc
         return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20, json_serializer=json_dumps)
 
     def _insert(self, table: sa.Table) -> Any:

@@ -52,6 +52,27 @@ class UTCDateTime(sa.types.TypeDecorator):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+    # On SQLite, one C-speed conversion straight to/from the text SQLAlchemy's DATETIME uses
+    # ("YYYY-MM-DD HH:MM:SS.ffffff") instead of two Python layers: timestamps are on the
+    # engine's hot path (several per task run).
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        return _sqlite_bind if dialect.name == "sqlite" else super().bind_processor(dialect)
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
+        return _sqlite_result if dialect.name == "sqlite" else super().result_processor(dialect, coltype)
+
+
+def _sqlite_bind(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
+
+
+def _sqlite_result(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=UTC)
+
 
 def json_type() -> sa.types.TypeEngine[Any]:
     """JSON (SQLite) / JSONB (PostgreSQL); Python ``None`` is stored as SQL NULL."""
@@ -158,8 +179,12 @@ states = sa.Table(
     sa.Column("message", sa.Text()),
     sa.Column("timestamp", UTCDateTime(), nullable=False),
     sa.Column("data", json_type()),
-    sa.Index(None, "flow_run_id"),
-    sa.Index(None, "task_run_id"),
+    # Partial indexes: each history row is in exactly one of them, so an insert on the task
+    # hot path touches one index, not two.
+    *[
+        sa.Index(None, column, sqlite_where=sa.text(f"{column} IS NOT NULL"), postgresql_where=sa.text(f"{column} IS NOT NULL"))
+        for column in ("flow_run_id", "task_run_id")
+    ],
 )
 
 logs = sa.Table(

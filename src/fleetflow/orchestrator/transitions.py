@@ -56,7 +56,10 @@ def _build(table: sa.Table, proposed: StateType, force: bool) -> sa.Update:
         values[c.end_time] = _bind("p_timestamp")
     stmt = sa.update(table).where(c.id == sa.bindparam("p_id", type_=sa.String(36)))
     if not force:
-        stmt = stmt.where(sa.or_(c.state_type.is_(None), c.state_type.in_(predecessors(proposed))))
+        # Constant literals, not an expanding IN parameter: the SQL string is then fixed and
+        # needs no per-call re-rendering.
+        allowed = [sa.literal_column(f"'{value}'") for value in predecessors(proposed)]
+        stmt = stmt.where(sa.or_(c.state_type.is_(None), c.state_type.in_(allowed)))
     return stmt.values(values).returning(*c)
 
 

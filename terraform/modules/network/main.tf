@@ -72,7 +72,7 @@ resource "aws_route_table_association" "public" {
 
 # One NAT gateway for all AZs: the cheapest way for private tasks to reach ECR, S3 and the
 # orchestrator. Losing its AZ pauses launches; one per AZ is a cost choice left to larger setups.
-resource "aws_eip" "nat" {
+resource "aws_eip" "this" {
   count = var.enable_nat_gateway ? 1 : 0
 
   # `vpc = true` is the spelling provider 3.x knows; 5.x still accepts it (deprecated for `domain`).
@@ -84,7 +84,7 @@ resource "aws_eip" "nat" {
 resource "aws_nat_gateway" "this" {
   count = var.enable_nat_gateway ? 1 : 0
 
-  allocation_id = aws_eip.nat[0].id
+  allocation_id = aws_eip.this[0].id
   subnet_id     = aws_subnet.public[0].id
 
   tags = merge(var.tags, { Name = var.name })

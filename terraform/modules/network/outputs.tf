@@ -20,5 +20,5 @@ output "private_subnet_ids" {
 
 output "nat_public_ips" {
   description = "Public IPs of the NAT gateway (allow-list them at the orchestrator if it is outside AWS)."
-  value       = aws_eip.nat[*].public_ip
+  value       = aws_eip.this[*].public_ip
 }

@@ -1,5 +1,7 @@
 # Policy logic of modules/iam, checked on the rendered JSON at plan time. The real provider
 # renders aws_iam_policy_document locally (no AWS call); a mock provider would return random JSON.
+# Condition values are compared through flatten([...]): 3.x renders one value as a list, 5.x as a
+# string.
 
 provider "aws" {
   region                      = "eu-west-1"
@@ -27,7 +29,7 @@ run "worker_launches_only_in_its_cluster" {
   assert {
     condition = alltrue([
       for s in jsondecode(data.aws_iam_policy_document.worker.json).Statement :
-      try(s.Condition.ArnEquals["ecs:cluster"], null) == var.cluster_arn
+      try(flatten([s.Condition.ArnEquals["ecs:cluster"]]), null) == [var.cluster_arn]
       if length(setintersection(flatten([s.Action]), ["ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks", "ecs:ListTasks"])) > 0
     ])
     error_message = "Every RunTask/StopTask/DescribeTasks/ListTasks statement must carry ArnEquals ecs:cluster = the cluster ARN."
@@ -65,10 +67,10 @@ run "worker_passes_only_the_two_flow_roles" {
   }
 
   assert {
-    condition = one([
+    condition = flatten([
       for s in jsondecode(data.aws_iam_policy_document.worker.json).Statement : s.Condition.StringEquals["iam:PassedToService"]
       if contains(flatten([s.Action]), "iam:PassRole")
-    ]) == "ecs-tasks.amazonaws.com"
+    ]) == ["ecs-tasks.amazonaws.com"]
     error_message = "iam:PassRole must be limited to ECS tasks."
   }
 }
@@ -181,7 +183,7 @@ run "trust_is_limited_to_this_account" {
   command = plan
 
   assert {
-    condition     = jsondecode(data.aws_iam_policy_document.ecs_tasks_assume.json).Statement[0].Condition.StringEquals["aws:SourceAccount"] == "111122223333"
+    condition     = flatten([jsondecode(data.aws_iam_policy_document.ecs_tasks_assume.json).Statement[0].Condition.StringEquals["aws:SourceAccount"]]) == ["111122223333"]
     error_message = "Roles must only be assumable by ECS tasks of the cluster's account."
   }
 }

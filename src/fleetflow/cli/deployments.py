@@ -1,0 +1,158 @@
+"""``fleetflow deployment build|apply|ls|inspect|delete|run``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ._output import console, fmt_time, kv_grid, open_client, plain, print_json, success, table, warn
+
+app = typer.Typer(help="Build, apply, list, inspect, delete and run deployments.", no_args_is_help=True)
+
+
+def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    """``k=v`` pairs; values parsed as JSON when they are valid JSON (so cpu=512 is a number)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            from ..exceptions import ConfigurationError
+
+            raise ConfigurationError(f"{what} {item!r} must look like key=value (e.g. cpu=512)")
+        key, raw = item.split("=", 1)
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _load_flow(target: str) -> tuple[Any, Path]:
+    from ..runner import load_flow_from_entrypoint
+
+    file_part = target.rsplit(":", 1)[0]
+    root = Path.cwd()
+    rel = Path(file_part).resolve().relative_to(root) if Path(file_part).is_absolute() else Path(file_part)
+    return load_flow_from_entrypoint(f"{rel.as_posix()}:{target.rsplit(':', 1)[1]}", root), root
+
+
+@app.command()
+def build(
+    target: str = typer.Argument(..., help="path/to/file.py:flow_function"),
+    name: str = typer.Option(..., "-n", "--name", help="Deployment name."),
+    storage_block: Optional[str] = typer.Option(None, "-sb", "--storage-block", help="storage-type/name"),
+    infra_block: Optional[str] = typer.Option(None, "-ib", "--infra-block", help="infrastructure-type/name"),
+    pool: str = typer.Option("default", "-p", "--pool", help="Work pool name."),
+    override: list[str] = typer.Option([], "--override", help="Infra override key=value (repeatable)."),
+    param: list[str] = typer.Option([], "--param", help="Default parameter key=value (repeatable)."),
+    cron: Optional[str] = typer.Option(None, "--cron", help="Cron schedule, e.g. '0 6 * * *'."),
+    timezone: str = typer.Option("UTC", "--timezone", help="Time zone of --cron."),
+    interval: Optional[float] = typer.Option(None, "--interval", help="Interval schedule in seconds."),
+    output: Path = typer.Option(Path("deployment.yaml"), "-o", "--output", help="Where to write the YAML."),
+    apply: bool = typer.Option(False, "-a", "--apply", help="Also apply it."),
+) -> None:
+    """Describe a deployment in a YAML file (and optionally apply it)."""
+    from ..blocks import Block
+    from ..deployments import Deployment
+
+    flow, root = _load_flow(target)
+    schedule = {"cron": cron, "timezone": timezone} if cron else ({"interval": interval} if interval else None)
+    deployment = Deployment.build_from_flow(
+        flow, name, path=str(root), work_pool_name=pool, infra_overrides=parse_assignments(override, "--override"),
+        parameters=parse_assignments(param, "--param"), schedule=schedule,
+        storage=Block.load(storage_block) if storage_block else None,
+        infrastructure=Block.load(infra_block) if infra_block else None,
+    )
+    deployment.validate_all(open_client())
+    deployment.to_yaml(output)
+    success(f"wrote {output}")
+    if apply:
+        _apply(deployment)
+
+
+def _apply(deployment: Any) -> None:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    with Progress(TextColumn("uploading code bundle"), BarColumn(), DownloadColumn(), console=console()) as bar:
+        task = bar.add_task("upload", total=None)
+        deployment_id = deployment.apply(progress=lambda done, total: bar.update(task, completed=done, total=total))
+    success(f"applied deployment '{deployment.flow_name}/{deployment.name}' ({deployment_id})")
+    console().print(f"run it with: fleetflow deployment run '{deployment.flow_name}/{deployment.name}'")
+
+
+@app.command("apply")
+def apply_cmd(path: Path = typer.Argument(..., help="deployment.yaml written by `deployment build`.")) -> None:
+    """Validate, upload the code bundle (skipped when unchanged) and register the deployment."""
+    from ..deployments import Deployment
+
+    _apply(Deployment.load_yaml(path))
+
+
+@app.command("ls")
+def ls(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List deployments."""
+    deployments = open_client().read_deployments()
+    if as_json:
+        return print_json([d.model_dump() for d in deployments])
+    tbl = table("name", "pool", "infrastructure", "overrides", "schedule", "bundle", "updated")
+    for d in deployments:
+        tbl.add_row(plain(d.full_name), plain(d.work_pool_name), plain(d.infrastructure_block or d.infrastructure.get("type") or "(pool default)"),
+                    plain(json.dumps(d.infra_overrides)), plain(json.dumps(d.schedule) if d.schedule else "-"),
+                    (d.bundle_digest or "local path")[:12], fmt_time(d.updated))
+    console().print(tbl)
+
+
+@app.command()
+def inspect(name: str = typer.Argument(..., help="flow-name/deployment-name"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show one deployment."""
+    d = open_client().read_deployment_by_name(name)
+    if as_json:
+        return print_json(d.model_dump())
+    console().print(kv_grid([
+        ("name", d.full_name), ("id", d.id), ("entrypoint", d.entrypoint), ("work pool", d.work_pool_name),
+        ("storage", d.storage_block or f"local path {d.path}"), ("bundle", d.bundle_digest or "-"),
+        ("infrastructure", d.infrastructure_block or d.infrastructure.get("type") or "(pool default)"),
+        ("infra_overrides", json.dumps(d.infra_overrides)), ("parameters", json.dumps(d.parameters)),
+        ("schedule", json.dumps(d.schedule) if d.schedule else "-"), ("tags", ", ".join(d.tags) or "-"),
+        ("description", d.description or "-"),
+    ]))
+
+
+@app.command()
+def delete(name: str = typer.Argument(...), yes: bool = typer.Option(False, "--yes", "-y")) -> None:
+    """Delete a deployment (its runs stay)."""
+    client = open_client()
+    d = client.read_deployment_by_name(name)
+    if not yes:
+        typer.confirm(f"delete deployment {d.full_name}?", abort=True)
+    client.delete_deployment(d.id)
+    success(f"deleted deployment {d.full_name}")
+
+
+@app.command()
+def run(
+    name: str = typer.Argument(..., help="flow-name/deployment-name"),
+    param: list[str] = typer.Option([], "--param", help="Parameter key=value (repeatable)."),
+    override: list[str] = typer.Option([], "--override", help="Infra override key=value for this run."),
+    watch: bool = typer.Option(False, "--watch", help="Wait and stream logs until the run ends."),
+    idempotency_key: Optional[str] = typer.Option(None, "--idempotency-key"),
+) -> None:
+    """Create a run of a deployment (and follow it with --watch)."""
+    import warnings
+
+    from ..run_deployments import run_deployment
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flow_run = run_deployment(name, parameters=parse_assignments(param, "--param"), timeout=0,
+                                  infra_overrides=parse_assignments(override, "--override") or None,
+                                  idempotency_key=idempotency_key, as_subflow=False)
+    for w in caught:
+        warn(str(w.message))
+    success(f"created flow run {flow_run.name!r} ({flow_run.id})")
+    if watch:
+        from .flow_runs import follow_run
+
+        follow_run(open_client(), flow_run.id)
