@@ -101,15 +101,18 @@ def one_round(url: str, project: Path, work: Path, round_no: int) -> dict[str, t
     results["bundle re-upload (skipped)"] = measure(bundle_store, lambda: upload_bundle(bundle, bundle_store))
     results["bundle GET only"] = measure(bundle_store, lambda: bundle_store.get_bytes(bundle.key))
     cache = work / f"cache-{round_no}"
-    results["bundle fetch (GET+verify+extract)"] = measure(bundle_store, lambda: fetch_bundle(bundle.digest, bundle_store, cache))
+    fetch = lambda: fetch_bundle(bundle.digest, bundle_store, cache)  # noqa: E731
+    results["bundle fetch (GET+verify+extract)"] = measure(bundle_store, fetch)
 
     seq_store = S3(bucket_path=f"{BUCKET}/seq-{round_no}", credentials=creds)
     results["per-file sequential up"] = measure(seq_store, lambda: sequential_upload(seq_store, project))
-    results["per-file sequential down"] = measure(seq_store, lambda: sequential_download(seq_store, work / f"seq-{round_no}"))
+    seq_dest = work / f"seq-{round_no}"
+    results["per-file sequential down"] = measure(seq_store, lambda: sequential_download(seq_store, seq_dest))
 
     dir_store = S3(bucket_path=f"{BUCKET}/dir-{round_no}", credentials=creds)
     results["put_directory (batched) up"] = measure(dir_store, lambda: dir_store.put_directory(str(project)))
-    results["get_directory (batched) down"] = measure(dir_store, lambda: dir_store.get_directory(None, str(work / f"dir-{round_no}")))
+    dir_dest = str(work / f"dir-{round_no}")
+    results["get_directory (batched) down"] = measure(dir_store, lambda: dir_store.get_directory(None, dir_dest))
     return results
 
 
@@ -132,6 +135,7 @@ def machine_info() -> dict[str, Any]:
     versions = {name: metadata.version(name) for name in ("s3fs", "aiobotocore", "botocore", "moto")}
     return {
         "nproc": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews timings
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -206,7 +206,7 @@ class Worker:
             launcher = self._launcher(w.block)
             by_launcher.setdefault(id(launcher), (launcher, []))[1].append(w)
         for launcher, items in by_launcher.values():
-            statuses = await launcher.statuses([w.handle for w in items])
+            statuses = await launcher.statuses([(w.handle, w.block) for w in items])
             for w in items:
                 await self._on_status(w, statuses.get(w.handle) or LaunchStatus(w.handle, finished=True, missing=True))
 
@@ -218,7 +218,7 @@ class Worker:
         w.started = w.started or status.started
         timeout = getattr(w.block, "task_start_timeout_seconds", None)
         if not w.started and timeout and time.monotonic() - w.launched_at > timeout:
-            await self._launcher(w.block).kill(w.handle)
+            await self._launcher(w.block).kill(w.handle, w.block)
             self.watched.pop(w.flow_run_id, None)
             self._set(w.flow_run_id, st.Crashed(message=f"did not start within task_start_timeout_seconds={timeout}; stopped"))
 
@@ -238,7 +238,7 @@ class Worker:
             w = self.watched.pop(run.id, None)
             if w is None:
                 continue
-            await self._launcher(w.block).kill(w.handle)
+            await self._launcher(w.block).kill(w.handle, w.block)
             self._set(run.id, st.Cancelled(message="cancelled; infrastructure stopped"))
 
 

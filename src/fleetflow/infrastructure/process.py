@@ -119,8 +119,8 @@ class ProcessLauncher:
         self._procs[handle] = (proc, block.memory)
         return LaunchResult(handle=handle, infrastructure={**block.summary(), "pid": proc.pid})
 
-    async def statuses(self, handles: Sequence[str]) -> dict[str, LaunchStatus]:
-        return {h: self._status(h) for h in handles}
+    async def statuses(self, launches: Sequence[tuple[str, Any]]) -> dict[str, LaunchStatus]:
+        return {h: self._status(h) for h, _ in launches}
 
     def _status(self, handle: str) -> LaunchStatus:
         if handle in self._procs:
@@ -137,7 +137,7 @@ class ProcessLauncher:
             return LaunchStatus(handle)
         return LaunchStatus(handle, finished=True, reason=f"process {pid} exited while no worker was watching; exit code unknown")
 
-    async def kill(self, handle: str, *, grace_seconds: float = 10.0) -> None:
+    async def kill(self, handle: str, block: Any = None, *, grace_seconds: float = 10.0) -> None:
         _, pid, start = parse_handle(handle)
         if not _alive(pid, start):
             return

@@ -252,6 +252,8 @@ class FlowRunsMixin(_TransitionMixin):
             .where(
                 _FR.c.work_pool_name == pool_name,
                 _FR.c.state_type == StateType.SCHEDULED.value,
+                # A run with a launch handle is being retried in place (AwaitingRetry): not claimable.
+                _FR.c.infrastructure_pid.is_(None),
                 sa.or_(_FR.c.expected_start_time.is_(None), _FR.c.expected_start_time <= now),
             )
             .order_by(sa.func.coalesce(_FR.c.expected_start_time, _FR.c.created), _FR.c.id)
@@ -262,7 +264,11 @@ class FlowRunsMixin(_TransitionMixin):
 
 _CLAIM = (
     sa.update(_FR)
-    .where(_FR.c.id == sa.bindparam("p_id"), _FR.c.state_type == StateType.SCHEDULED.value)
+    .where(
+        _FR.c.id == sa.bindparam("p_id"),
+        _FR.c.state_type == StateType.SCHEDULED.value,
+        _FR.c.infrastructure_pid.is_(None),
+    )
     .values(
         state_type=StateType.PENDING.value,
         state_name="Pending",

@@ -152,7 +152,9 @@ def test_profile_is_honoured(aws_env, monkeypatch, tmp_path: Path, stack):
 
 
 def test_boto3_session_carries_the_fields(aws_env):
-    creds = credentials_for(aws_env.url, region_name="eu-central-1", aws_access_key_id="AKIASESSION", aws_secret_access_key="s")
+    creds = credentials_for(
+        aws_env.url, region_name="eu-central-1", aws_access_key_id="AKIASESSION", aws_secret_access_key="s"
+    )
     session = creds.get_boto3_session()
     assert session.region_name == "eu-central-1"
     assert session.get_credentials().access_key == "AKIASESSION"
@@ -274,7 +276,9 @@ def test_secrets_stay_out_of_logs(aws_env, caplog):
 
 
 def test_saved_secrets_are_encrypted_and_load_back(temp_store, aws_env):
-    creds = credentials_for(aws_env.url, aws_access_key_id="AKIASAVED", aws_secret_access_key=SECRET, aws_session_token=TOKEN)
+    creds = credentials_for(
+        aws_env.url, aws_access_key_id="AKIASAVED", aws_secret_access_key=SECRET, aws_session_token=TOKEN
+    )
     creds.save("prod", client=temp_store)
 
     raw = json.dumps(temp_store.read_block_document("aws-credentials", "prod").data)

@@ -21,7 +21,13 @@ from fleetflow.aws.credentials import AwsCredentials
 from fleetflow.aws.s3 import S3, S3Bucket, is_transient_error
 from fleetflow.blocks import Block
 from fleetflow.bundles import build_bundle, fetch_bundle, upload_bundle
-from fleetflow.exceptions import AwsError, BlockValidationError, BundleDigestMismatch, BundleError
+from fleetflow.exceptions import (
+    AwsError,
+    BlockValidationError,
+    BundleDigestMismatch,
+    BundleError,
+    ConfigurationError,
+)
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 NO_BOTOCORE_RETRIES = {"config": {"retries": {"total_max_attempts": 1}}}
@@ -315,8 +321,11 @@ def test_filesystem_is_cached_per_block_and_follows_credential_changes(aws_env, 
 
 
 def test_blocks_with_different_keys_never_share_a_filesystem(aws_env, bucket):
-    one = S3(bucket_path=bucket, credentials=credentials_for(aws_env.url, aws_access_key_id="AKIAONE", aws_secret_access_key="1"))
-    two = S3(bucket_path=bucket, credentials=credentials_for(aws_env.url, aws_access_key_id="AKIATWO", aws_secret_access_key="2"))
+    def keyed(key_id: str) -> S3:
+        creds = credentials_for(aws_env.url, aws_access_key_id=key_id, aws_secret_access_key="secret")
+        return S3(bucket_path=bucket, credentials=creds)
+
+    one, two = keyed("AKIAONE"), keyed("AKIATWO")
     assert one.filesystem is not two.filesystem
     assert (one.filesystem.key, two.filesystem.key) == ("AKIAONE", "AKIATWO")
 
@@ -347,3 +356,18 @@ def test_get_directory_refuses_keys_that_escape(store, aws_env, bucket, tmp_path
     with pytest.raises(BundleError, match="outside"):
         store.get_directory("flows", str(tmp_path / "out" / "inner"))
     assert not (tmp_path / "evil.py").exists() and not (tmp_path / "out").exists()
+
+
+def test_get_directory_stays_inside_its_folder(store, aws_env, bucket, tmp_path):
+    s3 = boto3_client(aws_env.url, "s3")
+    s3.put_object(Bucket=bucket, Key="code/flows/a.py", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="code/flows2/b.py", Body=b"b")  # a sibling sharing the prefix string
+    assert store.get_directory("flows", str(tmp_path / "out")) == 1
+    assert [p.name for p in (tmp_path / "out").rglob("*")] == ["a.py"]
+
+
+def test_half_a_key_pair_is_a_configuration_error_at_first_use(aws_env, bucket):
+    store = S3(bucket_path=bucket, aws_access_key_id="AKIAHALF")
+    with pytest.raises(ConfigurationError) as caught:
+        store.put_bytes("k", b"1")
+    assert caught.value.field == "aws_secret_access_key"
