@@ -4,8 +4,8 @@ Curated exports; importing this package must not import boto3 (the launcher and 
 import it lazily), so ``ECSTask(...).preview()`` works without the ``aws`` extra.
 """
 
-from .credentials import AwsCredentials
+from .credentials import AwsClientParameters, AwsCredentials
 from .ecs import ECSTask, validate_ecs_task
 from .s3 import S3, S3Bucket
 
-__all__ = ["AwsCredentials", "ECSTask", "S3", "S3Bucket", "validate_ecs_task"]
+__all__ = ["AwsClientParameters", "AwsCredentials", "ECSTask", "S3", "S3Bucket", "validate_ecs_task"]

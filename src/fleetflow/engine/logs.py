@@ -28,6 +28,9 @@ class LogShipper:
     def __init__(self) -> None:
         self._pending: list[tuple[Any, LogRecord]] = []
         self._lock = threading.Lock()
+        # Held while a batch is being written, so a flush at run end waits for a batch the
+        # background thread took a moment earlier instead of returning before it is stored.
+        self._write_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -41,8 +44,12 @@ class LogShipper:
 
     def flush(self) -> None:
         """Write everything queued so far (called when a run ends)."""
-        with self._lock:
-            batch, self._pending = self._pending, []
+        with self._write_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[Any, LogRecord]]) -> None:
         by_client: dict[int, tuple[Any, list[LogRecord]]] = {}
         for client, rec in batch:
             by_client.setdefault(id(client), (client, []))[1].append(rec)

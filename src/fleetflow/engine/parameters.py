@@ -31,10 +31,16 @@ def parameter_model(fn: Callable[..., Any]) -> type[pydantic.BaseModel]:
     return pydantic.create_model(f"{fn.__name__}_parameters", __config__=config, **fields)
 
 
+@lru_cache(maxsize=2048)
+def signature_of(fn: Callable[..., Any]) -> inspect.Signature:
+    """``inspect.signature`` is slow (tens of µs); task calls are a hot path."""
+    return inspect.signature(fn)
+
+
 def bind_call(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Positional + keyword arguments -> a name -> value dict (errors name the problem)."""
     try:
-        bound = inspect.signature(fn).bind(*args, **kwargs)
+        bound = signature_of(fn).bind(*args, **kwargs)
     except TypeError as exc:
         raise ParameterValidationError(f"{fn.__name__}(): {exc}") from None
     return dict(bound.arguments)
@@ -89,7 +95,7 @@ def _parameter_error(fn: Callable[..., Any], errors: list[Any]) -> ParameterVali
 
 def call_with_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> Any:
     """Call ``fn`` with validated parameters, spreading **kwargs parameters back out."""
-    sig = inspect.signature(fn)
+    sig = signature_of(fn)
     args, kwargs = [], {}
     for name, p in sig.parameters.items():
         if p.kind is p.VAR_POSITIONAL:

@@ -59,6 +59,10 @@ def _storage_from_ref(ref: dict[str, Any]) -> ResultStorage:
     storage = ref.get("storage", {})
     if storage.get("type") == "local":
         return LocalResultStorage(Path(storage["root"]))
+    if storage.get("type") == "s3":  # an unsaved S3 block: default AWS credential chain
+        from ..aws.s3 import S3
+
+        return S3(bucket_path=storage["url"].removeprefix("s3://").removesuffix("/results"))
     if storage.get("type") == "block":
         from ..blocks import Block
 

@@ -133,10 +133,13 @@ class TaskRunEngine:
             return value
         token = task_run_ctx.set(self._context())
         try:
-            for attempt in self._retryer(tenacity.Retrying):
-                with attempt:
-                    self._retrying(attempt.retry_state.attempt_number)
-                    value = call_with_timeout(self._call, self.task.timeout_seconds, f"task {self.task.name!r}")
+            if self.task.retries == 0:  # hot path: no retry machinery for the common case
+                value = call_with_timeout(self._call, self.task.timeout_seconds, f"task {self.task.name!r}")
+            else:
+                for attempt in self._retryer(tenacity.Retrying):
+                    with attempt:
+                        self._retrying(attempt.retry_state.attempt_number)
+                        value = call_with_timeout(self._call, self.task.timeout_seconds, f"task {self.task.name!r}")
         except Exception as exc:
             self.fail(exc)
             raise

@@ -49,6 +49,23 @@ def task_run_from_row(row: sa.Row[Any]) -> TaskRun:
     return TaskRun(state=tr.current_state(m), **{name: m[name] for name in _TASK_RUN_FIELDS})
 
 
+def raise_rejected(table: sa.Table, run_id: str, state: State, found: Any) -> None:
+    """Explain why the conditional UPDATE moving ``run_id`` to ``state`` matched no row, given
+    ``found``: the run's row re-read in the same transaction (with ``state_type``) or None."""
+    kind = "flow run" if table is _FR else "task run"
+    if found is None:
+        raise ObjectNotFound(f"No {kind} with id {run_id!r}.", kind=kind, name=run_id)
+    current = StateType(found.state_type) if found.state_type else None
+    check_transition(current, state.type)  # raises with the explanatory message
+    # Only reachable if the state changed between the UPDATE and this read (PostgreSQL).
+    raise InvalidStateTransition(
+        f"the {kind} {run_id} changed state concurrently (now {found.state_type}); "
+        f"re-read it before moving it to {state.type.value}",
+        current=found.state_type or "",
+        proposed=state.type.value,
+    )
+
+
 class _TransitionMixin(StoreBase):
     def _transition(self, table: sa.Table, run_id: str, state: State, force: bool) -> sa.Row[Any]:
         """Apply ``state`` atomically (see :mod:`.transitions`) and append it to the history."""
@@ -63,19 +80,8 @@ class _TransitionMixin(StoreBase):
 
     @staticmethod
     def _raise_rejected(conn: sa.Connection, table: sa.Table, run_id: str, state: State) -> None:
-        kind = "flow run" if table is _FR else "task run"
         found = conn.execute(sa.select(table.c.state_type).where(table.c.id == run_id)).first()
-        if found is None:
-            raise ObjectNotFound(f"No {kind} with id {run_id!r}.", kind=kind, name=run_id)
-        current = StateType(found.state_type) if found.state_type else None
-        check_transition(current, state.type)  # raises with the explanatory message
-        # Only reachable if the state changed between the UPDATE and this read (PostgreSQL).
-        raise InvalidStateTransition(
-            f"the {kind} {run_id} changed state concurrently (now {found.state_type}); "
-            f"re-read it before moving it to {state.type.value}",
-            current=found.state_type or "",
-            proposed=state.type.value,
-        )
+        raise_rejected(table, run_id, state, found)
 
     def _read_history(self, column: sa.Column[Any], run_id: str, kind: str, table: sa.Table) -> list[State]:
         with self._read() as conn:
@@ -308,13 +314,18 @@ class TaskRunsMixin(_TransitionMixin):
             **tr.initial_columns(states),
         }
         try:
-            with self._write() as conn:
-                conn.execute(_INSERT_TASK_RUN, values)
-                conn.execute(_INSERT_STATES, tr.history_rows(states, task_run_id=run_id))
+            self._insert_task_run(values, tr.history_rows(states, task_run_id=run_id))
         except sa.exc.IntegrityError as exc:
             self.read_flow_run(flow_run_id)  # raises ObjectNotFound for an unknown flow run
             raise ObjectAlreadyExists(f"A task run with id {run_id!r} already exists.") from exc
         return TaskRun(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
+
+    def _insert_task_run(self, values: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        """Insert a task run row and its initial history in one transaction (SQLite overrides
+        this with its DBAPI fast path; see :mod:`.sqlite_fast`)."""
+        with self._write() as conn:
+            conn.execute(_INSERT_TASK_RUN, values)
+            conn.execute(_INSERT_STATES, history)
 
     def read_task_run(self, task_run_id: str) -> TaskRun:
         with self._read() as conn:

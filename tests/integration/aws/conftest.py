@@ -1,7 +1,15 @@
 """Fixtures for tests against a real moto server (thin wrappers over ``tests/aws_server.py``).
 
-Other directories (e.g. ``tests/e2e``) reuse them with
-``from integration.aws.conftest import *`` or by wrapping the same helpers.
+Other directories (e.g. ``tests/e2e``) wrap the same helpers in their own conftest, e.g.::
+
+    from aws_server import MotoServer, use_dummy_aws_env
+
+    @pytest.fixture(scope="session")
+    def moto_server():
+        with MotoServer() as server:
+            yield server
+
+Subprocesses (launched flow runs) reach the server with ``aws_server.server_env(url)``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,226 @@
+"""The whole ECS round trip on one machine: parent flow -> three ECS tasks -> S3 code -> results.
+
+A main flow calls ``run_deployment`` three times. Each deployment has its own cpu/memory
+``infra_overrides``; a worker on an ``ecs`` pool launches each child as an ECS task on moto's
+server; the ECS emulator (``tests/ecs_emulator.py``) runs the task's container command as a
+local process with the task's environment; the runner inside it fetches the deployment's
+bundle from S3 on moto, runs the flow and reports states, logs and the result to the store
+(SQLite file or PostgreSQL, whose URL reaches the container through the RunTask overrides),
+and the parent receives the three results. Nothing in moto or fleetflow is patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from aws_server import boto3_client, create_bucket, credentials_for
+from ecs_emulator import ESSENTIAL_EXITED, ECSEmulator
+from fleetflow import flow
+from fleetflow.aws.ecs import ECSTask
+from fleetflow.aws.s3 import S3
+from fleetflow.bundles import bundle_key
+from fleetflow.deployments import Deployment, run_deployment
+from fleetflow.orchestrator import schemas
+from fleetflow.runner import load_flow_from_entrypoint
+from fleetflow.states import StateType
+
+pytestmark = [pytest.mark.aws, pytest.mark.timeout(90)]
+
+PROJECT = Path(__file__).parent / "project"
+POOL = "ecs-e2e"
+CLUSTER = "fleetflow-e2e"
+BUCKET = "fleetflow-e2e-code"
+# deployment -> (flow function in project/flows.py, infra_overrides)
+SIZES = {
+    "e2e-extract/small": ("extract", {"cpu": 512, "memory": 1024}),
+    "e2e-transform/medium": ("transform", {"cpu": 1024, "memory": 2048}),
+    "e2e-train/large": ("train", {"cpu": 2048, "memory": 4096}),
+}
+CHILD_TIMEOUT = 40.0
+
+
+# ---- AWS and fleetflow setup ---------------------------------------------------------------
+def _network(url: str) -> tuple[str, str, str]:
+    """A VPC with DNS hostnames, one subnet and one security group (awsvpc tasks need them)."""
+    ec2 = boto3_client(url, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="fleetflow-e2e", Description="e2e flows", VpcId=vpc)["GroupId"]
+    return vpc, subnet, group
+
+
+def _aws_and_blocks(url: str, client: Any) -> S3:
+    """Cluster, bucket, network; saved AwsCredentials, S3 and ECSTask blocks; the ecs pool."""
+    vpc, subnet, group = _network(url)
+    boto3_client(url, "ecs").create_cluster(clusterName=CLUSTER)
+    create_bucket(url, BUCKET)
+    credentials = credentials_for(url)  # endpoint_url -> moto, region us-east-1, keys from the environment
+    credentials.save("moto", client=client)
+    storage = S3(bucket_path=f"{BUCKET}/code", credentials=credentials)
+    storage.save("code", client=client)
+    ECSTask(
+        cluster=CLUSTER, image="fleetflow-test", vpc_id=vpc, subnets=[subnet], security_groups=[group],
+        aws_credentials=credentials, command=None, task_watch_poll_interval=0.2, task_start_timeout_seconds=30,
+        # Relative: resolved in each container's own working folder, so every child downloads
+        # its bundle from S3 itself, as separate containers would (nothing shared on disk).
+        env={"FLEETFLOW_BUNDLE_CACHE_DIR": "bundle-cache"},
+    ).save("e2e", client=client)
+    client.create_work_pool(schemas.WorkPool(id="", name=POOL, type="ecs", infrastructure_block="ecs-task/e2e"))
+    return storage
+
+
+def _deploy(storage: S3) -> None:
+    for full_name, (function, overrides) in SIZES.items():
+        child_flow = load_flow_from_entrypoint(f"flows.py:{function}", PROJECT)
+        Deployment.build_from_flow(
+            child_flow, full_name.split("/")[1], path=str(PROJECT), work_pool_name=POOL,
+            infra_overrides=overrides, storage=storage,
+        ).apply()
+
+
+class WorkerThread:
+    """``fleetflow.worker.Worker(pool).run()`` on its own event loop in a background thread."""
+
+    def __init__(self, pool: str) -> None:
+        self.pool = pool
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="e2e-worker", daemon=True)
+
+    def start(self) -> "WorkerThread":
+        self._thread.start()
+        assert self._ready.wait(10), "the worker thread did not start"
+        return self
+
+    def _main(self) -> None:
+        from fleetflow.worker import Worker
+
+        self.loop = asyncio.new_event_loop()
+        self.worker = Worker(self.pool, name="e2e-worker", poll_interval=0.1)
+        self._ready.set()
+        try:
+            self.loop.run_until_complete(self.worker.run())
+        except BaseException as exc:  # surfaced by the test
+            self.error = exc
+        finally:
+            self.loop.close()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.worker.stop)
+            self._thread.join(timeout=30)
+
+
+@pytest.fixture
+def ecs_worker(temp_store: Any, ecs_emulator: ECSEmulator) -> Iterator[WorkerThread]:
+    worker = WorkerThread(POOL)
+    yield worker
+    worker.stop()
+
+
+@contextlib.contextmanager
+def _show_containers_on_failure(emulator: ECSEmulator) -> Iterator[None]:
+    """On failure, print what each emulated container printed (pytest shows it)."""
+    try:
+        yield
+    except BaseException:
+        for launch in emulator.launched:
+            print(f"--- container output of {launch['task_arn']} ({launch['command']}):")
+            print(emulator.output(launch["task_arn"])[-4000:])
+        print(f"--- emulator errors: {emulator.errors!r}")
+        raise
+
+
+# ---- the test ---------------------------------------------------------------------------
+@flow
+def ml_main(n: int = 5) -> dict:
+    """The parent: three sub-flows, three ECS tasks, results passed from one to the next."""
+    extracted = run_deployment("e2e-extract/small", parameters={"n": n}, timeout=CHILD_TIMEOUT).result()
+    transformed = run_deployment(
+        "e2e-transform/medium", parameters={"rows": extracted["rows"]}, timeout=CHILD_TIMEOUT
+    ).result()
+    trained = run_deployment("e2e-train/large", parameters={"rows": transformed["rows"]}, timeout=CHILD_TIMEOUT).result()
+    return {"extract": extracted, "transform": transformed, "train": trained}
+
+
+def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
+    temp_store, aws_env, ecs_emulator, ecs_worker
+):
+    started = time.monotonic()
+    storage = _aws_and_blocks(aws_env.url, temp_store)
+    _deploy(storage)
+    ecs_worker.start()
+
+    with _show_containers_on_failure(ecs_emulator):
+        result = ml_main(5)
+        ecs_emulator.raise_errors()
+        assert ecs_worker.error is None
+
+        # The parent got every child's result, computed in the child's own container.
+        assert result["extract"]["rows"] == [1, 2, 3, 4, 5]
+        assert result["transform"]["rows"] == [1, 4, 9, 16, 25]
+        assert result["train"]["model"] == {"total": 55, "count": 5}
+        (parent,) = temp_store.read_flow_runs(flow_name=ml_main.name)
+        assert parent.state.type is StateType.COMPLETED
+        children = temp_store.read_flow_runs(parent_flow_run_id=parent.id)
+        assert len(children) == 3
+        task_runs = {t.id: t for t in temp_store.read_task_runs(parent.id)}
+        launches = {launch["command"][-1]: launch for launch in ecs_emulator.launched}
+        assert len(ecs_emulator.launched) == 3 and len(launches) == 3
+
+        by_flow = {c.flow_name: c for c in children}
+        for full_name, (function, overrides) in SIZES.items():
+            flow_name = full_name.split("/")[0]
+            child = by_flow[flow_name]
+            step = result[function]
+            deployment = temp_store.read_deployment_by_name(full_name)
+            # linked to the parent, finished, launched on ECS through the pool
+            assert child.deployment_id == deployment.id and child.state.type is StateType.COMPLETED
+            assert task_runs[child.parent_task_run_id].state.type is StateType.COMPLETED
+            assert child.worker_name == "e2e-worker"
+            # one ECS task per child, with this deployment's size and the runner as its command
+            launch = launches[child.id]
+            assert (launch["cpu"], launch["memory"]) == (str(overrides["cpu"]), str(overrides["memory"]))
+            assert launch["command"][-3:] == ["-m", "fleetflow.runner", child.id]
+            assert launch["command"][0] in (sys.executable, "python")
+            assert launch["task_arn"] in (child.infrastructure_pid or "")
+            # the child reports COMPLETED before its process has quite ended: wait for the exit
+            assert ecs_emulator.wait_for_exit(launch["task_arn"], timeout=15) == 0
+            # the store's URL reached the container through the RunTask overrides only
+            assert launch["env"]["FLEETFLOW_DATABASE_URL"] == temp_store_url()
+            # it ran in that container, from a bundle it fetched from S3 itself
+            assert step["pid"] == launch["pid"]
+            assert step["endpoint"] == aws_env.url
+            assert Path(step["file"]).is_relative_to(Path(launch["cwd"]) / "bundle-cache" / deployment.bundle_digest)
+            # its logs were shipped to the store
+            messages = [record.message for record in temp_store.read_logs(flow_run_id=child.id)]
+            assert any(f"{function}:" in message for message in messages), messages
+
+        # one bundle object per deployment digest (all three share the project, so one object)
+        digests = {temp_store.read_deployment_by_name(name).bundle_digest for name in SIZES}
+        objects = boto3_client(aws_env.url, "s3").list_objects_v2(Bucket=BUCKET, Prefix="code/").get("Contents", [])
+        assert sorted(o["Key"] for o in objects) == sorted(f"code/{bundle_key(d)}" for d in digests)
+
+        # every task ended on moto the way ECS ends a task whose essential container exited
+        ecs = boto3_client(aws_env.url, "ecs")
+        described = ecs.describe_tasks(cluster=CLUSTER, tasks=[launch["task_arn"] for launch in launches.values()])
+        assert {(t["lastStatus"], t["stoppedReason"]) for t in described["tasks"]} == {("STOPPED", ESSENTIAL_EXITED)}
+
+    elapsed = time.monotonic() - started
+    print(f"end-to-end round trip took {elapsed:.1f}s")
+    assert elapsed < 60
+
+
+def temp_store_url() -> str:
+    from fleetflow.settings import get_settings
+
+    return get_settings().resolved_database_url()
