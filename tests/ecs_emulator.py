@@ -18,7 +18,9 @@ would give it:
   Python; PYTHONPATH, VIRTUAL_ENV, HOME, locale...), never the host's ``FLEETFLOW_*``;
 * dummy AWS keys, the region and ``AWS_ENDPOINT_URL`` pointing at moto: what the task role and
   the network give a real container (botocore, aiobotocore and s3fs all honour the variable,
-  https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html);
+  https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html). With
+  ``endpoint_env=False`` the variable is left out, so a container reaches moto only where its
+  own configuration says so (e.g. a storage block's ``endpoint_url``);
 * the task definition's container ``environment``, then its ``secrets`` resolved from moto's
   SSM Parameter Store / Secrets Manager (what ECS does with the execution role,
   https://docs.aws.amazon.com/AmazonECS/latest/developerguide/specifying-sensitive-data.html),
@@ -109,13 +111,14 @@ class ECSEmulator:
 
     def __init__(self, endpoint_url: str, region: str = "us-east-1", *, poll_interval: float = 0.1,
                  stop_grace_seconds: float = 5.0, extra_env: dict[str, str] | None = None,
-                 passthrough_env: tuple[str, ...] = ()) -> None:
+                 passthrough_env: tuple[str, ...] = (), endpoint_env: bool = True) -> None:
         self.endpoint_url = endpoint_url.rstrip("/")
         self.region = region
         self.poll_interval = poll_interval
         self.stop_grace_seconds = stop_grace_seconds
         self.extra_env = dict(extra_env or {})
         self.passthrough_env = PASSTHROUGH_ENV + tuple(passthrough_env)
+        self.endpoint_env = endpoint_env
         self.launched: list[dict[str, Any]] = []
         self.exit_codes: dict[str, int] = {}
         self.container_exit_codes: dict[str, dict[str, int]] = {}
@@ -377,7 +380,9 @@ class ECSEmulator:
         bin_dir = os.path.dirname(sys.executable)
         env["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", os.defpath)])
         env.update(DUMMY_KEYS)
-        env.update({"AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region, "AWS_ENDPOINT_URL": self.endpoint_url})
+        env.update({"AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region})
+        if self.endpoint_env:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
         # Keep a container away from the developer's ~/.aws, as a real container would be.
         env.update({"AWS_CONFIG_FILE": "/nonexistent/aws-config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials"})
         env.update(self.extra_env)

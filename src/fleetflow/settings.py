@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     run_deployment_poll_interval: float = Field(
         default=0.05, description="Seconds between state checks while run_deployment waits for a child."
     )
+    process_warm_runners: int = Field(
+        default=2, ge=0,
+        description="Pre-started runner processes a worker keeps ready for Process launches "
+        "(skips ~0.5 s of Python start-up per sub-flow); 0 disables.",
+    )
     bundle_cache_dir: Path | None = Field(
         default=None, description="Where fetched code bundles are extracted; default HOME/bundles."
     )

@@ -121,7 +121,15 @@ class WorkerThread:
 
 
 @pytest.fixture
-def ecs_worker(temp_store: Any, ecs_emulator: ECSEmulator) -> Iterator[WorkerThread]:
+def strict_emulator(aws_env: Any) -> Iterator[ECSEmulator]:
+    """The emulator without ``AWS_ENDPOINT_URL`` in the containers: a child reaches S3 on moto
+    only because its storage block's credentials say ``endpoint_url``, as the design intends."""
+    with ECSEmulator(aws_env.url, "us-east-1", poll_interval=0.05, endpoint_env=False) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def ecs_worker(temp_store: Any, strict_emulator: ECSEmulator) -> Iterator[WorkerThread]:
     worker = WorkerThread(POOL)
     yield worker
     worker.stop()
@@ -153,16 +161,17 @@ def ml_main(n: int = 5) -> dict:
 
 
 def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
-    temp_store, aws_env, ecs_emulator, ecs_worker
+    temp_store, aws_env, strict_emulator, ecs_worker
 ):
+    emulator = strict_emulator
     started = time.monotonic()
     storage = _aws_and_blocks(aws_env.url, temp_store)
     _deploy(storage)
     ecs_worker.start()
 
-    with _show_containers_on_failure(ecs_emulator):
+    with _show_containers_on_failure(emulator):
         result = ml_main(5)
-        ecs_emulator.raise_errors()
+        emulator.raise_errors()
         assert ecs_worker.error is None
 
         # The parent got every child's result, computed in the child's own container.
@@ -174,8 +183,8 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
         children = temp_store.read_flow_runs(parent_flow_run_id=parent.id)
         assert len(children) == 3
         task_runs = {t.id: t for t in temp_store.read_task_runs(parent.id)}
-        launches = {launch["command"][-1]: launch for launch in ecs_emulator.launched}
-        assert len(ecs_emulator.launched) == 3 and len(launches) == 3
+        launches = {launch["command"][-1]: launch for launch in emulator.launched}
+        assert len(emulator.launched) == 3 and len(launches) == 3
 
         by_flow = {c.flow_name: c for c in children}
         for full_name, (function, overrides) in SIZES.items():
@@ -194,12 +203,12 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
             assert launch["command"][0] in (sys.executable, "python")
             assert launch["task_arn"] in (child.infrastructure_pid or "")
             # the child reports COMPLETED before its process has quite ended: wait for the exit
-            assert ecs_emulator.wait_for_exit(launch["task_arn"], timeout=15) == 0
+            assert emulator.wait_for_exit(launch["task_arn"], timeout=15) == 0
             # the store's URL reached the container through the RunTask overrides only
-            assert launch["env"]["FLEETFLOW_DATABASE_URL"] == temp_store_url()
+            assert launch["env"]["FLEETFLOW_DATABASE_URL"] == _store_url()
             # it ran in that container, from a bundle it fetched from S3 itself
             assert step["pid"] == launch["pid"]
-            assert step["endpoint"] == aws_env.url
+            assert step["endpoint"] is None  # moto reached through the S3 block's endpoint_url only
             assert Path(step["file"]).is_relative_to(Path(launch["cwd"]) / "bundle-cache" / deployment.bundle_digest)
             # its logs were shipped to the store
             messages = [record.message for record in temp_store.read_logs(flow_run_id=child.id)]
@@ -220,7 +229,7 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
     assert elapsed < 60
 
 
-def temp_store_url() -> str:
+def _store_url() -> str:
     from fleetflow.settings import get_settings
 
     return get_settings().resolved_database_url()

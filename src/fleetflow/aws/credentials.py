@@ -23,7 +23,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -167,11 +167,13 @@ class AwsCredentials(Block):
         return self.get_client("s3")
 
     # ---- aiobotocore --------------------------------------------------------------------------
-    def get_async_client(self, service: str) -> Any:
+    def get_async_client(self, service: str, *, config: Mapping[str, Any] | None = None) -> Any:
         """An aiobotocore client context manager: ``async with creds.get_async_client("ecs") as ecs:``.
 
         Not cached: an aiobotocore client belongs to the event loop it was entered on, so the
         caller owns its lifetime (enter it once per loop and reuse it for many calls).
+        ``config`` (botocore Config arguments) is laid over the block's ``config``; the ECS
+        launcher uses it to turn botocore's retries off and retry with its own policy.
         """
         from aiobotocore.config import AioConfig
         from aiobotocore.session import AioSession
@@ -180,8 +182,9 @@ class AwsCredentials(Block):
         kwargs = {**self._credential_kwargs(), **self.aws_client_parameters._common_params()}
         if self.region_name:
             kwargs["region_name"] = self.region_name
-        if self.aws_client_parameters.config:
-            kwargs["config"] = AioConfig(**self.aws_client_parameters.botocore_config_kwargs())
+        config_kwargs = {**self.aws_client_parameters.botocore_config_kwargs(), **(config or {})}
+        if config_kwargs:
+            kwargs["config"] = AioConfig(**config_kwargs)
         return session.create_client(service, **kwargs)
 
     # ---- s3fs ---------------------------------------------------------------------------------

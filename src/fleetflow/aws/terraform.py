@@ -81,7 +81,7 @@ def read_terraform_outputs(source: str | Path | Mapping[str, Any]) -> dict[str, 
     """
     if isinstance(source, Mapping):
         return normalize_outputs(source, origin="the outputs given")
-    path = Path(source).expanduser()
+    path = Path(source).expanduser().resolve()
     if path.is_dir():
         return normalize_outputs(_terraform_output_json(path), origin=f"`terraform output -json` in {path}")
     if path.is_file():

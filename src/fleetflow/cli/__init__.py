@@ -27,6 +27,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("deployment", "fleetflow.cli.deployments", "Build, apply, list, inspect, delete and run deployments."),
     ("worker", "fleetflow.cli.workers", "Start a worker that launches a pool's runs."),
     ("scheduler", "fleetflow.cli.scheduler", "Create runs for deployments with schedules (safe to run twice)."),
+    ("aws", "fleetflow.cli.aws", "AWS helpers: register blocks from Terraform outputs."),
 ]
 
 

@@ -8,6 +8,7 @@ recorded and shown, not enforced: a laptop has no CPU quota to give.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -95,10 +96,24 @@ def parse_handle(handle: str) -> tuple[str, int, str | None]:
 class ProcessLauncher:
     """Starts, watches and kills runner subprocesses."""
 
-    def __init__(self) -> None:
+    def __init__(self, warm: int | None = None) -> None:
+        from ..settings import get_settings
+
         self._procs: dict[str, tuple[subprocess.Popen, int | None]] = {}
+        self.warm = get_settings().process_warm_runners if warm is None else warm
+        # Started now, so even the first launch finds runners that have done their imports.
+        self._ready: list[subprocess.Popen] = [self._spawn_warm() for _ in range(self.warm)]
 
     async def launch(self, block: Process, flow_run: Any, *, env: dict[str, str], command: list[str]) -> LaunchResult:
+        if block.command is None and self.warm:
+            proc = self._take_warm(block, flow_run, env)
+        else:
+            proc = self._spawn_cold(block, env, command)
+        handle = f"process:{socket.gethostname()}:{proc.pid}:{_start_time(proc.pid) or ''}"
+        self._procs[handle] = (proc, block.memory)
+        return LaunchResult(handle=handle, infrastructure={**block.summary(), "pid": proc.pid})
+
+    def _spawn_cold(self, block: Process, env: dict[str, str], command: list[str]) -> subprocess.Popen:
         full_env = {**os.environ, **env, "MALLOC_ARENA_MAX": "2"}
         for key, value in block.env.items():
             if value is None:
@@ -108,16 +123,36 @@ class ProcessLauncher:
         if block.memory:
             full_env["FLEETFLOW_MEMORY_LIMIT_MIB"] = str(block.memory)
         out = None if block.stream_output else subprocess.DEVNULL
+        cmd = block.command or command
         try:
-            proc = subprocess.Popen(
-                block.command or command, env=full_env, cwd=block.working_dir, stdout=out, stderr=out,
-                preexec_fn=_limit_memory(block.memory), start_new_session=True,
-            )
+            return subprocess.Popen(cmd, env=full_env, cwd=block.working_dir, stdout=out, stderr=out,
+                                    preexec_fn=_limit_memory(block.memory), start_new_session=True)
         except OSError as exc:
-            raise LaunchError(f"could not start process {command[0]!r}: {exc}") from exc
-        handle = f"process:{socket.gethostname()}:{proc.pid}:{_start_time(proc.pid) or ''}"
-        self._procs[handle] = (proc, block.memory)
-        return LaunchResult(handle=handle, infrastructure={**block.summary(), "pid": proc.pid})
+            raise LaunchError(f"could not start process {cmd[0]!r}: {exc}") from exc
+
+    # ---- warm runners: a pre-started `python -m fleetflow.runner --warm` per launcher --------
+    def _spawn_warm(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fleetflow.runner", "--warm"], stdin=subprocess.PIPE,
+            env={**os.environ, "MALLOC_ARENA_MAX": "2"}, start_new_session=True,
+        )
+
+    def _take_warm(self, block: Process, flow_run: Any, env: dict[str, str]) -> subprocess.Popen:
+        """Hand the run to the ready runner (or a fresh one) and start the next ready one."""
+        self._ready = [p for p in self._ready if p.poll() is None]
+        proc = self._ready.pop(0) if self._ready else self._spawn_warm()
+        run_env: dict[str, str | None] = {**env, **block.env}
+        if block.memory:
+            run_env["FLEETFLOW_MEMORY_LIMIT_MIB"] = str(block.memory)
+        message = {"flow_run_id": flow_run.id, "env": run_env, "memory_mib": block.memory,
+                   "cwd": block.working_dir, "stream_output": block.stream_output}
+        try:
+            proc.stdin.write((json.dumps(message) + "\n").encode())  # type: ignore[union-attr]
+            proc.stdin.close()  # type: ignore[union-attr]
+        except OSError as exc:
+            raise LaunchError(f"the pre-started runner died before taking run {flow_run.id}: {exc}") from exc
+        self._ready.append(self._spawn_warm())
+        return proc
 
     async def statuses(self, launches: Sequence[tuple[str, Any]]) -> dict[str, LaunchStatus]:
         return {h: self._status(h) for h, _ in launches}
@@ -150,7 +185,15 @@ class ProcessLauncher:
         _signal_group(pid, signal.SIGKILL)
 
     async def close(self) -> None:
-        return None
+        """Stop the idle pre-started runners (closing stdin makes each exit at once)."""
+        ready, self._ready = self._ready, []
+        for proc in ready:
+            proc.stdin.close()  # type: ignore[union-attr]
+        for proc in ready:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -57,22 +57,30 @@ class LogsMixin(StoreBase):
             return [_model(LogRecord, r) for r in conn.execute(query)]
 
 
+def cache_upsert(insert: Any) -> Any:
+    """The task-cache upsert, built on the dialect's INSERT construct (bind its columns)."""
+    return insert.on_conflict_do_update(
+        index_elements=[_C.c.cache_key],
+        set_={"result": insert.excluded.result, "expiration": insert.excluded.expiration, "created": insert.excluded.created},
+    )
+
+
+# A cached result that has not expired (bind ``p_key`` and ``p_now``).
+READ_CACHE = sa.select(_C.c.result).where(
+    _C.c.cache_key == sa.bindparam("p_key", type_=_C.c.cache_key.type),
+    sa.or_(_C.c.expiration.is_(None), _C.c.expiration > sa.bindparam("p_now", type_=_C.c.expiration.type)),
+)
+
+
 class CacheMixin(StoreBase):
     def read_cache(self, cache_key: str) -> dict[str, Any] | None:
-        query = sa.select(_C.c.result).where(
-            _C.c.cache_key == cache_key, sa.or_(_C.c.expiration.is_(None), _C.c.expiration > utcnow())
-        )
         with self._read() as conn:
-            return conn.execute(query).scalar()
+            return conn.execute(READ_CACHE, {"p_key": cache_key, "p_now": utcnow()}).scalar()
 
     def write_cache(self, cache_key: str, result: dict[str, Any], expiration: dt.datetime | None) -> None:
-        stmt = self._insert(_C).values(cache_key=cache_key, result=result, expiration=expiration, created=utcnow())
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_C.c.cache_key],
-            set_={"result": stmt.excluded.result, "expiration": stmt.excluded.expiration, "created": stmt.excluded.created},
-        )
+        values = {"cache_key": cache_key, "result": result, "expiration": expiration, "created": utcnow()}
         with self._write() as conn:
-            conn.execute(stmt)
+            conn.execute(cache_upsert(self._insert(_C)), values)
 
 
 class BlocksMixin(StoreBase):

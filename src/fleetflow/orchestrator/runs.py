@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -45,7 +45,10 @@ def flow_run_from_row(row: sa.Row[Any]) -> FlowRun:
 
 
 def task_run_from_row(row: sa.Row[Any]) -> TaskRun:
-    m = row._mapping
+    return task_run_from_mapping(row._mapping)
+
+
+def task_run_from_mapping(m: Mapping[str, Any]) -> TaskRun:
     return TaskRun(state=tr.current_state(m), **{name: m[name] for name in _TASK_RUN_FIELDS})
 
 

@@ -31,6 +31,7 @@ from . import migrations
 from .base import StoreBase
 from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
+from .sqlite_fast import SQLiteFastPath
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -95,7 +96,7 @@ class Orchestrator(
         raise NotImplementedError
 
 
-class SQLiteOrchestrator(Orchestrator):
+class SQLiteOrchestrator(SQLiteFastPath, Orchestrator):
     """SQLite: WAL (readers never block the writer), ``synchronous=NORMAL`` (fast commits
     that survive a process crash; only an OS crash or power cut can lose the latest ones),
     foreign keys on, a long ``busy_timeout``, and write transactions begun with ``BEGIN IMMEDIATE``.
@@ -106,6 +107,10 @@ class SQLiteOrchestrator(Orchestrator):
     pysqlite's own transaction handling is switched off (``isolation_level = None``) and BEGIN
     is emitted by us -- SQLAlchemy's documented recipe for pysqlite.
     Reads run as autocommit statements (no BEGIN at all), which in WAL mode never wait.
+
+    The engine's per-task calls (``create_task_run``, ``set_task_run_state``) and the task
+    cache skip SQLAlchemy's per-statement machinery and run the same compiled SQL on a DBAPI
+    connection: see :mod:`.sqlite_fast` for why and what it guarantees.
     """
 
     dialect_name = "sqlite"
@@ -151,6 +156,11 @@ class SQLiteOrchestrator(Orchestrator):
     def __init__(self, engine: sa.Engine):
         super().__init__(engine)
         self._write_lock = _process_write_lock(engine.url.database or "")
+        self._init_fast_path()
+
+    def dispose(self) -> None:
+        self._close_fast_path()
+        super().dispose()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sa.Connection]:

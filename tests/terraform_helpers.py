@@ -1,0 +1,76 @@
+"""Helpers for tests that apply ``terraform/examples/ecs-subflows`` against moto's server.
+
+A plain module (not a conftest) so any test directory can import it: ``tests/`` is on
+``sys.path`` because ``tests/conftest.py`` lives there. The Terraform runner itself (the
+``terraform`` fixture: mirror-only CLI config, timings) stays in ``tests/terraform/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+EXAMPLE = "ecs-subflows"
+
+# Path-style S3 addressing (no bucket.127.0.0.1 hostnames). Provider 3.x spells it
+# s3_force_path_style, 5.x s3_use_path_style, so it goes in a test-only override file rather
+# than in the example (see the example README).
+MOTO_OVERRIDE = 'provider "aws" {\n  s3_force_path_style = true\n}\n'
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server on 127.0.0.1 on a free port, for any fixture scope; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{server._server.server_port}"
+    finally:
+        server.stop()
+
+
+def copy_example(tf_copy: Path, dest: Path, example: str = EXAMPLE) -> Path:
+    """Copy the terraform tree (modules are referenced relatively) under ``dest`` and return the
+    example's directory, with the moto provider override in place."""
+    work = dest / "terraform"
+    shutil.copytree(tf_copy, work, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "tests"))
+    example_dir = work / "examples" / example
+    (example_dir / "moto_override.tf").write_text(MOTO_OVERRIDE)
+    return example_dir
+
+
+def example_vars(endpoint: str, *, name: str, work_pool_name: str, **extra: Any) -> list[str]:
+    """``-var`` arguments for a throw-away apply against ``endpoint`` (destroyable, no retention)."""
+    values = {
+        "aws_endpoint_url": endpoint,
+        "name": name,
+        "bucket_force_destroy": "true",
+        "secret_recovery_window_in_days": "0",
+        "work_pool_name": work_pool_name,
+        **extra,
+    }
+    return [f"-var={key}={value}" for key, value in values.items()]
+
+
+def plain_outputs(terraform: Any, example_dir: Path) -> dict[str, Any]:
+    """``{name: value}`` of ``terraform output -json`` in ``example_dir``."""
+    proc = terraform.run("output", "-json", cwd=example_dir)
+    return {key: item["value"] for key, item in json.loads(proc.stdout).items()}
+
+
+def boto3_clients(endpoint: str, env: dict[str, str], region: str = "us-east-1", services: tuple[str, ...] = (
+    "ecs", "s3", "iam", "ec2", "logs", "secretsmanager",
+)) -> dict[str, Any]:  # fmt: skip
+    """boto3 clients on moto with the throw-away keys of the ``terraform`` fixture's environment."""
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=region
+    )
+    return {name: session.client(name, endpoint_url=endpoint) for name in services}
