@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .blocks import Block
 from .exceptions import ConfigurationError, InvalidNameError, ObjectNotFound
 from .orchestrator import schemas
+from .run_deployments import run_deployment, run_deployments
 
 DEFAULT_POOL = "default"
 DEFAULT_STORAGE = "local-file-system/default"
@@ -216,7 +217,5 @@ def resolve_infrastructure(client: Any, deployment: schemas.Deployment, flow_run
     merged = apply_overrides(block, deployment.infra_overrides)
     return apply_overrides(merged, flow_run.infra_overrides)
 
-
-from .run_deployments import run_deployment, run_deployments  # noqa: E402  (public re-export)
 
 __all__ = ["Deployment", "run_deployment", "run_deployments", "ensure_work_pool", "resolve_infrastructure"]

@@ -234,12 +234,14 @@ class Worker:
     async def _handle_cancellations(self) -> None:
         if not self.watched:
             return
-        for run in self.client.read_flow_runs(worker_name=self.name, state_types=[StateType.CANCELLING]):
-            w = self.watched.pop(run.id, None)
-            if w is None:
-                continue
-            await self._launcher(w.block).kill(w.handle, w.block)
-            self._set(run.id, st.Cancelled(message="cancelled; infrastructure stopped"))
+        cancelling = self.client.read_flow_runs(worker_name=self.name, state_types=[StateType.CANCELLING])
+        targets = [w for run in cancelling if (w := self.watched.pop(run.id, None)) is not None]
+        # Kills wait out a grace period each; run them together so one slow stop delays no other.
+        await asyncio.gather(*(self._cancel(w) for w in targets))
+
+    async def _cancel(self, w: Watched) -> None:
+        await self._launcher(w.block).kill(w.handle, w.block)
+        self._set(w.flow_run_id, st.Cancelled(message="cancelled; infrastructure stopped"))
 
 
 def start_worker(pool_name: str, **kwargs: Any) -> None:

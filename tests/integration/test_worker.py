@@ -178,3 +178,16 @@ def test_no_worker_warning(temp_store, project):
     deploy(project, "echo", "lonely", pool="lonely")
     with pytest.warns(UserWarning, match="no worker has polled work pool 'lonely'"):
         run_deployment("echo/lonely", timeout=0, as_subflow=False)
+
+
+def test_sigterm_stops_worker_without_orphaning_its_run(temp_store, project):
+    ensure_work_pool(temp_store, "graceful")
+    deploy(project, "sleepy", "g", pool="graceful")
+    w = WorkerProcess("graceful", "graceful-worker")
+    w.wait_polling(temp_store, "graceful")
+    run = run_deployment("sleepy/g", parameters={"seconds": 2.0}, timeout=0, as_subflow=False)
+    wait_for(lambda: temp_store.read_flow_run(run.id).state_type is StateType.RUNNING, what="running")
+    w.proc.send_signal(signal.SIGTERM)
+    assert w.proc.wait(timeout=15) == 0
+    final = wait_final(temp_store, run.id, timeout=30)  # the run finishes on its own and reports
+    assert final.state.type is StateType.COMPLETED and final.infrastructure_pid
