@@ -29,7 +29,7 @@ python="$1"
 project_dir="$2"
 venv_dir="${3:-}"
 
-log() { echo "install-runtime: $*" >&2; }
+log() { echo "install-runtime: [${SECONDS}s] $*" >&2; }
 
 if [[ ! -f "$project_dir/pyproject.toml" ]]; then
   log "$project_dir has no pyproject.toml; pass fleetflow's project directory"

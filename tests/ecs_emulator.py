@@ -101,8 +101,9 @@ class ECSEmulator:
       back to the task definition's, as strings like ECS reports them),
       ``container_cpu``/``container_memory`` (container override, else definition), ``env``
       (the effective environment ECS would give the container, without the host basics),
-      ``command`` (entryPoint + command), ``started_by``, ``tags``, ``pid`` and ``cwd`` (the
-      container's own empty working folder, like a fresh container filesystem);
+      ``command`` (entryPoint + command), ``started_by``, ``tags``, ``created_at`` (moto's),
+      ``started_at`` (epoch seconds), ``pid`` and ``cwd`` (the container's own empty working
+      folder, like a fresh container filesystem);
     * ``exit_codes[task_arn]``: exit code of the essential container that ended the task;
     * ``container_exit_codes[task_arn][container]``: every container's exit code;
     * ``errors``: what went wrong inside the emulator (it never raises from its thread);
@@ -340,6 +341,8 @@ class ECSEmulator:
             "command": list(spec["command"]),
             "started_by": described.get("startedBy"),
             "tags": {t["key"]: t["value"] for t in described.get("tags") or []},
+            "created_at": described.get("createdAt"),  # RunTask time as moto reports it
+            "started_at": time.time(),  # when the emulator started the process (epoch seconds)
             "pid": container.process.pid,
             "cwd": str(container.cwd),
         }

@@ -121,18 +121,29 @@ def _outcome(client: Any, run: FlowRun, parent_task_run_id: str | None, raise_on
     return run
 
 
-def _sync_run_deployment(name: str, parameters: Any, timeout: float | None, poll_interval: float | None,
-                         raise_on_failure: bool, **kwargs: Any) -> FlowRun:
+def _start(name: str, parameters: Any, timeout: float | None, poll_interval: float | None,
+           kwargs: dict[str, Any]) -> tuple[Any, FlowRun, str | None, float, float | None]:
+    """Create the child run; returns the client, the run, the parent task, poll interval, deadline."""
     from .client import get_client
     from .settings import get_settings
 
     client = get_client()
     run, parent_task = create_deployment_run(name, parameters, client=client, **kwargs)
-    if timeout == 0:
-        return run
     interval = poll_interval or get_settings().run_deployment_poll_interval
     deadline = None if timeout is None else time.monotonic() + timeout
-    while not (run.state and run.state.is_final) and (deadline is None or time.monotonic() < deadline):
+    return client, run, parent_task, interval, deadline
+
+
+def _waiting(run: FlowRun, deadline: float | None) -> bool:
+    return not (run.state and run.state.is_final) and (deadline is None or time.monotonic() < deadline)
+
+
+def _sync_run_deployment(name: str, parameters: Any, timeout: float | None, poll_interval: float | None,
+                         raise_on_failure: bool, **kwargs: Any) -> FlowRun:
+    client, run, parent_task, interval, deadline = _start(name, parameters, timeout, poll_interval, kwargs)
+    if timeout == 0:
+        return run
+    while _waiting(run, deadline):
         time.sleep(interval)
         run = client.read_flow_run(run.id)
     return _outcome(client, run, parent_task, raise_on_failure)
@@ -140,16 +151,10 @@ def _sync_run_deployment(name: str, parameters: Any, timeout: float | None, poll
 
 async def _async_run_deployment(name: str, parameters: Any, timeout: float | None, poll_interval: float | None,
                                 raise_on_failure: bool, **kwargs: Any) -> FlowRun:
-    from .client import get_client
-    from .settings import get_settings
-
-    client = get_client()
-    run, parent_task = create_deployment_run(name, parameters, client=client, **kwargs)
+    client, run, parent_task, interval, deadline = _start(name, parameters, timeout, poll_interval, kwargs)
     if timeout == 0:
         return run
-    interval = poll_interval or get_settings().run_deployment_poll_interval
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not (run.state and run.state.is_final) and (deadline is None or time.monotonic() < deadline):
+    while _waiting(run, deadline):
         await asyncio.sleep(interval)
         run = client.read_flow_run(run.id)
     return _outcome(client, run, parent_task, raise_on_failure)

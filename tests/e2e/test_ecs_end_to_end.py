@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from fleetflow import flow
 from fleetflow.aws.ecs import ECSTask
 from fleetflow.aws.s3 import S3
 from fleetflow.bundles import bundle_key
+from fleetflow.cancellation import cancel_flow_run
 from fleetflow.deployments import Deployment, run_deployment
 from fleetflow.orchestrator import schemas
 from fleetflow.runner import load_flow_from_entrypoint
@@ -78,8 +80,8 @@ def _aws_and_blocks(url: str, client: Any) -> S3:
     return storage
 
 
-def _deploy(storage: S3) -> None:
-    for full_name, (function, overrides) in SIZES.items():
+def _deploy(storage: S3, deployments: dict[str, tuple[str, dict]] = SIZES) -> None:
+    for full_name, (function, overrides) in deployments.items():
         child_flow = load_flow_from_entrypoint(f"flows.py:{function}", PROJECT)
         Deployment.build_from_flow(
             child_flow, full_name.split("/")[1], path=str(PROJECT), work_pool_name=POOL,
@@ -168,9 +170,11 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
     storage = _aws_and_blocks(aws_env.url, temp_store)
     _deploy(storage)
     ecs_worker.start()
+    setup_done = time.monotonic()
 
     with _show_containers_on_failure(emulator):
         result = ml_main(5)
+        parent_done = time.monotonic()
         emulator.raise_errors()
         assert ecs_worker.error is None
 
@@ -225,11 +229,70 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
         assert {(t["lastStatus"], t["stoppedReason"]) for t in described["tasks"]} == {("STOPPED", ESSENTIAL_EXITED)}
 
     elapsed = time.monotonic() - started
-    print(f"end-to-end round trip took {elapsed:.1f}s")
+    print(f"end-to-end test took {elapsed:.1f}s: setup {setup_done - started:.1f}s, "
+          f"parent flow {parent_done - setup_done:.1f}s, checks {time.monotonic() - parent_done:.1f}s")
+    _print_timeline(temp_store, children, launches)
     assert elapsed < 60
+
+
+def test_cancelling_an_ecs_child_stops_its_task_and_its_process(temp_store, aws_env, strict_emulator, ecs_worker):
+    """CANCELLING -> the worker's StopTask on moto -> SIGTERM to the container -> CANCELLED."""
+    emulator = strict_emulator
+    storage = _aws_and_blocks(aws_env.url, temp_store)
+    _deploy(storage, {"e2e-sleepy/nap": ("sleepy", {"cpu": 256, "memory": 512})})
+    ecs_worker.start()
+
+    with _show_containers_on_failure(emulator):
+        child = run_deployment("e2e-sleepy/nap", parameters={"seconds": 60}, timeout=0, as_subflow=False)
+        _wait(lambda: temp_store.read_flow_run(child.id).state_type is StateType.RUNNING, "the child to run")
+        (launch,) = emulator.launched
+        assert (launch["cpu"], launch["memory"]) == ("256", "512")
+
+        cancel_flow_run(temp_store, child.id)
+        final = _wait(lambda: _final(temp_store, child.id), "the child to end")
+        assert final.state.type is StateType.CANCELLED, final.state
+        code = emulator.wait_for_exit(launch["task_arn"], timeout=20)
+        assert code != 0  # stopped, not finished
+        with pytest.raises(ProcessLookupError):
+            os.kill(launch["pid"], 0)
+        (task,) = boto3_client(aws_env.url, "ecs").describe_tasks(cluster=CLUSTER, tasks=[launch["task_arn"]])["tasks"]
+        assert task["lastStatus"] == "STOPPED" and task["stoppedReason"] != ESSENTIAL_EXITED
+        print(f"cancelled child: exit code {code}, stoppedReason {task['stoppedReason']!r}, state {final.state.message!r}")
+        emulator.raise_errors()
+        assert ecs_worker.error is None
+
+
+def _final(client: Any, run_id: str) -> Any:
+    run = client.read_flow_run(run_id)
+    return run if run.state is not None and run.state.is_final else None
+
+
+def _wait(predicate: Any, what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _store_url() -> str:
     from fleetflow.settings import get_settings
 
     return get_settings().resolved_database_url()
+
+
+def _print_timeline(client: Any, runs: list[Any], launches: dict[str, dict]) -> None:
+    """Seconds from each child's creation to each of its states, to RunTask and to the emulated
+    container's start (shown with ``pytest -s``)."""
+    for run in sorted(runs, key=lambda r: r.created):
+        states = client.read_flow_run_states(run.id)
+        start = states[0].timestamp
+        steps = [(s.type.value, s.timestamp.timestamp()) for s in states]
+        launch = launches[run.id]
+        if launch.get("created_at") is not None:
+            steps.append(("RunTask", launch["created_at"].timestamp()))
+        steps.append(("process", launch["started_at"]))
+        text = ", ".join(f"{name} +{at - start.timestamp():.2f}s" for name, at in sorted(steps, key=lambda x: x[1]))
+        print(f"{run.flow_name}: {text}")

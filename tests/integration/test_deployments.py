@@ -59,7 +59,7 @@ def test_yaml_build_and_apply_via_cli(temp_store, project, monkeypatch):
     assert out.exit_code == 0, out.output
     d = temp_store.read_deployment_by_name("echo/from-yaml")
     assert d.infra_overrides == {"memory": 512} and d.parameters == {"x": 5} and d.work_pool_name == "yaml-pool"
-    listing = runner.invoke(app, ["deployment", "ls"])
+    listing = runner.invoke(app, ["deployment", "ls"], env={"COLUMNS": "200"})
     assert "echo/from-yaml" in listing.output
     bad = runner.invoke(app, ["deployment", "build", "flows.py:echo", "-n", "x", "--override", "memroy=1"])
     assert bad.exit_code == 1 and "memroy" in bad.output and "Traceback" not in bad.output

@@ -60,6 +60,7 @@ RETRY_WAIT = (0.5, 20.0)  # first wait (s, randomised exponential) and the cap
 # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/ecs-api-eventual-consistency.html
 MISSING_GRACE_SECONDS = 60.0
 STARTED_BY_PREFIX = "fleetflow"
+_MEMO_SIZE = 512
 DEFAULT_STOP_REASON = "Stopped by fleetflow: the flow run was cancelled or did not start in time"
 
 
@@ -214,6 +215,8 @@ class _Clients:
         known = self._regional.get((id(creds), region))
         if known is None or known[0] is not creds:
             known = self._regional[(id(creds), region)] = (creds, creds.model_copy(update={"region_name": region}))
+            if len(self._regional) > _MEMO_SIZE:
+                self._regional.pop(next(iter(self._regional)))
         return known[1]
 
     def scope(self, creds: AwsCredentials, region: str | None) -> str:
@@ -223,6 +226,8 @@ class _Clients:
         if known is None or known[0] is not creds:
             known = (creds, creds._cache_key("aiobotocore", "*"))
             self._keys[id(creds)] = known
+            if len(self._keys) > _MEMO_SIZE:  # workers load a fresh block (and credentials) per run
+                self._keys.pop(next(iter(self._keys)))
         return known[1]
 
     async def get(self, creds: AwsCredentials, service: str, region: str | None = None) -> Any:

@@ -3,19 +3,21 @@
 ``fleetflow aws register-blocks --from-terraform DIR`` (and :func:`register_blocks_from_terraform`)
 reads ``terraform output -json`` and saves what a deployment needs to run sub-flows on ECS:
 
-==================  ===================  =============================================================
-block               name                 built from
-==================  ===================  =============================================================
-``AwsCredentials``  ``<prefix>-aws``     ``region`` (never keys: the worker and tasks use their roles)
-``S3``              ``<prefix>-code``    ``bucket_path`` (``<bucket>/bundles``)
-``ECSTask``         ``<prefix>-ecs``     cluster, network, roles, image, log group, secret ARN
-work pool           ``work_pool_name``   type ``ecs``, default block ``ecs-task/<prefix>-ecs``
-==================  ===================  =============================================================
+==================  ==================  =======================================================
+block               name                built from
+==================  ==================  =======================================================
+``AwsCredentials``  ``<prefix>-aws``    ``region`` (never keys: worker and tasks use IAM roles)
+``S3``              ``<prefix>-code``   ``bucket_path`` (``<bucket>/bundles``)
+``ECSTask``         ``<prefix>-ecs``    cluster, network, roles, image, log group, secret ARN
+work pool           ``work_pool_name``  type ``ecs``, block ``ecs-task/<prefix>-ecs``
+==================  ==================  =======================================================
 
 Re-running is idempotent: a saved block whose content already matches is reported
 ``unchanged``; one that differs is only replaced with ``overwrite=True``, and nothing at all is
-written when any of the four conflicts. Output names are a contract of the example (see its
-README): they are added to, never renamed.
+written when any of the four conflicts. (A bare process pool of the same name, which a worker
+creates when it starts before this ran, is taken over: it has no settings to lose.)
+
+Output names are a contract of the example (see its README): added to, never renamed.
 
 The parsing and mapping are pure functions (:func:`normalize_outputs`, :func:`blocks_from_outputs`);
 the only I/O is reading a JSON file or running ``terraform output -json``.
@@ -404,11 +406,23 @@ def _pool_plan(client: Any, name: str, block_ref: str) -> tuple[tuple[str, str],
         return ("create", ""), None
     if pool.type == "ecs" and pool.infrastructure_block == block_ref:
         return ("same", ""), pool
+    if _placeholder_pool(pool):
+        return ("adopt", ""), pool
     return (
         "conflict",
         f"the work pool {name!r} already exists as a {pool.type} pool using "
         f"{pool.infrastructure_block or 'no block'} (not ecs using {block_ref})",
     ), pool
+
+
+def _placeholder_pool(pool: Any) -> bool:
+    """A bare process pool, as a worker or deployment creates on first use of an unknown name.
+
+    The Terraform worker service can start (and so create its pool this way) before
+    register-blocks runs; such a pool holds no settings to lose, so it is taken over without
+    ``overwrite``.
+    """
+    return pool.type == "process" and not pool.infrastructure_block and not pool.description and pool.concurrency_limit is None
 
 
 def _save_pool(client: Any, name: str, block_ref: str, plan: str, existing: Any) -> RegisteredItem:
@@ -422,8 +436,8 @@ def _save_pool(client: Any, name: str, block_ref: str, plan: str, existing: Any)
         type="ecs",
         infrastructure_block=block_ref,
         # Replacing keeps what a user set by hand since; only the type and block come from Terraform.
-        description=existing.description if existing else "ECS pool registered from Terraform outputs.",
+        description=(existing.description if existing else None) or "ECS pool registered from Terraform outputs.",
         concurrency_limit=existing.concurrency_limit if existing else None,
     )
-    client.create_work_pool(pool, overwrite=plan == "conflict")
+    client.create_work_pool(pool, overwrite=plan != "create")
     return RegisteredItem(kind="work-pool", name=name, status="created" if plan == "create" else "updated")

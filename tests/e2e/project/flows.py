@@ -1,4 +1,5 @@
-"""A tiny flows project for the end-to-end test: three steps, each deployed with its own size.
+"""A tiny flows project for the end-to-end tests: three steps, each deployed with its own size,
+and a sleeper for the cancellation test.
 
 Each step reports where it ran (process id, the file its code was imported from, the S3
 endpoint it saw) so the test can check it ran in an emulated ECS container from a bundle
@@ -8,6 +9,7 @@ fetched from S3, not from this folder.
 from __future__ import annotations
 
 import os
+import time
 
 from fleetflow import flow, get_run_logger
 
@@ -32,3 +34,11 @@ def transform(rows: list[int]) -> dict:
 def train(rows: list[int]) -> dict:
     get_run_logger().info(f"train: fitting on {len(rows)} rows")
     return {"model": {"total": sum(rows), "count": len(rows)}, **_where()}
+
+
+@flow(name="e2e-sleepy")
+def sleepy(seconds: float = 60.0) -> float:
+    """Runs until cancelled (the cancellation test stops its ECS task)."""
+    get_run_logger().info(f"sleepy: sleeping {seconds}s")
+    time.sleep(seconds)
+    return seconds

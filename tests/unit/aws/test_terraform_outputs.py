@@ -284,6 +284,18 @@ def test_a_pool_using_another_block_is_a_conflict(temp_store):
     assert (pool.concurrency_limit, pool.description) == (3, "mine")  # what the user set is kept
 
 
+def test_a_bare_pool_a_worker_created_first_is_taken_over(temp_store):
+    """The Terraform worker service may start (creating its pool as a plain process pool) before
+    register-blocks runs; that pool has nothing to lose, so no --overwrite is needed."""
+    from fleetflow.deployments import ensure_work_pool
+
+    ensure_work_pool(temp_store, "ecs")
+    result = register_blocks_from_terraform(PLAIN, client=temp_store)
+    assert result.work_pool.status == "updated"
+    pool = temp_store.read_work_pool("ecs")
+    assert (pool.type, pool.infrastructure_block) == ("ecs", "ecs-task/fleetflow-ecs")
+
+
 # --- the CLI ------------------------------------------------------------------------------------
 def test_cli_registers_then_reports_unchanged(temp_store, tmp_path: Path):
     outputs = tmp_path / "outputs.json"

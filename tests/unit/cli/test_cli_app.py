@@ -30,7 +30,7 @@ def test_console_script_version_in_subprocess(tmp_path):
 
 
 def test_python_dash_m_fleetflow(tmp_path):
-    env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path)}
+    env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path), "COLUMNS": "300"}
     result = subprocess.run([sys.executable, "-m", "fleetflow", "version"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert str(tmp_path) in result.stdout
