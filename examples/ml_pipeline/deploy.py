@@ -32,6 +32,17 @@ def deploy(pool: str = POOL, storage=None, infrastructure=None) -> list[str]:
     return ids
 
 
+def deploy_ecs(prefix: str = "fleetflow") -> list[str]:
+    """The same three deployments on ECS: blocks as saved by `fleetflow aws register-blocks`."""
+    from fleetflow.aws import S3
+    from fleetflow.client import get_client
+
+    pool = next(p.name for p in get_client().read_work_pools() if p.infrastructure_block == f"ecs-task/{prefix}-ecs")
+    return deploy(pool=pool, storage=S3.load(f"{prefix}-code"))
+
+
 if __name__ == "__main__":
-    for i in deploy():
+    import sys
+
+    for i in deploy_ecs() if "--ecs" in sys.argv else deploy():
         print("applied", i)

@@ -118,13 +118,24 @@ class Worker:
         worker re-attaches); runs claimed but not launched go back to SCHEDULED."""
         if self._launching:
             await asyncio.gather(*self._launching, return_exceptions=True)
-        await self._check_launches()  # record exits that happened since the last tick
+        await self._settle_finished()
         for run in self.client.read_flow_runs(worker_name=self.name, state_types=[StateType.PENDING]):
             if not run.infrastructure_pid:
                 self._set(run.id, st.Scheduled(message=f"released by worker {self.name} at shutdown"))
         for launcher in self._launchers.values():
             await launcher.close()
         log.info("worker %s stopped; %d run(s) left running for re-attachment", self.name, len(self.watched))
+
+    async def _settle_finished(self, grace: float = 3.0) -> None:
+        """Record exits since the last tick, giving runs that already reported a final state
+        a moment to let their process exit, so shutdown reports only truly live runs."""
+        deadline = time.monotonic() + grace
+        while True:
+            await self._check_launches()
+            finishing = [w for w in self.watched.values() if self.client.read_flow_run(w.flow_run_id).state.is_final]
+            if not finishing or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.05)
 
     def _heartbeat(self) -> None:
         now = time.monotonic()

@@ -237,12 +237,23 @@ class _Clients:
         if key not in self._clients:
             async with self._locks.setdefault(key, asyncio.Lock()):
                 if key not in self._clients:
-                    context = creds.get_async_client(service, config=NO_BOTOCORE_RETRIES)
-                    client = await self._stack.enter_async_context(context)
+                    client = await self._enter(creds, service)
                     if self._on_client:
                         self._on_client(client)
                     self._clients[key] = client
         return self._clients[key]
+
+    async def _enter(self, creds: AwsCredentials, service: str) -> Any:
+        from botocore.exceptions import NoRegionError
+
+        try:
+            return await self._stack.enter_async_context(creds.get_async_client(service, config=NO_BOTOCORE_RETRIES))
+        except NoRegionError:
+            raise ECSConfigError(
+                "no AWS region: set aws_credentials.region_name on the ECSTask block, or AWS_DEFAULT_REGION "
+                "where the worker runs",
+                field="aws_credentials.region_name",
+            ) from None
 
     def _check_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -275,6 +286,7 @@ class _Tracked:
     launched_at: float | None = None
     memory: int | None = None
     definition_arn: str | None = None
+    logs_checked: bool = False  # stream_output set up (at launch, or on first sight after a restart)
 
 
 # --- the launcher ---------------------------------------------------------------------------------
@@ -360,7 +372,7 @@ class ECSLauncher:
     def _track(self, task: dict, block: Any, definition: _Definition, flow_run_id: str, memory: int | None) -> None:
         arn = task["taskArn"]
         status = watch.status_from_task(task, block.container_name, memory)
-        self._tracked[arn] = _Tracked(block, status, time.monotonic(), memory, definition.arn)
+        self._tracked[arn] = _Tracked(block, status, time.monotonic(), memory, definition.arn, logs_checked=True)
         self._follow_logs(arn, block, definition.content, flow_run_id)
 
     def _follow_logs(self, arn: str, block: Any, content: Mapping[str, Any], flow_run_id: str | None) -> None:
@@ -506,6 +518,8 @@ class ECSLauncher:
         except AwsError as exc:
             if exc.code != "ClusterNotFoundException":
                 log.warning("DescribeTasks on cluster %s failed, keeping the last statuses: %s", cluster, exc)
+                for arn in chunk:  # known from now on: asked again after the poll interval, not every tick
+                    self._tracked.setdefault(arn, _Tracked(blocks[arn], LaunchStatus(arn)))
                 return
             response = {"failures": [{"arn": a, "reason": f"cluster {cluster} not found"} for a in chunk]}
         names = {arn: blocks[arn].container_name for arn in chunk}
@@ -520,7 +534,11 @@ class ECSLauncher:
         if status.missing and tracked and tracked.launched_at and time.monotonic() - tracked.launched_at < MISSING_GRACE_SECONDS:
             return  # not visible yet (eventual consistency), not gone
         if tracked is None:
-            tracked = self._tracked[arn] = _Tracked(block, status, definition_arn=(task or {}).get("taskDefinitionArn"))
+            tracked = self._tracked[arn] = _Tracked(block, status)
+        if task and not tracked.definition_arn:
+            tracked.definition_arn = task.get("taskDefinitionArn")
+        if task and not tracked.logs_checked:
+            tracked.logs_checked = True
             await self._reattach_logs(arn, block, task, ecs)
         was_finished, tracked.status = tracked.status.finished, status
         if arn in self._logs.cursors and (status.started or status.finished):

@@ -440,6 +440,7 @@ def test_cloudwatch_lines_land_in_the_run_logs_including_the_tail(ecs_env, block
 
 
 # --- through the real worker ------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:no worker has polled")
 def test_worker_launches_on_ecs_and_crashes_a_task_stopped_under_it(ecs_env, aws_credentials, temp_store, project, tmp_path):
     from fleetflow.deployments import Deployment, run_deployment
     from fleetflow.filesystems import LocalFileSystem
