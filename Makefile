@@ -23,7 +23,7 @@ example: setup
 
 # Whole suite: unit, integration (real PostgreSQL, moto server), e2e, terraform, browser.
 test: setup
-	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not postgres and not terraform" $(PYTEST_ARGS)

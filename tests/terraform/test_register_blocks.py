@@ -1,6 +1,6 @@
 """`fleetflow aws register-blocks --from-terraform` on a real `terraform apply` of
 examples/ecs-subflows against moto's server: the saved blocks must point at (and reach) what
-Terraform created. One apply per module (~15 s) and one destroy (~25 s), shared by the tests.
+Terraform created. One apply (~15 s) and one destroy (~25 s) for the module.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from fleetflow.aws import S3, AwsCredentials, ECSTask
 from fleetflow.aws.terraform import register_blocks_from_terraform
 from fleetflow.cli import app
+from fleetflow.testing import temporary_store
 
 if TYPE_CHECKING:
     from .conftest import Terraform
 
-# One worker runs the whole module under `pytest -n 2 --dist loadgroup`, so it applies once.
-pytestmark = [pytest.mark.terraform, pytest.mark.xdist_group("terraform-register-blocks")]
+pytestmark = pytest.mark.terraform
 
 NAME = "ffreg"  # not test_terraform.py's "fftest": each module has its own moto server anyway
 POOL = "ecs-reg"
@@ -102,24 +102,33 @@ def _check_blocks_point_at_terraform_resources(applied: Applied, prefix: str) ->
     assert storage.location() == f"s3://{out['bucket_name']}/bundles"
     storage.credentials.get_client("s3").head_bucket(Bucket=out["bucket_name"])
 
-def test_register_blocks_from_the_applied_directory(applied: Applied, temp_store, tf_env) -> None:
+def test_register_blocks_from_an_applied_example(applied: Applied, tf_env, tmp_path: Path) -> None:
+    """The Python API then the CLI (each on its own empty store), on one apply.
+
+    One test rather than several: xdist would spread several over workers, each applying the
+    example again (and `--dist loadgroup` does not group tests under pytest 9 / xdist 3.8).
+    """
     endpoint = {"endpoint_url": applied.endpoint}
-    result = register_blocks_from_terraform(applied.directory, prefix="reg", aws_client_parameters=endpoint)
-    assert [(i.ref, i.status) for i in result.items] == [
-        ("aws-credentials/reg-aws", "created"),
-        ("s3/reg-code", "created"),
-        ("ecs-task/reg-ecs", "created"),
-        (POOL, "created"),
-    ]
-    pool = temp_store.read_work_pool(POOL)
-    assert (pool.type, pool.infrastructure_block) == ("ecs", "ecs-task/reg-ecs")
-    _check_blocks_point_at_terraform_resources(applied, "reg")
+    with temporary_store() as store:
+        result = register_blocks_from_terraform(applied.directory, prefix="reg", aws_client_parameters=endpoint)
+        assert [(i.ref, i.status) for i in result.items] == [
+            ("aws-credentials/reg-aws", "created"),
+            ("s3/reg-code", "created"),
+            ("ecs-task/reg-ecs", "created"),
+            (POOL, "created"),
+        ]
+        pool = store.read_work_pool(POOL)
+        assert (pool.type, pool.infrastructure_block) == ("ecs", "ecs-task/reg-ecs")
+        _check_blocks_point_at_terraform_resources(applied, "reg")
 
-    again = register_blocks_from_terraform(applied.directory, prefix="reg", aws_client_parameters=endpoint)
-    assert [i.status for i in again.items] == ["unchanged"] * 4
+        again = register_blocks_from_terraform(applied.directory, prefix="reg", aws_client_parameters=endpoint)
+        assert [i.status for i in again.items] == ["unchanged"] * 4
+
+    with temporary_store():
+        _check_cli(applied, tmp_path)
 
 
-def test_cli_register_blocks_from_directory_and_outputs_file(applied: Applied, temp_store, tf_env, tmp_path: Path) -> None:
+def _check_cli(applied: Applied, tmp_path: Path) -> None:
     runner = CliRunner()
     args = ["aws", "register-blocks", "--prefix", "cli", "--endpoint-url", applied.endpoint]
     first = runner.invoke(app, [*args, "--from-terraform", str(applied.directory)], env={"COLUMNS": "200"})

@@ -262,7 +262,7 @@ def test_example_apply_and_destroy_against_moto(terraform: Terraform, tf_copy: P
     # -- worker service: command, secrets by reference --------------------------------------
     service = aws["ecs"].describe_services(cluster=outputs["cluster_arn"], services=["fftest-worker"])["services"][0]
     assert service["status"] == "ACTIVE" and service["desiredCount"] == 1 and service["launchType"] == "FARGATE"
-    assert service["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == outputs["subnet_ids"]
+    assert sorted(service["networkConfiguration"]["awsvpcConfiguration"]["subnets"]) == sorted(outputs["subnet_ids"])
     task_def = aws["ecs"].describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     container = task_def["containerDefinitions"][0]
     assert container["image"] == outputs["image"]

@@ -472,6 +472,8 @@ class ECSLauncher:
         Expects every watched launch on each call (as the worker does): launches left out are
         forgotten. Unknown handles (a restarted worker's) are described on first sight.
         """
+        # Forget first: a launch finishing while we poll is tracked but not yet watched.
+        self._forget({handle for handle, _ in launches})
         now = time.monotonic()
         groups: dict[tuple[str, str], list[tuple[str, Any]]] = {}
         for handle, block in launches:
@@ -479,8 +481,12 @@ class ECSLauncher:
         due = [(key, items) for key, items in groups.items() if self._due(key, items, now)]
         for key, _ in due:
             self._last_poll[key] = now
-        await asyncio.gather(*(self._poll(items) for _, items in due))
-        self._forget({handle for handle, _ in launches})
+        outcomes = await asyncio.gather(*(self._poll(items) for _, items in due), return_exceptions=True)
+        for (key, items), outcome in zip(due, outcomes):
+            if isinstance(outcome, Exception):  # a watch error must not stop the worker's loop
+                log.warning("could not check %d ECS task(s) on cluster %s: %s", len(items), key[1], outcome)
+                for handle, block in items:
+                    self._tracked.setdefault(handle, _Tracked(block, LaunchStatus(handle)))
         return {handle: self._status(handle) for handle, _ in launches}
 
     def _group_key(self, handle: str, block: Any) -> tuple[str, str]:

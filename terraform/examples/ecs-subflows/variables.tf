@@ -24,7 +24,7 @@ variable "name" {
 variable "image" {
   description = "fleetflow runtime image (built from infra/Dockerfile) for the worker; flow runs use it too unless a deployment overrides it."
   type        = string
-  default     = "ghcr.io/fleetflow/fleetflow:0.1.0"
+  default     = "fleetflow/fleetflow:0.1.0-python3.11"
 }
 
 variable "work_pool_name" {

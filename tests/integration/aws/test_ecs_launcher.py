@@ -311,6 +311,8 @@ def test_vpc_discovery_is_cached_and_explicit_subnets_skip_it(ecs_env, block, co
 
 # --- watching -----------------------------------------------------------------------------------------
 def test_five_launches_one_describe_per_poll_and_cached_in_between(ecs_env, block, counter):
+    block = block.model_copy(update={"task_watch_poll_interval": 1.0})
+
     async def scenario():
         launcher = make_launcher(counter)
         results = [await launch(launcher, block, n) for n in range(5)]
@@ -381,6 +383,46 @@ async def _statuses_once(launcher: ECSLauncher, watched):
         await launcher.close()
 
 
+def test_describe_errors_keep_the_last_status_and_respect_the_poll_interval(ecs_env, block):
+    """A failing DescribeTasks (here AccessDenied, answered by a before-call hook) is not retried
+    every worker tick and does not finish the run."""
+    from botocore.awsrequest import AWSResponse
+
+    seen = {"calls": 0}
+
+    def deny(**kwargs: Any):
+        seen["calls"] += 1
+        error = {"Error": {"Code": "AccessDeniedException", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return AWSResponse("https://ecs", 400, {}, None), error
+
+    def register(client: Any) -> None:
+        client.meta.events.register("before-call.ecs.DescribeTasks", deny)
+
+    ghost = f"arn:aws:ecs:us-east-1:123456789012:task/{CLUSTER}/11111111111111111111111111111111"
+
+    block = block.model_copy(update={"task_watch_poll_interval": 30.0})
+
+    async def scenario():
+        launcher = make_launcher(None, register)
+        statuses = [await launcher.statuses([(ghost, block)]) for _ in range(5)]
+        await launcher.close()
+        return statuses
+
+    statuses = run(scenario())
+    assert seen["calls"] == 1
+    assert all(not s[ghost].finished for s in statuses)
+
+
+def test_missing_region_is_a_configuration_error(ecs_env, monkeypatch):
+    from fleetflow.aws import AwsCredentials
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    creds = AwsCredentials(aws_client_parameters={"endpoint_url": ecs_env.url})
+    block = ECSTask(aws_credentials=creds, cluster=CLUSTER, image="img:1")
+    with pytest.raises(ECSConfigError, match="region"):
+        run(_launch_once(make_launcher(), block, 0))
+
+
 def test_find_tasks_by_started_by(ecs_env, block):
     async def scenario():
         launcher = make_launcher()
@@ -437,6 +479,30 @@ def test_cloudwatch_lines_land_in_the_run_logs_including_the_tail(ecs_env, block
     records = temp_store.read_logs(flow_run_id=run_record.id)
     assert [r.message for r in records] == [*middle, "last words before exit"]
     assert all(r.name == "ecs.flow" for r in records)
+
+
+def test_restarted_launcher_follows_the_logs_of_a_reattached_task(ecs_env, block, temp_store):
+    run_record = temp_store.create_flow_run("train", state=st.Pending(), work_pool_name="ecs-pool")
+    block = block.model_copy(update={"stream_output": True, "configure_cloudwatch_logs": True,
+                                     "execution_role_arn": EXEC_ROLE, "task_watch_poll_interval": 0.01})
+    result = run(_launch_for(make_launcher(), block, run_record))
+    stream = f"{rq.LOG_STREAM_PREFIX}/flow/{parse_task_arn(result.handle).task_id}"
+    logs = boto3_client(ecs_env.url, "logs")
+    logs.create_log_group(logGroupName=rq.DEFAULT_LOG_GROUP)
+    logs.create_log_stream(logGroupName=rq.DEFAULT_LOG_GROUP, logStreamName=stream)
+    logs.put_log_events(logGroupName=rq.DEFAULT_LOG_GROUP, logStreamName=stream,
+                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "written while no worker watched"}])
+    boto3_client(ecs_env.url, "ecs").stop_task(cluster=CLUSTER, task=result.handle, reason="done")
+    status = run(_statuses_once(make_launcher(), [(result.handle, block)]))[result.handle]
+    assert status.finished
+    assert [r.message for r in temp_store.read_logs(flow_run_id=run_record.id)] == ["written while no worker watched"]
+
+
+async def _launch_for(launcher: ECSLauncher, block: ECSTask, record: FlowRun):
+    try:
+        return await launcher.launch(block, record, env={"FLEETFLOW_FLOW_RUN_ID": record.id}, command=[])
+    finally:
+        await launcher.close()
 
 
 # --- through the real worker ------------------------------------------------------------------------------
