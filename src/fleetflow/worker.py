@@ -170,9 +170,25 @@ class Worker:
                 self.watched[run.id] = Watched(run.id, run.infrastructure_pid, block, started=True)
                 log.info("re-attached to run %s (%s)", run.id, run.infrastructure_pid)
             elif run.state_type is StateType.PENDING:
-                self._start_launch(run)
+                await self._adopt_or_launch(run)
             else:
                 self._set(run.id, st.Crashed(message="the worker restarted and found no launch handle for this run"))
+
+    async def _adopt_or_launch(self, run: Any) -> None:
+        """A claimed run without a handle: adopt a launch that exists (ECS: by startedBy and the
+        run-id tag), else launch it now (RunTask's clientToken makes a repeat harmless)."""
+        try:
+            block = self._block_for(run)
+            handle = await self._launcher(block).find_launch(block, run)
+        except Exception as exc:
+            self._set(run.id, st.Crashed(message=f"cannot reconcile: {type(exc).__name__}: {exc}"))
+            return
+        if handle is None:
+            self._start_launch(run)
+            return
+        self.client.update_flow_run(run.id, infrastructure_pid=handle)
+        self.watched[run.id] = Watched(run.id, handle, block)
+        log.info("adopted unrecorded launch %s for run %s", handle, run.id)
 
     # ---- claim and launch ---------------------------------------------------------------
     def _capacity(self) -> int:
@@ -251,7 +267,12 @@ class Worker:
         await asyncio.gather(*(self._cancel(w) for w in targets))
 
     async def _cancel(self, w: Watched) -> None:
-        await self._launcher(w.block).kill(w.handle, w.block)
+        try:
+            await self._launcher(w.block).kill(w.handle, w.block)
+        except FleetflowError as exc:  # e.g. AccessDenied on StopTask: keep watching, retry next tick
+            log.warning("could not stop %s for run %s: %s", w.handle, w.flow_run_id, exc)
+            self.watched[w.flow_run_id] = w
+            return
         self._set(w.flow_run_id, st.Cancelled(message="cancelled; infrastructure stopped"))
 
 

@@ -147,15 +147,6 @@ def launch_attempt(flow_run: Any) -> int:
     return int(getattr(flow_run, "run_count", 0) or 0) + 1
 
 
-def registration_block(block: Any) -> Any:
-    """The block a task definition is built from: without cpu/memory, which every run sends in
-    RunTask ``overrides``; so runs of one image and configuration share one definition whatever
-    their size. (With a user's ``task_definition`` its own sizes are the base.)"""
-    if block.task_definition_arn or (block.cpu is None and block.memory is None):
-        return block
-    return block.model_copy(update={"cpu": None, "memory": None})
-
-
 def _int(value: Any) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
@@ -387,7 +378,7 @@ class ECSLauncher:
     # ---- task definitions ----------------------------------------------------------------------
     async def _task_definition(self, block: Any, creds: AwsCredentials, ecs: Any) -> _Definition:
         """The definition to run: the user's ARN, or ours (found or registered once per content)."""
-        plan = rq.plan_task_definition(registration_block(block), region=ecs.meta.region_name)
+        plan = rq.plan_task_definition(block, region=ecs.meta.region_name)
         key = (self._clients.scope(creds, ecs.meta.region_name), plan.arn or plan.family)
         if key not in self._definitions:
             async with self._definition_locks.setdefault(key, asyncio.Lock()):
@@ -610,6 +601,11 @@ class ECSLauncher:
             if exc.code in ("InvalidParameterException", "ClusterNotFoundException") and "not found" in str(exc).lower():
                 return
             raise
+
+    async def find_launch(self, block: Any, flow_run: Any) -> str | None:
+        """The task a previous worker started for ``flow_run`` but never recorded, if any."""
+        found = await self.find_tasks(block, started_by_for(flow_run.work_pool_name), flow_run_id=flow_run.id)
+        return found[0].arn if found else None
 
     async def find_tasks(self, block: Any, started_by: str, *, flow_run_id: str | None = None) -> list[watch.FoundTask]:
         """Tasks of ``block``'s cluster started with ``started_by`` (see :func:`started_by_for`),

@@ -347,13 +347,22 @@ class TaskDefinitionPlan:
         return self.request["family"] if self.request else None
 
 
+def registration_block(block: Any) -> Any:
+    """The block a task definition is built from: without cpu/memory, which every run sends in
+    RunTask ``overrides``; so runs of one image and configuration share one definition whatever
+    their size. (With a user's ``task_definition`` its own sizes are the base.)"""
+    if block.task_definition_arn or (block.cpu is None and block.memory is None):
+        return block
+    return block.model_copy(update={"cpu": None, "memory": None})
+
+
 def plan_task_definition(block: Any, *, region: str | None = None) -> TaskDefinitionPlan:
     """An explicit ``task_definition_arn`` is used as given (never registered or changed);
-    otherwise the definition built from the block (on top of ``task_definition``) is registered
-    once per content."""
+    otherwise the definition built from the block (on top of ``task_definition``, without the
+    per-run cpu/memory) is registered once per content."""
     if block.task_definition_arn:
         return TaskDefinitionPlan(arn=block.task_definition_arn, request=None)
-    return TaskDefinitionPlan(arn=None, request=build_task_definition(block, region=region))
+    return TaskDefinitionPlan(arn=None, request=build_task_definition(registration_block(block), region=region))
 
 
 def placeholder_task_definition_arn(region: str, family: str) -> str:

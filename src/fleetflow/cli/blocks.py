@@ -150,6 +150,24 @@ def _inspect_renderable(doc: Any, cls: Any, data: dict[str, Any]) -> Group:
 
 
 # ---- delete ------------------------------------------------------------------------------------
+@app.command("preview")
+def preview(
+    ref: str = typer.Argument(..., help="An infrastructure block: ecs-task/NAME."),
+    override: list[str] = typer.Option([], "--override", help="Dot-path override key=value (repeatable), e.g. cpu=512."),
+    flow_run_id: Optional[str] = typer.Option(None, "--flow-run-id", help="Run id to show in the command."),
+) -> None:
+    """Print exactly what a launch would send (task definition and RunTask request; secrets masked)."""
+    from ..blocks import Block
+    from .deployments import parse_assignments
+
+    block = Block.load(ref, client=open_client())
+    if not hasattr(block, "preview"):
+        from ..exceptions import ConfigurationError
+
+        raise ConfigurationError(f"{ref} is a {type(block).__name__} block; preview is for ecs-task blocks")
+    print_json(block.preview(flow_run_id=flow_run_id, overrides=parse_assignments(override, "--override") or None))
+
+
 @app.command("delete")
 def delete(
     ref: str = typer.Argument(..., metavar="TYPE/NAME", help="The block, e.g. ecs-task/prod."),

@@ -55,6 +55,10 @@ class Launcher(Protocol):
 
     async def close(self) -> None: ...
 
+    async def find_launch(self, block: Any, flow_run: Any) -> str | None:
+        """A launch of ``flow_run`` that exists but was never recorded (the worker died between
+        starting it and storing the handle), or None."""
+
 
 class Infrastructure(Block):
     """Base of infrastructure blocks; subclasses name their launcher and their summary."""

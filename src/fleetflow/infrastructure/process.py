@@ -184,6 +184,10 @@ class ProcessLauncher:
                 return
         _signal_group(pid, signal.SIGKILL)
 
+    async def find_launch(self, block: Any, flow_run: Any) -> str | None:
+        """Local processes are recorded right after Popen; there is nothing to look up."""
+        return None
+
     async def close(self) -> None:
         """Stop the idle pre-started runners (closing stdin makes each exit at once)."""
         ready, self._ready = self._ready, []

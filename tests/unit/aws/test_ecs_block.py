@@ -268,7 +268,9 @@ def test_preview_shows_both_requests_with_placeholders():
     assert req["taskDefinition"] == f"arn:aws:ecs:eu-west-1:000000000000:task-definition/{td['family']}:1"
     assert req["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == ["<discovered at launch>"]
     assert req["overrides"]["containerOverrides"][0]["command"] == ["python", "-m", "fleetflow.runner", "run-1"]
-    assert td["cpu"] == "512" and td["memory"] == "1024"
+    # The definition carries a base size shared by every run; the run's own size is an override.
+    assert req["overrides"]["cpu"] == "512" and req["overrides"]["memory"] == "1024"
+    assert td == ECSTask(image="img:1", aws_credentials=AwsCredentials(region_name="eu-west-1")).preview()["task_definition"]
     json.dumps(preview)  # plain JSON
 
 
@@ -300,7 +302,7 @@ def test_preview_applies_dot_path_overrides():
     task = ECSTask(image="img", env={"A": "1"})
     preview = task.preview(overrides={"cpu": 2048, "memory": 4096, "env.FOO": "x", "env.A": None})
     req = preview["run_task_request"]
-    assert req["overrides"]["cpu"] == "2048" and preview["task_definition"]["memory"] == "4096"
+    assert req["overrides"]["cpu"] == "2048" and req["overrides"]["memory"] == "4096"
     assert req["overrides"]["containerOverrides"][0]["environment"] == [{"name": "FOO", "value": "x"}]
     assert task.cpu is None and task.env == {"A": "1"}  # the block itself is unchanged
 

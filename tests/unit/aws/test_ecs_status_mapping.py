@@ -399,7 +399,7 @@ def test_run_tags_are_sanitised():
 
 
 def family(block: ECSTask) -> str:
-    return rq.plan_task_definition(el.registration_block(block), region="us-east-1").family
+    return rq.plan_task_definition(block, region="us-east-1").family
 
 
 def test_sizes_do_not_change_the_registered_definition():
