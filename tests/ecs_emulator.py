@@ -20,7 +20,9 @@ would give it:
   the network give a real container (botocore, aiobotocore and s3fs all honour the variable,
   https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html). With
   ``endpoint_env=False`` the variable is left out, so a container reaches moto only where its
-  own configuration says so (e.g. a storage block's ``endpoint_url``);
+  own configuration says so (e.g. a storage block's ``endpoint_url``). With
+  ``isolated_home=True`` HOME is the container's own working folder instead of the host's, so
+  nothing a task writes under ``~`` is visible to another task or to the test;
 * the task definition's container ``environment``, then its ``secrets`` resolved from moto's
   SSM Parameter Store / Secrets Manager (what ECS does with the execution role,
   https://docs.aws.amazon.com/AmazonECS/latest/developerguide/specifying-sensitive-data.html),
@@ -112,7 +114,8 @@ class ECSEmulator:
 
     def __init__(self, endpoint_url: str, region: str = "us-east-1", *, poll_interval: float = 0.1,
                  stop_grace_seconds: float = 5.0, extra_env: dict[str, str] | None = None,
-                 passthrough_env: tuple[str, ...] = (), endpoint_env: bool = True) -> None:
+                 passthrough_env: tuple[str, ...] = (), endpoint_env: bool = True,
+                 isolated_home: bool = False) -> None:
         self.endpoint_url = endpoint_url.rstrip("/")
         self.region = region
         self.poll_interval = poll_interval
@@ -120,6 +123,7 @@ class ECSEmulator:
         self.extra_env = dict(extra_env or {})
         self.passthrough_env = PASSTHROUGH_ENV + tuple(passthrough_env)
         self.endpoint_env = endpoint_env
+        self.isolated_home = isolated_home
         self.launched: list[dict[str, Any]] = []
         self.exit_codes: dict[str, int] = {}
         self.container_exit_codes: dict[str, dict[str, int]] = {}
@@ -397,7 +401,12 @@ class ECSEmulator:
         cwd = self._workdir / f"{_task_id(task_arn)}--{name}"
         cwd.mkdir(parents=True, exist_ok=True)
         log_path = self._workdir / f"{_task_id(task_arn)}--{name}.log"
-        env = {**self._base_env(), **spec["env"]}
+        env = self._base_env()
+        if self.isolated_home:
+            # A fresh container has its own home: nothing written under ~ (fleetflow's default
+            # FLEETFLOW_HOME, its local results) is visible to another task or to the host.
+            env["HOME"] = str(cwd)
+        env.update(spec["env"])
         with open(log_path, "wb") as out:
             # Own session: a stop signals the container's whole process group, nothing else.
             process = subprocess.Popen(

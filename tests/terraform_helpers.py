@@ -74,3 +74,27 @@ def boto3_clients(endpoint: str, env: dict[str, str], region: str = "us-east-1",
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=region
     )
     return {name: session.client(name, endpoint_url=endpoint) for name in services}
+
+
+@contextlib.contextmanager
+def bucket_policy_suspended(s3: Any, bucket: str) -> Iterator[dict[str, Any]]:
+    """Take the code bucket's policy off for the block, put the very same text back after it.
+
+    Why: the code-bucket module's policy denies ``s3:*`` when ``aws:SecureTransport`` is false.
+    moto (5.2) evaluates bucket-policy conditions without any request context, so a condition
+    on ``aws:SecureTransport`` counts as met for every request and the Deny applies to every
+    object read and write, over HTTPS just as over HTTP (``moto/s3/models.py``
+    ``FakeBucket.get_permission`` -> ``IAMPolicyStatement._check_conditions`` with no incoming
+    values). Serving moto over TLS therefore does not help; the module stays as it is and the
+    test steps around the emulator's limitation for the object traffic only.
+
+    Yields the parsed policy (so the caller can check it is the one Terraform created). The
+    policy is restored before Terraform sees the bucket again, so ``terraform destroy`` deletes
+    exactly what ``terraform apply`` created.
+    """
+    text = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    s3.delete_bucket_policy(Bucket=bucket)
+    try:
+        yield json.loads(text)
+    finally:
+        s3.put_bucket_policy(Bucket=bucket, Policy=text)

@@ -1,0 +1,331 @@
+"""The issue's proof, on one machine: Terraform -> blocks -> deployments -> ECS sub-flows -> results.
+
+1. ``terraform apply`` of ``terraform/examples/ecs-subflows`` against moto's server;
+2. the orchestrator URL is put in the secret Terraform created (the README's
+   ``aws secretsmanager put-secret-value`` step);
+3. ``register_blocks_from_terraform`` (what ``fleetflow aws register-blocks --from-terraform``
+   runs) saves the AwsCredentials, S3 and ECSTask blocks and the ECS work pool;
+4. ``examples/ml_pipeline/deploy.py``'s ``deploy_ecs()`` applies the flagship example's three
+   deployments (fetch 1024/2048, preprocess 512/1024, train 2048/4096) with its code bundle
+   uploaded to the bucket Terraform created;
+5. a worker (``fleetflow.worker.Worker`` in a thread) launches each sub-flow as an ECS task on
+   the Terraform cluster; the test-side ECS emulator (``tests/ecs_emulator.py``) runs each
+   task's container command as a local process with its own working folder and HOME; the
+   runner inside gets the store URL from the Secrets Manager secret, fetches the bundle from
+   the Terraform bucket through the S3 block, runs the flow and reports back;
+6. the parent ``ml_pipeline`` receives the three results;
+7. ``terraform destroy``; the cluster is INACTIVE.
+
+Nothing in moto or fleetflow is patched. One deviation from real AWS, explained in
+``terraform_helpers.bucket_policy_suspended``: moto applies the bucket's TLS-only Deny to every
+object request whatever the transport, so the policy is lifted while flows run and put back
+before ``terraform destroy``.
+
+docs/aws.md "Provisioning with Terraform" is the real-AWS version of the same steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from aws_server import use_dummy_aws_env
+from ecs_emulator import ESSENTIAL_EXITED, ECSEmulator
+from terraform_helpers import (
+    boto3_clients,
+    bucket_policy_suspended,
+    copy_example,
+    example_vars,
+    moto_server,
+    plain_outputs,
+)
+
+from fleetflow.aws.credentials import clear_client_cache
+from fleetflow.aws.terraform import register_blocks_from_terraform
+from fleetflow.bundles import bundle_key
+from fleetflow.states import StateType
+
+if TYPE_CHECKING:
+    from .conftest import Terraform
+
+pytestmark = [pytest.mark.terraform, pytest.mark.aws, pytest.mark.timeout(300)]
+
+EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "ml_pipeline"
+NAME = "ffproof"
+POOL = "ecs-proof"
+# The sizes examples/ml_pipeline/deploy.py gives each sub-flow: flow name -> (cpu, memory).
+EXPECTED_SIZES = {"fetch-data": ("1024", "2048"), "preprocess": ("512", "1024"), "train": ("2048", "4096")}
+# 150 rows keep every sub-flow's result (the rows it passes on) under the 16 KiB that is stored
+# inline in the store (fleetflow.engine.results.INLINE_LIMIT). Larger results are pickled to the
+# *child's* local results folder, which a parent in another container cannot read: with
+# isolated container homes, n=200 (16.4 KB of rows) fails with MissingResult. See docs/aws.md.
+N_ROWS = 150
+WORKER_NAME = "proof-worker"
+
+
+class Timeline:
+    """Seconds since the test started, per step (printed at the end, or on failure)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.last = self.started
+        self.steps: list[tuple[str, float, float]] = []
+
+    def mark(self, what: str) -> None:
+        now = time.monotonic()
+        self.steps.append((what, now - self.started, now - self.last))
+        self.last = now
+
+    def total(self) -> float:
+        return time.monotonic() - self.started
+
+    def render(self) -> str:
+        return "\n".join(f"  +{at:6.1f}s  ({took:5.1f}s)  {what}" for what, at, took in self.steps)
+
+
+class WorkerThread:
+    """``fleetflow.worker.Worker(pool).run()`` on its own event loop in a background thread."""
+
+    def __init__(self, pool: str) -> None:
+        self.pool = pool
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="proof-worker", daemon=True)
+
+    def start(self) -> "WorkerThread":
+        self._thread.start()
+        assert self._ready.wait(10), "the worker thread did not start"
+        return self
+
+    def _main(self) -> None:
+        from fleetflow.worker import Worker
+
+        self.loop = asyncio.new_event_loop()
+        self.worker = Worker(self.pool, name=WORKER_NAME, poll_interval=0.1)
+        self._ready.set()
+        try:
+            self.loop.run_until_complete(self.worker.run())
+        except BaseException as exc:  # surfaced by the test
+            self.error = exc
+        finally:
+            self.loop.close()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.worker.stop)
+            self._thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def example_modules() -> Iterator[tuple[Any, Any]]:
+    """``(flows, deploy)`` of examples/ml_pipeline, imported the way its run.py does (its folder on
+    sys.path), without leaving them in sys.modules for other tests (tests/e2e has a ``flows`` too)."""
+    import importlib
+
+    names = ("flows", "deploy")
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    sys.path.insert(0, str(EXAMPLE_DIR))
+    try:
+        yield importlib.import_module("flows"), importlib.import_module("deploy")
+    finally:
+        sys.path.remove(str(EXAMPLE_DIR))
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+@contextlib.contextmanager
+def show_containers_on_failure(emulator: ECSEmulator, timeline: Timeline) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        print(f"timeline so far:\n{timeline.render()}")
+        for launch in emulator.launched:
+            print(f"--- container output of {launch['task_arn']} ({launch['command']}):")
+            print(emulator.output(launch["task_arn"])[-4000:])
+        print(f"--- emulator errors: {emulator.errors!r}")
+        raise
+
+
+@pytest.fixture
+def shell_env(terraform: Terraform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What the user's shell has: terraform (register-blocks runs `terraform output -json`) and
+    AWS keys for the default chain (moto accepts any), nothing pointing elsewhere."""
+    use_dummy_aws_env(monkeypatch, tmp_path)
+    # werkzeug logs one line per moto request: thousands of them would bury a failure's output.
+    werkzeug = logging.getLogger("werkzeug")
+    monkeypatch.setattr(werkzeug, "level", logging.ERROR)
+    monkeypatch.setenv("TERRAFORM", terraform.binary)
+    for name in ("TF_CLI_CONFIG_FILE", "TF_IN_AUTOMATION", "CHECKPOINT_DISABLE"):
+        monkeypatch.setenv(name, terraform.env[name])
+    clear_client_cache()
+    yield
+    clear_client_cache()
+
+
+def test_terraform_to_ecs_subflows_and_back(terraform: Terraform, tf_copy: Path, temp_store, shell_env,
+                                            tmp_path: Path) -> None:
+    timeline = Timeline()
+    with moto_server() as endpoint:
+        example = copy_example(tf_copy, tmp_path)
+        tf_vars = example_vars(endpoint, name=NAME, work_pool_name=POOL)
+        terraform.run("init", "-input=false", "-no-color", cwd=example)
+        timeline.mark("terraform init")
+        terraform.run("apply", "-auto-approve", "-input=false", "-no-color", *tf_vars, cwd=example)
+        timeline.mark("terraform apply")
+        aws = boto3_clients(endpoint, terraform.env)
+        try:
+            outputs = plain_outputs(terraform, example)
+            _run_the_pipeline(example, endpoint, outputs, aws, temp_store, timeline)
+        finally:
+            terraform.run("destroy", "-auto-approve", "-input=false", "-no-color", *tf_vars, cwd=example)
+            timeline.mark("terraform destroy")
+        (cluster,) = aws["ecs"].describe_clusters(clusters=[outputs["cluster_arn"]])["clusters"]
+        assert cluster["status"] == "INACTIVE"
+        assert not aws["s3"].list_buckets()["Buckets"]
+
+    print(f"\nproof timeline ({timeline.total():.1f}s):\n{timeline.render()}")
+    assert timeline.total() < 150
+
+
+def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws: dict[str, Any], client: Any,
+                      timeline: Timeline) -> None:
+    from fleetflow.settings import get_settings
+
+    store_url = get_settings().resolved_database_url()
+    # The README's `aws secretsmanager put-secret-value` step: the URL never enters Terraform.
+    aws["secretsmanager"].put_secret_value(SecretId=outputs["database_url_secret_arn"], SecretString=store_url)
+
+    result = register_blocks_from_terraform(example, aws_client_parameters={"endpoint_url": endpoint})
+    assert [(i.ref, i.status) for i in result.items] == [
+        ("aws-credentials/fleetflow-aws", "created"),
+        ("s3/fleetflow-code", "created"),
+        ("ecs-task/fleetflow-ecs", "created"),
+        (POOL, "created"),
+    ]
+    timeline.mark("secret value + register-blocks")
+
+    bucket = outputs["bucket_name"]
+    with bucket_policy_suspended(aws["s3"], bucket) as policy, example_modules() as (flows, deploy):
+        assert [s["Sid"] for s in policy["Statement"]] == ["DenyInsecureTransport"]
+        assert policy["Statement"][0]["Effect"] == "Deny"
+        assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": ["false"]}}
+
+        deployment_ids = deploy.deploy_ecs()  # `python examples/ml_pipeline/deploy.py --ecs`
+        assert len(deployment_ids) == 3
+        timeline.mark("deploy_ecs: three deployments, bundle uploaded")
+
+        emulator = ECSEmulator(
+            endpoint, outputs["region"], poll_interval=0.05,
+            # Like separate containers: S3 and ECS reached only through the blocks' endpoint_url,
+            # own HOME, and bundles cached in the container's own (empty) working folder.
+            endpoint_env=False, isolated_home=True, extra_env={"FLEETFLOW_BUNDLE_CACHE_DIR": "bundle-cache"},
+        )
+        worker = WorkerThread(POOL)
+        with emulator, show_containers_on_failure(emulator, timeline):
+            worker.start()
+            try:
+                started = time.monotonic()
+                pipeline = flows.ml_pipeline(n=N_ROWS)
+                timeline.mark(f"ml_pipeline(n={N_ROWS}) through the worker and the ECS emulator")
+            finally:
+                worker.stop()
+            emulator.raise_errors()
+            assert worker.error is None
+            _check_runs(client, emulator, outputs, aws, pipeline)
+            _print_children(client, emulator, started)
+            _check_bundle_in_terraform_bucket(client, aws, outputs)
+            timeline.mark("checks")
+
+
+def _check_runs(client: Any, emulator: ECSEmulator, outputs: dict[str, Any], aws: dict[str, Any], pipeline: dict) -> None:
+    from fleetflow.engine.results import load_result
+
+    # The parent finished with the model trained in the third container.
+    (parent,) = client.read_flow_runs(flow_name="ml-pipeline")
+    assert parent.state.type is StateType.COMPLETED
+    assert set(pipeline) == {"mse", "bias"} and math.isfinite(pipeline["mse"]) and pipeline["mse"] < 0.1
+    assert load_result(parent.state.data["result"]) == pipeline
+
+    children = client.read_flow_runs(parent_flow_run_id=parent.id)
+    assert sorted(c.flow_name for c in children) == sorted(EXPECTED_SIZES)
+    task_runs = {t.id: t for t in client.read_task_runs(parent.id)}
+    launches = {launch["command"][-1]: launch for launch in emulator.launched}
+    assert len(emulator.launched) == 3 and set(launches) == {c.id for c in children}
+    cluster_name = outputs["cluster_arn"].rsplit("/", 1)[1]
+    ecs = aws["ecs"]
+
+    for child in children:
+        launch = launches[child.id]
+        # linked to the parent through one of its task runs, finished, launched by our worker
+        assert child.state.type is StateType.COMPLETED
+        assert task_runs[child.parent_task_run_id].state.type is StateType.COMPLETED
+        assert child.worker_name == WORKER_NAME
+        # its deployment's size, on the cluster Terraform created, with the example's image
+        assert (launch["cpu"], launch["memory"]) == EXPECTED_SIZES[child.flow_name], child.flow_name
+        assert launch["cluster"] == outputs["cluster_arn"]
+        assert launch["task_arn"].split(":task/", 1)[1].startswith(f"{cluster_name}/")
+        assert launch["task_arn"] in (child.infrastructure_pid or "")
+        assert launch["command"][-3:] == ["-m", "fleetflow.runner", child.id]
+        assert emulator.wait_for_exit(launch["task_arn"], timeout=15) == 0
+        # the store URL came from the Terraform secret, never through the RunTask overrides
+        assert launch["env"]["FLEETFLOW_DATABASE_URL"] == get_store_url()
+        (task,) = ecs.describe_tasks(cluster=outputs["cluster_arn"], tasks=[launch["task_arn"]])["tasks"]
+        override_env = {e["name"] for o in task["overrides"]["containerOverrides"] for e in o.get("environment", [])}
+        assert "FLEETFLOW_DATABASE_URL" not in override_env
+        assert (task["lastStatus"], task["stoppedReason"]) == ("STOPPED", ESSENTIAL_EXITED)
+        definition = ecs.describe_task_definition(taskDefinition=launch["task_definition_arn"])["taskDefinition"]
+        (container,) = definition["containerDefinitions"]
+        assert container["image"] == outputs["image"]
+        assert container["secrets"] == [{"name": "FLEETFLOW_DATABASE_URL", "valueFrom": outputs["database_url_secret_arn"]}]
+        assert container["logConfiguration"]["options"]["awslogs-group"] == outputs["log_group_name"]
+        assert definition["executionRoleArn"] == outputs["execution_role_arn"]
+        assert definition["taskRoleArn"] == outputs["task_role_arn"]
+        # it fetched its deployment's bundle from S3 into its own container folder
+        digest = client.read_deployment(child.deployment_id).bundle_digest
+        assert (Path(launch["cwd"]) / "bundle-cache" / digest).is_dir()
+        # and its logs reached the store
+        assert client.read_logs(flow_run_id=child.id)
+
+
+def _check_bundle_in_terraform_bucket(client: Any, aws: dict[str, Any], outputs: dict[str, Any]) -> None:
+    """One bundle object (the three deployments share the example folder) under the S3 block's
+    prefix (`bucket_path` output, `<bucket>/bundles`) of the bucket Terraform created."""
+    bucket, prefix = outputs["bucket_path"].split("/", 1)
+    assert bucket == outputs["bucket_name"]
+    digests = {client.read_deployment_by_name(name).bundle_digest
+               for name in ("fetch-data/fetch", "preprocess/preprocess", "train/train")}
+    assert len(digests) == 1
+    objects = aws["s3"].list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/").get("Contents", [])
+    assert [o["Key"] for o in objects] == [f"{prefix}/{bundle_key(d)}" for d in digests]
+
+
+def _print_children(client: Any, emulator: ECSEmulator, started: float) -> None:
+    """Per child: seconds from the pipeline's start to RunTask, the process start and each state."""
+    launches = {launch["command"][-1]: launch for launch in emulator.launched}
+    origin = time.time() - (time.monotonic() - started)
+    runs = [client.read_flow_run(run_id) for run_id in launches]
+    print()
+    for run in sorted(runs, key=lambda r: r.created):
+        launch = launches[run.id]
+        steps = [(s.type.value, s.timestamp.timestamp()) for s in client.read_flow_run_states(run.id)]
+        if launch.get("created_at") is not None:
+            steps.append(("RunTask", launch["created_at"].timestamp()))
+        steps.append(("process", launch["started_at"]))
+        text = ", ".join(f"{name} +{at - origin:.2f}s" for name, at in sorted(steps, key=lambda s: s[1]))
+        print(f"  {run.flow_name} ({launch['cpu']}/{launch['memory']}): {text}")
+
+
+def get_store_url() -> str:
+    from fleetflow.settings import get_settings
+
+    return get_settings().resolved_database_url()
