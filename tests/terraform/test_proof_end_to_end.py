@@ -65,9 +65,10 @@ POOL = "ecs-proof"
 # The sizes examples/ml_pipeline/deploy.py gives each sub-flow: flow name -> (cpu, memory).
 EXPECTED_SIZES = {"fetch-data": ("1024", "2048"), "preprocess": ("512", "1024"), "train": ("2048", "4096")}
 # 150 rows keep every sub-flow's result (the rows it passes on) under the 16 KiB that is stored
-# inline in the store (fleetflow.engine.results.INLINE_LIMIT). Larger results are pickled to the
-# *child's* local results folder, which a parent in another container cannot read: with
-# isolated container homes, n=200 (16.4 KB of rows) fails with MissingResult. See docs/aws.md.
+# inline in the store (fleetflow.engine.results.INLINE_LIMIT), so results reach the parent through
+# the store only. Larger results are pickled to the *child's* local results folder: n=200 (16.4 KB
+# of rows) still passes here because the emulated containers share this machine's disk, but on
+# ECS the parent could not read them (see docs/aws.md). The test asserts every result is inline.
 N_ROWS = 150
 WORKER_NAME = "proof-worker"
 
@@ -268,6 +269,8 @@ def _check_runs(client: Any, emulator: ECSEmulator, outputs: dict[str, Any], aws
         launch = launches[child.id]
         # linked to the parent through one of its task runs, finished, launched by our worker
         assert child.state.type is StateType.COMPLETED
+        # its result travelled through the store, not through a file on the container's disk
+        assert child.state.data["result"]["serializer"] == "json", child.state.data["result"]
         assert task_runs[child.parent_task_run_id].state.type is StateType.COMPLETED
         assert child.worker_name == WORKER_NAME
         # its deployment's size, on the cluster Terraform created, with the example's image

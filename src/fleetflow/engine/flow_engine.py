@@ -6,10 +6,11 @@ retries, timeout, sub-flow linking, result persistence, and a final state on eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition, RunCancelled
@@ -159,26 +160,13 @@ class FlowRunEngine:
         return True
 
     # ---- execution ----------------------------------------------------------------------
-    def run_sync(self) -> Any:
-        params = self._prepare()
+    @contextlib.contextmanager
+    def _scope(self) -> Iterator[None]:
+        """Run context for the body, a final state on every way out, logs flushed."""
         token = flow_run_ctx.set(self.ctx)
         ttoken = task_run_ctx.set(None)
         try:
-            with handle_termination():
-                self._set(st.Running())
-                attempt = 1
-                while True:
-                    try:
-                        value = call_with_timeout(
-                            lambda: call_with_parameters(self.flow.fn, params),
-                            self.flow.timeout_seconds,
-                            f"flow {self.flow.name!r}",
-                        )
-                        return self._complete(value)
-                    except Exception as exc:
-                        if not self._retry(attempt, exc):
-                            raise
-                        attempt += 1
+            yield
         except BaseException as exc:
             self._on_exception(exc)
             raise
@@ -187,26 +175,35 @@ class FlowRunEngine:
             flow_run_ctx.reset(token)
             shipper.flush()
 
+    def _what(self) -> str:
+        return f"flow {self.flow.name!r}"
+
+    def run_sync(self) -> Any:
+        params = self._prepare()
+        with self._scope(), handle_termination():
+            self._set(st.Running())
+            attempt = 1
+            while True:
+                try:
+                    value = call_with_timeout(lambda: call_with_parameters(self.flow.fn, params),
+                                              self.flow.timeout_seconds, self._what())
+                    return self._complete(value)
+                except Exception as exc:
+                    if not self._retry(attempt, exc):
+                        raise
+                    attempt += 1
+
     async def run_async(self) -> Any:
         params = self._prepare()
-        token = flow_run_ctx.set(self.ctx)
-        ttoken = task_run_ctx.set(None)
-        try:
+        with self._scope():
             self._set(st.Running())
             attempt = 1
             while True:
                 try:
                     coro = call_with_parameters(self.flow.fn, params)
-                    value = await await_with_timeout(coro, self.flow.timeout_seconds, f"flow {self.flow.name!r}")
+                    value = await await_with_timeout(coro, self.flow.timeout_seconds, self._what())
                     return await asyncio.get_running_loop().run_in_executor(None, self._complete, value)
                 except Exception as exc:
                     if not self._retry(attempt, exc):
                         raise
                     attempt += 1
-        except BaseException as exc:
-            self._on_exception(exc)
-            raise
-        finally:
-            task_run_ctx.reset(ttoken)
-            flow_run_ctx.reset(token)
-            shipper.flush()

@@ -7,10 +7,12 @@ final state). Small results are stored inline in the final state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import datetime as dt
 import traceback
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 import tenacity
 
@@ -127,19 +129,12 @@ class TaskRunEngine:
         log_prints = self.task.log_prints if self.task.log_prints is not None else self.ctx.log_prints
         return TaskRunContext(self.task, self.task_run, self.parameters, log_prints)
 
-    def run_sync(self) -> Any:
-        hit, value = self.begin()
-        if hit:
-            return value
+    @contextlib.contextmanager
+    def _scope(self) -> Iterator[None]:
+        """Task run context for the body; FAILED on an exception, CRASHED/CANCELLED on a signal."""
         token = task_run_ctx.set(self._context())
         try:
-            if self.task.retries == 0:  # hot path: no retry machinery for the common case
-                value = call_with_timeout(self._call, self.task.timeout_seconds, f"task {self.task.name!r}")
-            else:
-                for attempt in self._retryer(tenacity.Retrying):
-                    with attempt:
-                        self._retrying(attempt.retry_state.attempt_number)
-                        value = call_with_timeout(self._call, self.task.timeout_seconds, f"task {self.task.name!r}")
+            yield
         except Exception as exc:
             self.fail(exc)
             raise
@@ -148,6 +143,22 @@ class TaskRunEngine:
             raise
         finally:
             task_run_ctx.reset(token)
+
+    def _what(self) -> str:
+        return f"task {self.task.name!r}"
+
+    def run_sync(self) -> Any:
+        hit, value = self.begin()
+        if hit:
+            return value
+        with self._scope():
+            if self.task.retries == 0:  # hot path: no retry machinery for the common case
+                value = call_with_timeout(self._call, self.task.timeout_seconds, self._what())
+            else:
+                for attempt in self._retryer(tenacity.Retrying):
+                    with attempt:
+                        self._retrying(attempt.retry_state.attempt_number)
+                        value = call_with_timeout(self._call, self.task.timeout_seconds, self._what())
         return self.complete(value)
 
     def _call(self) -> Any:
@@ -161,21 +172,12 @@ class TaskRunEngine:
         hit, value = self.begin()
         if hit:
             return value
-        token = task_run_ctx.set(self._context())
-        try:
+        with self._scope():
             async for attempt in self._retryer(tenacity.AsyncRetrying):
                 with attempt:
                     self._retrying(attempt.retry_state.attempt_number)
                     coro = self.task.call_fn(resolve_futures(self.parameters))
-                    value = await await_with_timeout(coro, self.task.timeout_seconds, f"task {self.task.name!r}")
-        except Exception as exc:
-            self.fail(exc)
-            raise
-        except BaseException as exc:
-            self.crash(exc)
-            raise
-        finally:
-            task_run_ctx.reset(token)
+                    value = await await_with_timeout(coro, self.task.timeout_seconds, self._what())
         return self.complete(value)
 
 
@@ -185,8 +187,6 @@ def submit_task(task: Any, parameters: dict[str, Any]) -> TaskFuture:
     if ctx is None:
         raise FleetflowError(f"{task.name}.submit() must be called inside a @flow; call {task.name}() directly outside flows")
     engine = TaskRunEngine(task, parameters, ctx)
-    import contextvars
-
     run_ctx = contextvars.copy_context()
     future = ctx.executor.submit(run_ctx.run, engine.run_sync)
     ctx.track(future)
