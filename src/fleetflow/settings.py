@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     results_dir: Path | None = Field(
         default=None, description="Where results are persisted by default; default HOME/results."
     )
+    result_storage: str | None = Field(
+        default=None,
+        description="Saved storage block ('s3/name') where runs persist results that are not stored "
+        "inline; default is the local results folder. Set it for runs in containers (ECS).",
+    )
     logging_level: str = Field(default="INFO", description="Level of run loggers.")
     log_flush_interval: float = Field(
         default=0.5, description="Seconds between batched writes of run logs to the store."

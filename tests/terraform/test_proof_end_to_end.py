@@ -64,12 +64,9 @@ NAME = "ffproof"
 POOL = "ecs-proof"
 # The sizes examples/ml_pipeline/deploy.py gives each sub-flow: flow name -> (cpu, memory).
 EXPECTED_SIZES = {"fetch-data": ("1024", "2048"), "preprocess": ("512", "1024"), "train": ("2048", "4096")}
-# 150 rows keep the rows a sub-flow passes on under the 16 KiB that is stored inline in the store
-# (fleetflow.engine.results.INLINE_LIMIT), so they reach the parent through the store. Larger
-# results are pickled to the child's local results folder: n=200 (16.4 KB of rows) still passes
-# here because the emulated containers share this machine's disk, but on ECS the parent could not
-# read them (see docs/aws.md and the KNOWN GAP in _check_runs).
-N_ROWS = 150
+# 400 rows are more than the 16 KiB stored inline in the store (INLINE_LIMIT), so the rows the
+# sub-flows pass on travel as pickled results in the S3 results block register-blocks created.
+N_ROWS = 400
 WORKER_NAME = "proof-worker"
 
 
@@ -210,6 +207,7 @@ def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws
     assert [(i.ref, i.status) for i in result.items] == [
         ("aws-credentials/fleetflow-aws", "created"),
         ("s3/fleetflow-code", "created"),
+        ("s3/fleetflow-results", "created"),
         ("ecs-task/fleetflow-ecs", "created"),
         (POOL, "created"),
     ]
@@ -269,16 +267,13 @@ def _check_runs(client: Any, emulator: ECSEmulator, outputs: dict[str, Any], aws
         launch = launches[child.id]
         # linked to the parent through one of its task runs, finished, launched by our worker
         assert child.state.type is StateType.COMPLETED
-        # How its result reached the parent. Inline JSON travels through the store, as it must on
-        # ECS. KNOWN GAP (see docs/aws.md): preprocess returns tuples (its `stats`), which do not
-        # survive a JSON round trip, so its result is pickled to a *local* results folder. It only
-        # works here because the worker passes its FLEETFLOW_HOME (this test's temporary folder)
-        # to every launch and the emulated containers share this machine's disk; on ECS the parent
-        # would get MissingResult. When results get an S3 storage (or the example returns lists),
-        # this assertion fails: make every child "json"/S3 and drop the exception.
+        # How its result reached the parent: inline JSON in the store, or pickled into the S3
+        # results block that register-blocks created from `results_path` (never a local folder:
+        # the parent runs elsewhere). preprocess returns tuples, so it is always pickled.
         ref = child.state.data["result"]
-        if child.flow_name == "preprocess":
-            assert ref["serializer"] == "pickle" and ref["storage"]["type"] == "local", ref
+        if child.flow_name == "preprocess" or ref["serializer"] == "pickle":
+            assert ref["serializer"] == "pickle", ref
+            assert ref["storage"] == {"type": "block", "block": "s3/fleetflow-results"}, ref
         else:
             assert ref["serializer"] == "json", ref
         assert task_runs[child.parent_task_run_id].state.type is StateType.COMPLETED

@@ -114,6 +114,7 @@ def test_register_blocks_from_an_applied_example(applied: Applied, tf_env, tmp_p
         assert [(i.ref, i.status) for i in result.items] == [
             ("aws-credentials/reg-aws", "created"),
             ("s3/reg-code", "created"),
+            ("s3/reg-results", "created"),
             ("ecs-task/reg-ecs", "created"),
             (POOL, "created"),
         ]
@@ -122,7 +123,7 @@ def test_register_blocks_from_an_applied_example(applied: Applied, tf_env, tmp_p
         _check_blocks_point_at_terraform_resources(applied, "reg")
 
         again = register_blocks_from_terraform(applied.directory, prefix="reg", aws_client_parameters=endpoint)
-        assert [i.status for i in again.items] == ["unchanged"] * 4
+        assert [i.status for i in again.items] == ["unchanged"] * 5
 
     with temporary_store():
         _check_cli(applied, tmp_path)
@@ -142,4 +143,4 @@ def _check_cli(applied: Applied, tmp_path: Path) -> None:
     outputs_file.write_text(json.dumps({k: {"value": v, "sensitive": False} for k, v in applied.outputs.items()}))
     second = runner.invoke(app, [*args, "--from-terraform", str(outputs_file), "--json"])
     assert second.exit_code == 0, second.output
-    assert [item["status"] for item in json.loads(second.stdout)] == ["unchanged"] * 4
+    assert [item["status"] for item in json.loads(second.stdout)] == ["unchanged"] * 5

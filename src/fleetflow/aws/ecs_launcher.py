@@ -89,11 +89,16 @@ def _secret_env_error(name: str, where: str) -> ECSConfigError:
     )
 
 
+_WORKER_LOCAL = frozenset({"FLEETFLOW_HOME"})
+
+
 def container_environment(block: Any, env: Mapping[str, str]) -> dict[str, str]:
     """The runner's environment as it may be sent: variables the block maps in ``secrets`` are left
     to ECS (it injects them from SSM / Secrets Manager); a secret with no such mapping is an error."""
     out: dict[str, str] = {}
     for name, value in env.items():
+        if name in _WORKER_LOCAL:
+            continue  # a path on the worker's machine means nothing inside the container
         if name in (block.secrets or {}) or name in (block.env or {}):
             continue  # ECS injects it / the block's own env replaces or unsets it
         if is_secret_env(name, value):

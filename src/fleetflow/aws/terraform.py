@@ -67,7 +67,8 @@ REQUIRED_OUTPUTS = (
     "work_pool_name",
 )
 # Used when present (and not null); each has a sensible default otherwise.
-OPTIONAL_OUTPUTS = ("image", "vpc_id", "assign_public_ip", "database_url_secret_arn")
+OPTIONAL_OUTPUTS = ("image", "vpc_id", "assign_public_ip", "database_url_secret_arn", "results_path")
+RESULT_STORAGE_ENV = "FLEETFLOW_RESULT_STORAGE"
 DATABASE_URL_ENV = "FLEETFLOW_DATABASE_URL"
 TERRAFORM_TIMEOUT_SECONDS = 120
 
@@ -160,15 +161,17 @@ class TerraformBlocks(BaseModel):
     credentials: AwsCredentials
     storage: S3
     infrastructure: ECSTask
+    results: S3 | None = Field(default=None, description="Where flow runs in ECS persist results (results_path).")
     work_pool_name: str
-    names: dict[str, str] = Field(description="Block name by role: 'credentials', 'storage', 'infrastructure'.")
+    names: dict[str, str] = Field(description="Block name by role: 'credentials', 'storage', 'infrastructure', 'results'.")
 
 
 def block_names(prefix: str) -> dict[str, str]:
     """``<prefix>-aws``, ``<prefix>-code``, ``<prefix>-ecs``; the prefix must make valid block names."""
     from ..blocks.base import validate_block_name
 
-    names = {"credentials": f"{prefix}-aws", "storage": f"{prefix}-code", "infrastructure": f"{prefix}-ecs"}
+    names = {"credentials": f"{prefix}-aws", "storage": f"{prefix}-code", "infrastructure": f"{prefix}-ecs",
+             "results": f"{prefix}-results"}
     try:
         for name in names.values():
             validate_block_name(name)
@@ -201,11 +204,15 @@ def blocks_from_outputs(
         creds_fields["aws_client_parameters"] = aws_client_parameters
     credentials = AwsCredentials(**creds_fields)
     storage = _built("S3", "bucket_path", lambda: S3(bucket_path=values["bucket_path"], credentials=credentials))
-    infrastructure = _built("ECSTask", "cluster_arn, subnet_ids, ...", lambda: _ecs_task(values, credentials))
+    results = None
+    if "results_path" in values:
+        results = _built("S3", "results_path", lambda: S3(bucket_path=values["results_path"], credentials=credentials))
+    infrastructure = _built("ECSTask", "cluster_arn, subnet_ids, ...", lambda: _ecs_task(values, credentials, names))
     return TerraformBlocks(
         credentials=credentials,
         storage=storage,
         infrastructure=infrastructure,
+        results=results,
         work_pool_name=str(values["work_pool_name"]),
         names=names,
     )
@@ -223,7 +230,7 @@ def _checked_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
     return {name: outputs[name] for name in REQUIRED_OUTPUTS + OPTIONAL_OUTPUTS if outputs.get(name) is not None}
 
 
-def _ecs_task(values: Mapping[str, Any], credentials: AwsCredentials) -> ECSTask:
+def _ecs_task(values: Mapping[str, Any], credentials: AwsCredentials, names: Mapping[str, str]) -> ECSTask:
     fields: dict[str, Any] = {
         "aws_credentials": credentials,
         "cluster": values["cluster_arn"],
@@ -246,6 +253,9 @@ def _ecs_task(values: Mapping[str, Any], credentials: AwsCredentials) -> ECSTask
     if "database_url_secret_arn" in values:
         # By reference: ECS injects the value at start; it never sits in a task definition or override.
         fields["secrets"] = {DATABASE_URL_ENV: values["database_url_secret_arn"]}
+    if "results_path" in values:
+        # Results must outlive the container and be readable by the parent: persist them in S3.
+        fields["env"] = {RESULT_STORAGE_ENV: f"{S3.get_block_type_slug()}/{names['results']}"}
     return ECSTask(**fields)
 
 
@@ -295,11 +305,13 @@ class RegisteredBlocks(BaseModel):
     credentials: RegisteredItem
     storage: RegisteredItem
     infrastructure: RegisteredItem
+    results: RegisteredItem | None = None
     work_pool: RegisteredItem
 
     @property
     def items(self) -> list[RegisteredItem]:
-        return [self.credentials, self.storage, self.infrastructure, self.work_pool]
+        optional = [self.results] if self.results is not None else []
+        return [self.credentials, self.storage, *optional, self.infrastructure, self.work_pool]
 
     @property
     def changed(self) -> bool:
@@ -331,6 +343,7 @@ def register_blocks_from_terraform(
     blocks = [
         ("credentials", built.credentials, names["credentials"]),
         ("storage", built.storage, names["storage"]),
+        *([("results", built.results, names["results"])] if built.results is not None else []),
         ("infrastructure", built.infrastructure, names["infrastructure"]),
     ]
     pool_block = f"{ECSTask.get_block_type_slug()}/{names['infrastructure']}"

@@ -83,6 +83,21 @@ def _inline(value: Any) -> str | None:
     return None
 
 
+_configured: dict[str, ResultStorage] = {}
+
+
+def default_result_storage() -> ResultStorage:
+    """``FLEETFLOW_RESULT_STORAGE`` (a saved block, loaded once) or the local results folder."""
+    ref = get_settings().result_storage
+    if not ref:
+        return LocalResultStorage()
+    if ref not in _configured:
+        from ..blocks import Block
+
+        _configured[ref] = Block.load(ref)  # type: ignore[assignment]
+    return _configured[ref]
+
+
 def persist_result(value: Any, storage: ResultStorage | None = None) -> dict[str, Any]:
     """Store ``value`` and return the reference recorded in the COMPLETED state."""
     text = _inline(value)
@@ -90,7 +105,7 @@ def persist_result(value: Any, storage: ResultStorage | None = None) -> dict[str
         return {"serializer": "json", "value": text}
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     key = hashlib.sha256(data).hexdigest()
-    storage = storage or LocalResultStorage()
+    storage = storage or default_result_storage()
     storage.write_result(key, data)
     describe = getattr(storage, "describe", None)
     return {"serializer": "pickle", "key": key, "storage": describe() if describe else {}}

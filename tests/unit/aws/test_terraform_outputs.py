@@ -133,7 +133,8 @@ def test_directory_with_no_state_or_a_failing_terraform(tmp_path: Path, monkeypa
 # --- mapping (pure) ----------------------------------------------------------------------------
 def test_outputs_map_onto_block_fields():
     built = blocks_from_outputs(PLAIN, prefix="prod")
-    assert built.names == {"credentials": "prod-aws", "storage": "prod-code", "infrastructure": "prod-ecs"}
+    assert built.names == {"credentials": "prod-aws", "storage": "prod-code", "infrastructure": "prod-ecs",
+                           "results": "prod-results"}
     assert built.work_pool_name == "ecs"
 
     creds = built.credentials
@@ -142,6 +143,8 @@ def test_outputs_map_onto_block_fields():
     assert creds.aws_client_parameters.endpoint_url is None
 
     assert built.storage.bucket_path == "fleetflow-code-x1/bundles"
+    assert built.results.bucket_path == "fleetflow-code-x1/results" and built.results.credentials == creds
+    assert built.infrastructure.env == {"FLEETFLOW_RESULT_STORAGE": "s3/prod-results"}
     assert built.storage.credentials == creds
     assert built.storage.aws_access_key_id is None
 
@@ -156,7 +159,7 @@ def test_outputs_map_onto_block_fields():
     assert ecs.configure_cloudwatch_logs is True
     assert ecs.cloudwatch_logs_options == {"awslogs-group": "/fleetflow/fleetflow", "awslogs-create-group": "false"}
     assert ecs.secrets == {"FLEETFLOW_DATABASE_URL": SECRET_ARN}
-    assert ecs.env == {}
+    assert ecs.env == {"FLEETFLOW_RESULT_STORAGE": "s3/prod-results"}
 
 
 def test_the_task_definition_uses_the_terraform_resources():
@@ -229,6 +232,7 @@ def test_register_saves_blocks_and_pool(temp_store):
     assert [(i.kind, i.name, i.status) for i in result.items] == [
         ("aws-credentials", "prod-aws", "created"),
         ("s3", "prod-code", "created"),
+        ("s3", "prod-results", "created"),
         ("ecs-task", "prod-ecs", "created"),
         ("work-pool", "ecs", "created"),
     ]
@@ -248,7 +252,7 @@ def test_rerunning_is_idempotent(temp_store):
     register_blocks_from_terraform(PLAIN, client=temp_store)
     before = {d.name: (d.id, d.updated) for d in temp_store.read_block_documents()}
     again = register_blocks_from_terraform(raw(PLAIN), client=temp_store)  # the other shape, same content
-    assert [i.status for i in again.items] == ["unchanged"] * 4 and not again.changed
+    assert [i.status for i in again.items] == ["unchanged"] * 5 and not again.changed
     assert {d.name: (d.id, d.updated) for d in temp_store.read_block_documents()} == before
 
 
@@ -265,7 +269,7 @@ def test_changed_outputs_need_overwrite_and_nothing_is_half_written(temp_store):
     assert ECSTask.load("fleetflow-ecs", client=temp_store).image == PLAIN["image"]
 
     updated = register_blocks_from_terraform(changed, client=temp_store, overwrite=True)
-    assert [i.status for i in updated.items] == ["unchanged", "updated", "updated", "unchanged"]
+    assert [i.status for i in updated.items] == ["unchanged", "updated", "unchanged", "updated", "unchanged"]
     assert S3.load("fleetflow-code", client=temp_store).bucket_path == "other-bucket/bundles"
     assert ECSTask.load("fleetflow-ecs", client=temp_store).image == "example.com/fleetflow:0.2.0"
 
@@ -312,6 +316,7 @@ def test_cli_registers_then_reports_unchanged(temp_store, tmp_path: Path):
     assert [(i["ref"], i["status"]) for i in json.loads(second.stdout)] == [
         ("aws-credentials/prod-aws", "unchanged"),
         ("s3/prod-code", "unchanged"),
+        ("s3/prod-results", "unchanged"),
         ("ecs-task/prod-ecs", "unchanged"),
         ("ecs", "unchanged"),
     ]
