@@ -23,6 +23,7 @@ example: setup
 
 # Whole suite: unit, integration (real PostgreSQL, moto server), e2e, terraform, browser.
 test: setup
+	bash scripts/ensure_test_deps.sh
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
 test-fast: setup

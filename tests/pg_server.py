@@ -145,10 +145,17 @@ class PostgresServer:
                 "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); install Debian's "
                 "'postgresql' package or set FLEETFLOW_TEST_BACKENDS=sqlite."
             )
+        import fcntl
+
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], check=True, env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "postgresql"], check=True, env=env,
-                       capture_output=True)  # fmt: skip
+        # Parallel test workers: one installs, the others wait for it (apt holds its own lock
+        # and would fail the second caller instead of waiting).
+        with open("/tmp/fleetflow-apt-install.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _find_bin_dir() is None:
+                subprocess.run(["apt-get", "update"], check=True, env=env, capture_output=True)
+                subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "postgresql"], check=True,
+                               env=env, capture_output=True)  # fmt: skip
         bin_dir = _find_bin_dir()
         if bin_dir is None:
             raise PostgresUnavailable("apt-get installed postgresql but initdb is still missing")
