@@ -2,8 +2,9 @@
 
 Plain classes and functions (no pytest imports) so any test directory, benchmark or script can
 use them: ``from aws_server import MotoServer`` (``tests/`` is on ``sys.path`` under pytest;
-benchmarks add it themselves). Fixtures wrapping them live in
-``tests/integration/aws/conftest.py``.
+benchmarks add it themselves). The ``moto_server`` and ``aws_env`` fixtures of
+``tests/integration/aws/conftest.py`` and ``tests/e2e/conftest.py`` are the generator
+functions at the end of this module, registered there with ``pytest.fixture``.
 
 Moto runs in server mode (``ThreadedMotoServer``) and clients reach it via ``endpoint_url``,
 exactly as they would reach AWS; nothing in moto is patched.
@@ -234,3 +235,25 @@ def counting(client: Any) -> Iterator[RequestCounter]:
         yield counter
     finally:
         counter.detach(client)
+
+
+# ---- fixture bodies ----------------------------------------------------------------------
+# Plain generator functions, registered as fixtures by each conftest that wants them, e.g.
+#     moto_server = pytest.fixture(moto_server_fixture, scope="session", name="moto_server")
+#     aws_env = pytest.fixture(aws_env_fixture, name="aws_env")
+# Their parameters are named after the pytest fixtures they receive.
+def moto_server_fixture() -> Iterator[MotoServer]:
+    """One moto server per test session (per xdist worker), on a free port."""
+    with MotoServer() as server:
+        yield server
+
+
+def aws_env_fixture(moto_server: MotoServer, monkeypatch: Any, tmp_path: Any) -> Iterator[MotoServer]:
+    """Dummy AWS keys and region in the environment, an empty moto, and no cached clients."""
+    from fleetflow.aws.credentials import clear_client_cache
+
+    use_dummy_aws_env(monkeypatch, tmp_path)
+    moto_server.reset()
+    clear_client_cache()
+    yield moto_server
+    clear_client_cache()

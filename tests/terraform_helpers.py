@@ -24,15 +24,16 @@ MOTO_OVERRIDE = 'provider "aws" {\n  s3_force_path_style = true\n}\n'
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
-    """moto's server on 127.0.0.1 on a free port, for any fixture scope; yields its URL."""
-    from moto.server import ThreadedMotoServer
+    """moto's server on 127.0.0.1 on a free port, for any fixture scope; yields its URL.
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{server._server.server_port}"
-    finally:
-        server.stop()
+    moto keeps its state per process, not per server, so it is reset first: what an earlier test
+    in the same (xdist) process left on another moto server, e.g. the ``bucket`` fixture's bucket
+    of ``tests/integration/aws``, must not show up in this one."""
+    from aws_server import MotoServer
+
+    with MotoServer() as server:
+        server.reset()
+        yield server.url
 
 
 def copy_example(tf_copy: Path, dest: Path, example: str = EXAMPLE) -> Path:

@@ -1,38 +1,23 @@
 """Fixtures for end-to-end tests on moto's server: the server, a clean AWS environment and
 the test-side ECS emulator (``tests/ecs_emulator.py``) that runs the tasks launched on it.
 
-Thin wrappers over ``tests/aws_server.py``, like ``tests/integration/aws/conftest.py``.
+``moto_server`` and ``aws_env`` are the same fixtures as in ``tests/integration/aws/conftest.py``:
+generator functions of ``tests/aws_server.py``, registered here with ``pytest.fixture``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from aws_server import MotoServer, use_dummy_aws_env
+from aws_server import MotoServer, aws_env_fixture, moto_server_fixture
 from ecs_emulator import ECSEmulator
-from fleetflow.aws.credentials import clear_client_cache
 
 REGION = "us-east-1"
 
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    """One moto server per test session (per xdist worker), on a free port."""
-    with MotoServer() as server:
-        yield server
-
-
-@pytest.fixture
-def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MotoServer]:
-    """Dummy AWS keys and region in the environment, an empty moto, and no cached clients."""
-    use_dummy_aws_env(monkeypatch, tmp_path)
-    moto_server.reset()
-    clear_client_cache()
-    yield moto_server
-    clear_client_cache()
+moto_server = pytest.fixture(moto_server_fixture, scope="session", name="moto_server")
+aws_env = pytest.fixture(aws_env_fixture, name="aws_env")
 
 
 @pytest.fixture

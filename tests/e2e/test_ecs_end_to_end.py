@@ -11,11 +11,8 @@ and the parent receives the three results. Nothing in moto or fleetflow is patch
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,6 +21,7 @@ import pytest
 
 from aws_server import boto3_client, create_bucket, credentials_for
 from ecs_emulator import ESSENTIAL_EXITED, ECSEmulator
+from ecs_harness import WorkerThread, resolved_store_url, show_containers_on_failure
 from fleetflow import flow
 from fleetflow.aws.ecs import ECSTask
 from fleetflow.aws.s3 import S3
@@ -89,39 +87,6 @@ def _deploy(storage: S3, deployments: dict[str, tuple[str, dict]] = SIZES) -> No
         ).apply()
 
 
-class WorkerThread:
-    """``fleetflow.worker.Worker(pool).run()`` on its own event loop in a background thread."""
-
-    def __init__(self, pool: str) -> None:
-        self.pool = pool
-        self.error: BaseException | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="e2e-worker", daemon=True)
-
-    def start(self) -> "WorkerThread":
-        self._thread.start()
-        assert self._ready.wait(10), "the worker thread did not start"
-        return self
-
-    def _main(self) -> None:
-        from fleetflow.worker import Worker
-
-        self.loop = asyncio.new_event_loop()
-        self.worker = Worker(self.pool, name="e2e-worker", poll_interval=0.1)
-        self._ready.set()
-        try:
-            self.loop.run_until_complete(self.worker.run())
-        except BaseException as exc:  # surfaced by the test
-            self.error = exc
-        finally:
-            self.loop.close()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.worker.stop)
-            self._thread.join(timeout=30)
-
-
 @pytest.fixture
 def strict_emulator(aws_env: Any) -> Iterator[ECSEmulator]:
     """The emulator without ``AWS_ENDPOINT_URL`` in the containers: a child reaches S3 on moto
@@ -132,22 +97,9 @@ def strict_emulator(aws_env: Any) -> Iterator[ECSEmulator]:
 
 @pytest.fixture
 def ecs_worker(temp_store: Any, strict_emulator: ECSEmulator) -> Iterator[WorkerThread]:
-    worker = WorkerThread(POOL)
+    worker = WorkerThread(POOL, "e2e-worker")
     yield worker
     worker.stop()
-
-
-@contextlib.contextmanager
-def _show_containers_on_failure(emulator: ECSEmulator) -> Iterator[None]:
-    """On failure, print what each emulated container printed (pytest shows it)."""
-    try:
-        yield
-    except BaseException:
-        for launch in emulator.launched:
-            print(f"--- container output of {launch['task_arn']} ({launch['command']}):")
-            print(emulator.output(launch["task_arn"])[-4000:])
-        print(f"--- emulator errors: {emulator.errors!r}")
-        raise
 
 
 # ---- the test ---------------------------------------------------------------------------
@@ -172,7 +124,7 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
     ecs_worker.start()
     setup_done = time.monotonic()
 
-    with _show_containers_on_failure(emulator):
+    with show_containers_on_failure(emulator):
         result = ml_main(5)
         parent_done = time.monotonic()
         emulator.raise_errors()
@@ -209,7 +161,7 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
             # the child reports COMPLETED before its process has quite ended: wait for the exit
             assert emulator.wait_for_exit(launch["task_arn"], timeout=15) == 0
             # the store's URL reached the container through the RunTask overrides only
-            assert launch["env"]["FLEETFLOW_DATABASE_URL"] == _store_url()
+            assert launch["env"]["FLEETFLOW_DATABASE_URL"] == resolved_store_url()
             # it ran in that container, from a bundle it fetched from S3 itself
             assert step["pid"] == launch["pid"]
             assert step["endpoint"] is None  # moto reached through the S3 block's endpoint_url only
@@ -242,7 +194,7 @@ def test_cancelling_an_ecs_child_stops_its_task_and_its_process(temp_store, aws_
     _deploy(storage, {"e2e-sleepy/nap": ("sleepy", {"cpu": 256, "memory": 512})})
     ecs_worker.start()
 
-    with _show_containers_on_failure(emulator):
+    with show_containers_on_failure(emulator):
         child = run_deployment("e2e-sleepy/nap", parameters={"seconds": 60}, timeout=0, as_subflow=False)
         _wait(lambda: temp_store.read_flow_run(child.id).state_type is StateType.RUNNING, "the child to run")
         (launch,) = emulator.launched
@@ -275,12 +227,6 @@ def _wait(predicate: Any, what: str, timeout: float = 30.0) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def _store_url() -> str:
-    from fleetflow.settings import get_settings
-
-    return get_settings().resolved_database_url()
 
 
 def _print_timeline(client: Any, runs: list[Any], launches: dict[str, dict]) -> None:

@@ -26,12 +26,10 @@ docs/aws.md "Provisioning with Terraform" is the real-AWS version of the same st
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aws_server import use_dummy_aws_env
 from ecs_emulator import ESSENTIAL_EXITED, ECSEmulator
+from ecs_harness import WorkerThread, resolved_store_url, show_containers_on_failure
 from terraform_helpers import (
     boto3_clients,
     bucket_policy_suspended,
@@ -90,39 +89,6 @@ class Timeline:
         return "\n".join(f"  +{at:6.1f}s  ({took:5.1f}s)  {what}" for what, at, took in self.steps)
 
 
-class WorkerThread:
-    """``fleetflow.worker.Worker(pool).run()`` on its own event loop in a background thread."""
-
-    def __init__(self, pool: str) -> None:
-        self.pool = pool
-        self.error: BaseException | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="proof-worker", daemon=True)
-
-    def start(self) -> "WorkerThread":
-        self._thread.start()
-        assert self._ready.wait(10), "the worker thread did not start"
-        return self
-
-    def _main(self) -> None:
-        from fleetflow.worker import Worker
-
-        self.loop = asyncio.new_event_loop()
-        self.worker = Worker(self.pool, name=WORKER_NAME, poll_interval=0.1)
-        self._ready.set()
-        try:
-            self.loop.run_until_complete(self.worker.run())
-        except BaseException as exc:  # surfaced by the test
-            self.error = exc
-        finally:
-            self.loop.close()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.worker.stop)
-            self._thread.join(timeout=30)
-
-
 @contextlib.contextmanager
 def example_modules() -> Iterator[tuple[Any, Any]]:
     """``(flows, deploy)`` of examples/ml_pipeline, imported the way its run.py does (its folder on
@@ -139,19 +105,6 @@ def example_modules() -> Iterator[tuple[Any, Any]]:
         for name in names:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
-
-
-@contextlib.contextmanager
-def show_containers_on_failure(emulator: ECSEmulator, timeline: Timeline) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        print(f"timeline so far:\n{timeline.render()}")
-        for launch in emulator.launched:
-            print(f"--- container output of {launch['task_arn']} ({launch['command']}):")
-            print(emulator.output(launch["task_arn"])[-4000:])
-        print(f"--- emulator errors: {emulator.errors!r}")
-        raise
 
 
 @pytest.fixture
@@ -197,9 +150,7 @@ def test_terraform_to_ecs_subflows_and_back(terraform: Terraform, tf_copy: Path,
 
 def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws: dict[str, Any], client: Any,
                       timeline: Timeline) -> None:
-    from fleetflow.settings import get_settings
-
-    store_url = get_settings().resolved_database_url()
+    store_url = resolved_store_url()
     # The README's `aws secretsmanager put-secret-value` step: the URL never enters Terraform.
     aws["secretsmanager"].put_secret_value(SecretId=outputs["database_url_secret_arn"], SecretString=store_url)
 
@@ -229,8 +180,8 @@ def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws
             # own HOME, and bundles cached in the container's own (empty) working folder.
             endpoint_env=False, isolated_home=True, extra_env={"FLEETFLOW_BUNDLE_CACHE_DIR": "bundle-cache"},
         )
-        worker = WorkerThread(POOL)
-        with emulator, show_containers_on_failure(emulator, timeline):
+        worker = WorkerThread(POOL, WORKER_NAME)
+        with emulator, show_containers_on_failure(emulator, lambda: f"timeline so far:\n{timeline.render()}"):
             worker.start()
             try:
                 started = time.monotonic()
@@ -286,7 +237,7 @@ def _check_runs(client: Any, emulator: ECSEmulator, outputs: dict[str, Any], aws
         assert launch["command"][-3:] == ["-m", "fleetflow.runner", child.id]
         assert emulator.wait_for_exit(launch["task_arn"], timeout=15) == 0
         # the store URL came from the Terraform secret, never through the RunTask overrides
-        assert launch["env"]["FLEETFLOW_DATABASE_URL"] == get_store_url()
+        assert launch["env"]["FLEETFLOW_DATABASE_URL"] == resolved_store_url()
         (task,) = ecs.describe_tasks(cluster=outputs["cluster_arn"], tasks=[launch["task_arn"]])["tasks"]
         override_env = {e["name"] for o in task["overrides"]["containerOverrides"] for e in o.get("environment", [])}
         assert "FLEETFLOW_DATABASE_URL" not in override_env
@@ -331,12 +282,6 @@ def _print_children(client: Any, emulator: ECSEmulator, started: float) -> None:
         steps.append(("process", launch["started_at"]))
         text = ", ".join(f"{name} +{at - origin:.2f}s" for name, at in sorted(steps, key=lambda s: s[1]))
         print(f"  {run.flow_name} ({launch['cpu']}/{launch['memory']}): {text}")
-
-
-def get_store_url() -> str:
-    from fleetflow.settings import get_settings
-
-    return get_settings().resolved_database_url()
 
 
 def test_moto_applies_the_tls_only_bucket_policy_to_https_requests_too() -> None:

@@ -1,13 +1,12 @@
 """Fixtures for tests against a real moto server (thin wrappers over ``tests/aws_server.py``).
 
-Other directories (e.g. ``tests/e2e``) wrap the same helpers in their own conftest, e.g.::
+``moto_server`` and ``aws_env`` are generator functions of ``aws_server.py`` registered with
+``pytest.fixture``; other directories (e.g. ``tests/e2e``) register the same ones::
 
-    from aws_server import MotoServer, use_dummy_aws_env
+    from aws_server import aws_env_fixture, moto_server_fixture
 
-    @pytest.fixture(scope="session")
-    def moto_server():
-        with MotoServer() as server:
-            yield server
+    moto_server = pytest.fixture(moto_server_fixture, scope="session", name="moto_server")
+    aws_env = pytest.fixture(aws_env_fixture, name="aws_env")
 
 Subprocesses (launched flow runs) reach the server with ``aws_server.server_env(url)``.
 """
@@ -15,12 +14,11 @@ Subprocesses (launched flow runs) reach the server with ``aws_server.server_env(
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from aws_server import MotoServer, create_bucket, credentials_for, use_dummy_aws_env
-from fleetflow.aws.credentials import AwsCredentials, clear_client_cache
+from aws_server import MotoServer, aws_env_fixture, create_bucket, credentials_for, moto_server_fixture
+from fleetflow.aws.credentials import AwsCredentials
 
 _HERE = Path(__file__).parent
 
@@ -32,21 +30,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.aws)
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    """One moto server per test session (per xdist worker), on a free port."""
-    with MotoServer() as server:
-        yield server
-
-
-@pytest.fixture
-def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MotoServer]:
-    """Dummy AWS keys and region in the environment, an empty moto, and no cached clients."""
-    use_dummy_aws_env(monkeypatch, tmp_path)
-    moto_server.reset()
-    clear_client_cache()
-    yield moto_server
-    clear_client_cache()
+moto_server = pytest.fixture(moto_server_fixture, scope="session", name="moto_server")
+aws_env = pytest.fixture(aws_env_fixture, name="aws_env")
 
 
 @pytest.fixture
