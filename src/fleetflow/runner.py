@@ -58,7 +58,7 @@ def code_root(client: Any, deployment: Any) -> Path:
         root = Path(deployment.path)
     else:
         raise FleetflowError(f"deployment {deployment.full_name!r} has neither a code bundle nor a path")
-    return (root / deployment.path).resolve() if deployment.bundle_digest and deployment.path else root.resolve()
+    return root.resolve()
 
 
 def _mark(client: Any, flow_run_id: str, state: st.State) -> None:

@@ -88,6 +88,15 @@ def _alive(pid: int, start: str | None) -> bool:
         return True
 
 
+def run_environment(block: Process, env: dict[str, str]) -> dict[str, str | None]:
+    """What a run's process gets on top of the worker's environment (None unsets), the same
+    for a cold start and a pre-started runner."""
+    run_env: dict[str, str | None] = {**env, **block.env}
+    if block.memory:
+        run_env["FLEETFLOW_MEMORY_LIMIT_MIB"] = str(block.memory)
+    return run_env
+
+
 def parse_handle(handle: str) -> tuple[str, int, str | None]:
     _, host, pid, *rest = handle.split(":")
     return host, int(pid), (rest[0] or None) if rest else None
@@ -114,14 +123,12 @@ class ProcessLauncher:
         return LaunchResult(handle=handle, infrastructure={**block.summary(), "pid": proc.pid})
 
     def _spawn_cold(self, block: Process, env: dict[str, str], command: list[str]) -> subprocess.Popen:
-        full_env = {**os.environ, **env, "MALLOC_ARENA_MAX": "2"}
-        for key, value in block.env.items():
+        full_env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+        for key, value in run_environment(block, env).items():
             if value is None:
                 full_env.pop(key, None)
             else:
                 full_env[key] = value
-        if block.memory:
-            full_env["FLEETFLOW_MEMORY_LIMIT_MIB"] = str(block.memory)
         out = None if block.stream_output else subprocess.DEVNULL
         cmd = block.command or command
         try:
@@ -141,10 +148,7 @@ class ProcessLauncher:
         """Hand the run to the ready runner (or a fresh one) and start the next ready one."""
         self._ready = [p for p in self._ready if p.poll() is None]
         proc = self._ready.pop(0) if self._ready else self._spawn_warm()
-        run_env: dict[str, str | None] = {**env, **block.env}
-        if block.memory:
-            run_env["FLEETFLOW_MEMORY_LIMIT_MIB"] = str(block.memory)
-        message = {"flow_run_id": flow_run.id, "env": run_env, "memory_mib": block.memory,
+        message = {"flow_run_id": flow_run.id, "env": run_environment(block, env), "memory_mib": block.memory,
                    "cwd": block.working_dir, "stream_output": block.stream_output}
         try:
             proc.stdin.write((json.dumps(message) + "\n").encode())  # type: ignore[union-attr]
