@@ -1,0 +1,1 @@
+"""Prefect-compatible ``server.schemas`` import paths (thin re-exports of fleetflow objects)."""
