@@ -173,7 +173,7 @@ def test_worker_sigkill_and_restart_reattaches_or_crashes(temp_store, project, t
 def test_no_worker_warning(temp_store, project):
     import fleetflow.run_deployments as rd
 
-    rd._warned_pools.clear()
+    rd.reset_no_worker_warnings()
     ensure_work_pool(temp_store, "lonely")
     deploy(project, "echo", "lonely", pool="lonely")
     with pytest.warns(UserWarning, match="no worker has polled work pool 'lonely'"):
