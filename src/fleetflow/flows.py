@@ -59,29 +59,16 @@ class Flow:
         return parameter_schema(self.fn)
 
     def serve(self, name: str, *, work_pool_name: str | None = None, parameters: dict[str, Any] | None = None,
-              schedule: dict[str, Any] | None = None, tags: Iterable[str] = (), limit: int | None = None) -> None:
+              schedule: dict[str, Any] | None = None, tags: Iterable[str] = (), limit: int | None = None) -> Any:
         """Register a deployment of this flow and launch its runs from this process until Ctrl-C.
 
-        Runs execute as subprocesses importing the code from this project folder (no bundle
-        upload), so ``fleetflow deployment run 'flow/name'`` from another terminal runs it.
+        Blocks when called from plain code; inside a running event loop it returns a coroutine
+        (``await flow.serve(...)``). See :mod:`fleetflow.serve`.
         """
-        import asyncio
+        from .serve import serve
 
-        from .deployments import Deployment
-        from .scheduler import schedule_deployment
-        from .worker import Worker
-
-        pool = work_pool_name or f"serve-{self.name}-{name}"
-        deployment = Deployment.build_from_flow(
-            self, name, work_pool_name=pool, parameters=parameters or {}, schedule=schedule, tags=list(tags)
-        )
-        deployment_id = deployment.apply(upload=False)
-        worker = Worker(pool, limit=limit)
-        if schedule:
-            schedule_deployment(worker.client, worker.client.read_deployment(deployment_id))
-        print(f"Serving deployment '{self.name}/{name}' (pool {pool!r}). Trigger a run from another terminal:\n"
-              f"  fleetflow deployment run '{self.name}/{name}'\nPress Ctrl-C to stop.", flush=True)
-        asyncio.run(worker.run())
+        return serve(self, name, work_pool_name=work_pool_name, parameters=parameters, schedule=schedule,
+                     tags=tags, limit=limit)
 
     def with_options(self, **options: Any) -> "Flow":
         current = dict(

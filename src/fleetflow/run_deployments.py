@@ -77,7 +77,7 @@ def create_deployment_run(
 ) -> tuple[FlowRun, str | None]:
     """Create the SCHEDULED child run; returns it and the parent's task run id (if linked)."""
     from .client import get_client
-    from .deployments import resolve_infrastructure
+    from .worker.resolve import resolve_infrastructure
     from .engine.context import flow_run_ctx
 
     client = client or get_client()

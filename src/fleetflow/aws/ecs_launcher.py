@@ -44,7 +44,7 @@ from ..infrastructure.base import LaunchResult, LaunchStatus
 from . import ecs_requests as rq
 from . import ecs_watch as watch
 from .credentials import AwsCredentials
-from .ecs import validate_ecs_task
+from .ecs_validation import validate_ecs_task
 from .ecs_logs import LogCopier, StreamCursor, log_stream_for
 from .fargate import check_fargate_size
 
