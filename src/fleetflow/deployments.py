@@ -77,6 +77,7 @@ class Deployment(BaseModel):
     description: str | None = None
     version: str | None = None
     schedule: dict[str, Any] | None = Field(default=None, description="{'cron': '0 * * * *', 'timezone': 'UTC'} or {'interval': 3600}.")
+    skip_upload: bool = Field(default=False, description="Do not upload a code bundle; runs import the code from path.")
     flow: Any = Field(default=None, exclude=True, description="The Flow object, when built from one.")
 
     @field_validator("version", mode="before")
@@ -157,11 +158,12 @@ class Deployment(BaseModel):
         return parameters_for_storage(self.parameters)
 
     # ---- apply ------------------------------------------------------------------------
-    def apply(self, *, upload: bool = True, client: Any = None, progress: Any = None) -> str:
-        """Validate, upload the bundle, record the deployment; returns its id."""
+    def apply(self, *, upload: bool | None = None, client: Any = None, progress: Any = None) -> str:
+        """Validate, upload the bundle (unless ``skip_upload``), record the deployment; returns its id."""
         from .bundles import build_bundle, upload_bundle
         from .client import get_client
 
+        upload = not self.skip_upload if upload is None else upload
         client = client or get_client()
         parameters = self.validate_all(client)
         storage, digest = None, None
