@@ -65,9 +65,16 @@ def _v2_workers(conn: sa.Connection) -> None:
     t.workers.create(conn, checkfirst=False)
 
 
+def _compat_tables(conn: sa.Connection) -> None:
+    """Artifacts, variables and tag concurrency limits (new tables only)."""
+    new = [t.artifacts, t.variables, t.concurrency_limits, t.concurrency_slots]
+    t.metadata.create_all(conn, tables=new, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
+    Migration(3, "artifacts, variables and tag concurrency limits", _compat_tables),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
