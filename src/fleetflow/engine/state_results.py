@@ -31,7 +31,7 @@ def _completed_value(state: Any) -> Any:
     if state._has_value:
         return state._value
     ref = state.data.get("result")
-    if ref is None and "result" in state.data:
+    if ref is None:  # a Completed() built by user code carries no value
         return None
     return load_result(ref)
 
