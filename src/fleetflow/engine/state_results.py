@@ -37,12 +37,16 @@ def _completed_value(state: Any) -> Any:
 
 
 def rebuild_exception(state: Any) -> BaseException:
-    """The recorded exception as an instance of its builtin type when it is one (ValueError,
-    KeyError...), else :class:`RunFailed` carrying the state; never imports user modules."""
+    """The recorded exception as an instance of its type when that is a builtin or a fleetflow
+    error (ValueError, KeyError, RunTimeout...), else :class:`RunFailed` carrying the state;
+    never imports user modules."""
+    from .. import exceptions
+
     info = state.data.get("exception") or {}
     type_path, message = info.get("type", ""), info.get("message") or state.message or ""
     module, _, name = type_path.rpartition(".")
-    cls = getattr(builtins, name, None) if module == "builtins" else None
+    known = {"builtins": builtins, "fleetflow.exceptions": exceptions}.get(module)
+    cls = getattr(known, name, None) if known is not None else None
     if isinstance(cls, type) and issubclass(cls, Exception):
         try:
             return cls(message)
