@@ -13,6 +13,7 @@ from .engine.hooks import check_hooks
 from .engine.parameters import bind_call, parameter_schema, validate_parameters
 from .engine.retries import RetryDelay
 from .engine.runners import resolve_task_runner
+from .engine.tracebacks import strip_engine_frames
 from .exceptions import ConfigurationError
 
 __all__ = ["Flow", "flow"]
@@ -85,13 +86,16 @@ class Flow:
         engine = FlowRunEngine(self, bind_call(self.fn, args, kwargs), get_client())
         if self.is_async:
             return _async_call(engine, return_state)
-        if not return_state:
-            return engine.run_sync()
         try:
-            engine.run_sync()
-        except Exception:
-            pass
-        return engine.final_state
+            value = engine.run_sync()
+        except Exception as exc:
+            if return_state:
+                return engine.final_state
+            if engine.parent is not None:
+                raise
+            # A top-level call: the caller sees its own frames, not the engine's.
+            raise exc.with_traceback(strip_engine_frames(exc.__traceback__))
+        return engine.final_state if return_state else value
 
     def validate_parameters(self, parameters: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
         return validate_parameters(self.fn, parameters, partial=partial)

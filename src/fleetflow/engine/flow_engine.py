@@ -27,7 +27,6 @@ from .runners import resolve_task_runner
 from .signals import TerminationSignal, handle_termination
 from .task_engine import exception_data, failed_state, failure_message, log_failure
 from .timeouts import await_with_timeout, call_with_timeout
-from .tracebacks import strip_engine_frames
 
 
 def process_handle() -> str:
@@ -212,8 +211,6 @@ class FlowRunEngine:
             yield
         except BaseException as exc:
             self._on_exception(exc)
-            if self.parent is None:  # the caller sees its own frames, not the engine's
-                exc.__traceback__ = strip_engine_frames(exc.__traceback__)
             raise
         finally:
             task_run_ctx.reset(ttoken)
