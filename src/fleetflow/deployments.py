@@ -22,6 +22,7 @@ from .blocks import Block
 from .exceptions import ConfigurationError, InvalidNameError, ObjectNotFound
 from .orchestrator import schemas
 from .run_deployments import run_deployment, run_deployments
+from .worker.resolve import ensure_work_pool, load_pool_infrastructure, resolve_infrastructure
 
 DEFAULT_POOL = "default"
 DEFAULT_STORAGE = "local-file-system/default"
@@ -127,7 +128,7 @@ class Deployment(BaseModel):
     # ---- checks -----------------------------------------------------------------------
     def load_flow(self) -> Any:
         if self.flow is None:
-            from .runner import load_flow_from_entrypoint
+            from .entrypoints import load_flow_from_entrypoint
 
             self.flow = load_flow_from_entrypoint(self.entrypoint, Path(self.path or os.getcwd()).resolve())
         return self.flow
@@ -213,44 +214,6 @@ def _inline_infra(block: Block | None) -> dict[str, Any]:
     if block is None or block_ref(block) is not None:
         return {}
     return {"type": block.get_block_type_slug(), "data": block.to_document_data()}
-
-
-def ensure_work_pool(client: Any, name: str, type: str = "process") -> schemas.WorkPool:
-    """Read a pool, creating a process pool on first use (the embedded default)."""
-    try:
-        return client.read_work_pool(name)
-    except ObjectNotFound:
-        return client.create_work_pool(schemas.WorkPool(id="", name=name, type=type))
-
-
-def load_pool_infrastructure(client: Any, pool: schemas.WorkPool) -> Block:
-    """The pool's default infrastructure block, or a plain Process for process pools."""
-    if pool.infrastructure_block:
-        return Block.load(pool.infrastructure_block, client=client)
-    if pool.type != "process":
-        raise ConfigurationError(
-            f"work pool {pool.name!r} ({pool.type}) has no infrastructure block; "
-            f"recreate it with --infrastructure-block", field="infrastructure_block",
-        )
-    from .infrastructure import Process
-
-    return Process()
-
-
-def resolve_infrastructure(client: Any, deployment: schemas.Deployment, flow_run: schemas.FlowRun) -> Block:
-    """Block for a run: deployment's (saved or inline) or the pool's, with overrides merged."""
-    from .blocks.base import get_block_class
-    from .blocks.overrides import apply_overrides
-
-    if deployment.infrastructure_block:
-        block = Block.load(deployment.infrastructure_block, client=client)
-    elif deployment.infrastructure:
-        cls = get_block_class(deployment.infrastructure["type"])
-        block = cls.from_document_data(deployment.infrastructure["data"])
-    else:
-        block = load_pool_infrastructure(client, client.read_work_pool(flow_run.work_pool_name or deployment.work_pool_name))
-    merged = apply_overrides(block, deployment.infra_overrides)
-    return apply_overrides(merged, flow_run.infra_overrides)
 
 
 __all__ = ["Deployment", "run_deployment", "run_deployments", "ensure_work_pool", "resolve_infrastructure"]

@@ -106,33 +106,19 @@ class Flow:
     def serve(self, name: str, *, interval: Any = None, cron: str | None = None, rrule: str | None = None,
               timezone: str | None = None, work_pool_name: str | None = None, parameters: dict[str, Any] | None = None,
               schedule: Any = None, tags: Iterable[str] = (), description: str | None = None,
-              version: str | int | None = None, limit: int | None = None) -> None:
+              version: str | int | None = None, limit: int | None = None) -> Any:
         """Register a deployment of this flow and launch its runs from this process until Ctrl-C.
 
-        ``interval`` (seconds or a timedelta), ``cron`` or ``rrule`` give it a schedule, as in
-        Prefect. Runs execute as subprocesses importing the code from this project folder (no
-        bundle upload), so ``fleetflow deployment run 'flow/name'`` from another terminal runs it.
+        ``interval`` (seconds or a timedelta), ``cron`` or ``rrule`` (with ``timezone``) give it
+        a schedule, as in Prefect. Blocks when called from plain code; inside a running event
+        loop it returns a coroutine (``await flow.serve(...)``). See :mod:`fleetflow.serve`.
         """
-        import asyncio
-
-        from .deployments import Deployment
-        from .scheduler import schedule_deployment
+        from .serve import serve
         from .server.schemas.schedules import schedule_from_options
-        from .worker import Worker
 
         schedule = schedule_from_options(schedule=schedule, interval=interval, cron=cron, rrule=rrule, timezone=timezone)
-        pool = work_pool_name or f"serve-{self.name}-{name}"
-        deployment = Deployment.build_from_flow(
-            self, name, work_pool_name=pool, parameters=parameters or {}, schedule=schedule, tags=list(tags),
-            description=description, version=version,
-        )
-        deployment_id = deployment.apply(upload=False)
-        worker = Worker(pool, limit=limit)
-        if schedule:
-            schedule_deployment(worker.client, worker.client.read_deployment(deployment_id))
-        print(f"Serving deployment '{self.name}/{name}' (pool {pool!r}). Trigger a run from another terminal:\n"
-              f"  fleetflow deployment run '{self.name}/{name}'\nPress Ctrl-C to stop.", flush=True)
-        asyncio.run(worker.run())
+        return serve(self, name, work_pool_name=work_pool_name, parameters=parameters, schedule=schedule,
+                     tags=tags, limit=limit, description=description, version=version)
 
     def with_options(self, **options: Any) -> "Flow":
         """A copy with some options changed."""

@@ -35,6 +35,8 @@ class StateType(str, enum.Enum):
     PAUSED = "PAUSED"
 
 
+STATE_RESULTS_MODULE = "fleetflow.engine.state_results"
+
 TERMINAL = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED})
 
 _S = StateType
@@ -89,9 +91,11 @@ class State(BaseModel):
         With ``raise_on_failure=False`` the exception is returned instead. Works on states
         read from the store in any process: the value is loaded from its result reference.
         """
-        from .engine.state_results import state_result
+        # A run-time plug-in lookup by name (as orchestrator.schemas does for FlowRun.result):
+        # reading results needs storage blocks, which sit above this module.
+        import importlib
 
-        return state_result(self, raise_on_failure)
+        return importlib.import_module(STATE_RESULTS_MODULE).state_result(self, raise_on_failure)
 
     @property
     def is_final(self) -> bool:

@@ -76,7 +76,7 @@ def test_task_timeout(temp_store):
 
 
 def test_submit_runs_concurrently_and_futures_resolve(temp_store):
-    barrier = threading.Barrier(4, timeout=10)
+    barrier = threading.Barrier(4, timeout=120)
 
     @task
     def meet(i):

@@ -30,7 +30,7 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 
 
 def _load_flow(target: str) -> tuple[Any, Path]:
-    from ..runner import load_flow_from_entrypoint
+    from ..entrypoints import load_flow_from_entrypoint
 
     file_part = target.rsplit(":", 1)[0]
     root = Path.cwd()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..exceptions import MissingResult
+from ..orchestrator.schemas import register_result_loader
 from ..settings import get_settings
 
 INLINE_LIMIT = 16 * 1024  # bytes of JSON kept in the state row itself
@@ -126,3 +127,6 @@ def load_result(ref: dict[str, Any] | None) -> Any:
     if ref.get("serializer") == "json":
         return json.loads(ref["value"])
     return pickle.loads(_storage_from_ref(ref).read_result(ref["key"]))
+
+
+register_result_loader(load_result)
