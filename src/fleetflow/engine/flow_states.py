@@ -43,7 +43,7 @@ def final_state_of(value: Any, submitted: list[TaskFuture]) -> tuple[st.State, A
     if many is None and value is None and submitted:
         many = [f.wait() or f.get_state() for f in submitted]
         if all(s.is_completed() for s in many):
-            return st.Completed(), None
+            return st.Completed(message="All states completed."), None
     if many is not None:
         return _aggregate(many)
     return st.Completed(), resolve_futures(value)
