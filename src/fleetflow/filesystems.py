@@ -54,7 +54,7 @@ class LocalFileSystem(Block):
         return str(Path(self.basepath).expanduser())
 
     # Prefect's filesystem interface
-    def _resolve(self, path: str) -> Path:
+    def _inside(self, path: str) -> Path:
         """``path`` inside basepath; refuses paths that escape it (``../``)."""
         root = Path(self.basepath).expanduser().resolve()
         target = (root / path).resolve()
@@ -66,14 +66,14 @@ class LocalFileSystem(Block):
 
     def write_path(self, path: str, content: bytes) -> str:
         """Write bytes to ``basepath/path`` (folders created); returns the full path."""
-        target = self._resolve(path)
+        target = self._inside(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         return str(target)
 
     def read_path(self, path: str) -> bytes:
         """The bytes at ``basepath/path``."""
-        target = self._resolve(path)
+        target = self._inside(path)
         if not target.is_file():
             from .exceptions import ObjectNotFound
 
