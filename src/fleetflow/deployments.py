@@ -141,7 +141,11 @@ class Deployment(BaseModel):
 
     @property
     def pool_name(self) -> str:
-        return self.work_queue_name or self.work_pool_name
+        """The pool runs go to: work_pool_name when given, else a Prefect 2 work_queue_name
+        (agents of that queue are workers of a pool of that name), else 'default'."""
+        if "work_pool_name" in self.model_fields_set or not self.work_queue_name:
+            return self.work_pool_name
+        return self.work_queue_name
 
     def validate_all(self, client: Any) -> dict[str, Any]:
         """Parameters against the flow signature, overrides against the block: before any upload."""
