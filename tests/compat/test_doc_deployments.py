@@ -12,11 +12,12 @@ from waiting import wait_until
 
 FLOWS = '''
 from fleetflow import flow, get_run_logger
+from fleetflow.runtime import deployment
 
 @flow
 def my_flow(name: str = "world"):
     get_run_logger().info(f"Hello {name}!")
-    return {"greeting": f"Hello {name}!", "count": 2}
+    return {"greeting": f"Hello {name}!", "count": 2, "deployment": deployment.name}
 '''
 
 
@@ -42,7 +43,7 @@ def test_python_deployment_run_deployment_and_state_result(temp_store, tmp_path,
             response = run_deployment(name="my-flow/example", parameters={"name": "Marvin"})
             return response.state.result()
 
-        assert parent() == {"greeting": "Hello Marvin!", "count": 2}
+        assert parent() == {"greeting": "Hello Marvin!", "count": 2, "deployment": "example"}
         child = temp_store.read_flow_runs(flow_name="my-flow")[0]
         assert child.parent_flow_run_id == temp_store.read_flow_runs(flow_name="parent")[0].id
     finally:
@@ -62,7 +63,7 @@ def test_cli_deployment_with_a_work_queue_and_an_agent(temp_store, tmp_path):
         run = temp_store.read_flow_runs(flow_name="my-flow")[0]
         final = wait_until(lambda: (lambda r: r if r.state and r.state.is_final else None)(temp_store.read_flow_run(run.id)),
                            "the agent's run to finish")
-        assert final.state.result() == {"greeting": "Hello Trillian!", "count": 2}
+        assert final.state.result() == {"greeting": "Hello Trillian!", "count": 2, "deployment": "log-simple"}
         assert final.tags == ["docs"]
     finally:
         out = agent.stop()
