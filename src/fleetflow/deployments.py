@@ -141,7 +141,11 @@ class Deployment(BaseModel):
 
     @property
     def pool_name(self) -> str:
-        return self.work_queue_name or self.work_pool_name
+        """The pool runs go to: work_pool_name when given, else a Prefect 2 work_queue_name
+        (agents of that queue are workers of a pool of that name), else 'default'."""
+        if "work_pool_name" in self.model_fields_set or not self.work_queue_name:
+            return self.work_pool_name
+        return self.work_queue_name
 
     def validate_all(self, client: Any) -> dict[str, Any]:
         """Parameters against the flow signature, overrides against the block: before any upload."""
@@ -183,7 +187,22 @@ class Deployment(BaseModel):
             parameters=parameters, parameter_schema=self.flow.parameter_schema(), tags=self.tags,
             description=self.description or self.flow.description, version=self.version, schedule=self.schedule,
         )
-        return client.upsert_deployment(record).id
+        deployment_id = client.upsert_deployment(record).id
+        self._assign_work_queue(client, deployment_id)
+        return deployment_id
+
+    def _assign_work_queue(self, client: Any, deployment_id: str) -> None:
+        """Put the deployment's runs in its work queue (created on first use, as in Prefect)."""
+        if not hasattr(client, "set_deployment_work_queue"):
+            return
+        if self.work_queue_name:
+            from .exceptions import ObjectAlreadyExists
+
+            try:
+                client.create_work_queue(self.pool_name, self.work_queue_name)
+            except ObjectAlreadyExists:
+                pass
+        client.set_deployment_work_queue(deployment_id, self.work_queue_name)
 
     # ---- YAML -------------------------------------------------------------------------
     def to_yaml(self, path: str | Path) -> None:

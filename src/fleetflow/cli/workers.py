@@ -22,6 +22,7 @@ def start(
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Worker name (stable across restarts: it re-attaches by name)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Most runs launched at once."),
     poll_interval: Optional[float] = typer.Option(None, "--poll-interval", help="Seconds between claims."),
+    work_queue: list[str] = typer.Option([], "-q", "--work-queue", help="Only runs of this work queue (repeatable)."),
 ) -> None:
     """Claim, launch and watch the pool's runs until SIGTERM/Ctrl-C."""
     import logging
@@ -30,4 +31,4 @@ def start(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)-7s | %(name)s - %(message)s")
     console().print(f"[bold]worker[/] serving pool [cyan]{pool}[/] (Ctrl-C to stop)")
-    start_worker(pool, name=name, limit=limit, poll_interval=poll_interval)
+    start_worker(pool, name=name, limit=limit, poll_interval=poll_interval, queues=work_queue or None)

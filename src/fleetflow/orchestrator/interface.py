@@ -63,8 +63,10 @@ class OrchestratorAPI(Protocol):
 
     def delete_flow_run(self, flow_run_id: str) -> None: ...
 
-    def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10) -> list[FlowRun]:
-        """Move up to ``limit`` due SCHEDULED runs of the pool to PENDING for this worker.
+    def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10,
+                        queues: Sequence[str] | None = None) -> list[FlowRun]:
+        """Move up to ``limit`` due SCHEDULED runs of the pool to PENDING for this worker
+        (only runs of ``queues`` when given; work-queue priority, pause and limits apply).
         Atomic: two workers never claim the same run. Also records that the pool was polled."""
 
     # ---- task runs --------------------------------------------------------------------------

@@ -66,15 +66,15 @@ def _v2_workers(conn: sa.Connection) -> None:
 
 
 def _compat_tables(conn: sa.Connection) -> None:
-    """Artifacts, variables and tag concurrency limits (new tables only)."""
-    new = [t.artifacts, t.variables, t.concurrency_limits, t.concurrency_slots]
+    """Artifacts, variables, tag concurrency limits and work queues (new tables only)."""
+    new = [t.artifacts, t.variables, t.concurrency_limits, t.concurrency_slots, t.work_queues, t.deployment_work_queues]
     t.metadata.create_all(conn, tables=new, checkfirst=False)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
-    Migration(3, "artifacts, variables and tag concurrency limits", _compat_tables),
+    Migration(3, "artifacts, variables, tag concurrency limits and work queues", _compat_tables),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -19,7 +19,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition
@@ -61,11 +61,12 @@ class Worker:
     """Launches the runs of one work pool."""
 
     def __init__(self, pool_name: str, *, name: str | None = None, limit: int | None = None,
-                 poll_interval: float | None = None, client: Any = None):
+                 poll_interval: float | None = None, client: Any = None, queues: Sequence[str] | None = None):
         from ..client import get_client
 
         settings = get_settings()
         self.pool_name = pool_name
+        self.queues = list(queues) if queues else None  # work queues to serve (None: all)
         self.name = name or f"{socket.gethostname()}-{pool_name}"
         self.limit = limit
         self.poll_interval = poll_interval if poll_interval is not None else settings.worker_poll_interval
@@ -200,7 +201,7 @@ class Worker:
         if capacity <= 0:
             self.client.claim_flow_runs(self.pool_name, self.name, limit=0)
             return
-        for run in self.client.claim_flow_runs(self.pool_name, self.name, limit=capacity):
+        for run in self.client.claim_flow_runs(self.pool_name, self.name, limit=capacity, queues=self.queues):
             self._start_launch(run)
 
     def _start_launch(self, run: Any) -> None:
