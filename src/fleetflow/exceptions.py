@@ -151,3 +151,12 @@ class OverridesTooLargeError(ECSConfigError):
 
 class RunTaskFailure(LaunchError):
     """RunTask returned ``failures[]`` (e.g. RESOURCE:MEMORY) instead of a task."""
+
+
+class StaleLaunch(FleetflowError):
+    """A runner's launch attempt is not the run's current one (or the run already started):
+    it exits without running user code. Another attempt owns the run."""
+
+
+class WorkerNameInUse(ConfigurationError):
+    """A worker name is held by another live worker (fresh heartbeat)."""

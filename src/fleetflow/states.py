@@ -35,7 +35,8 @@ _S = StateType
 _ALLOWED: dict[StateType, frozenset[StateType]] = {
     _S.SCHEDULED: frozenset({_S.SCHEDULED, _S.PENDING, _S.RUNNING, _S.CANCELLING, _S.CANCELLED, _S.CRASHED, _S.FAILED}),
     _S.PENDING: frozenset({_S.PENDING, _S.RUNNING, _S.COMPLETED, _S.SCHEDULED, _S.CANCELLING, _S.CANCELLED, _S.CRASHED, _S.FAILED}),
-    _S.RUNNING: frozenset({_S.RUNNING, _S.COMPLETED, _S.FAILED, _S.CRASHED, _S.CANCELLING, _S.CANCELLED, _S.SCHEDULED}),
+    # No RUNNING -> RUNNING: a second runner of a run must be refused, not restart it.
+    _S.RUNNING: frozenset({_S.COMPLETED, _S.FAILED, _S.CRASHED, _S.CANCELLING, _S.CANCELLED, _S.SCHEDULED}),
     _S.CANCELLING: frozenset({_S.CANCELLING, _S.CANCELLED, _S.CRASHED, _S.FAILED, _S.COMPLETED}),
 }
 

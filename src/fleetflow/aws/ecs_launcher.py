@@ -140,11 +140,12 @@ def run_tags(flow_run: Any) -> dict[str, str]:
 
 
 def launch_attempt(flow_run: Any) -> int:
-    """The ``attempt`` of the idempotency token: the claim's PENDING timestamp in ms.
-
-    A worker that restarts mid-launch relaunches under the same claim and gets the same token,
-    so AWS returns the task it already started; a run claimed again later gets a new one.
+    """The ``attempt`` of the idempotency token: the run's recorded launch attempt number (each
+    attempt is recorded before RunTask, so a repeat of one attempt gets the task it already
+    started); for a run without one, the claim's PENDING timestamp in ms.
     """
+    if int(getattr(flow_run, "launch_attempt", 0) or 0) > 0:
+        return int(flow_run.launch_attempt)
     state = getattr(flow_run, "state", None)
     stamp = getattr(state, "timestamp", None)
     if stamp is not None:

@@ -71,6 +71,12 @@ class FlowRun(BaseModel):
     end_time: dt.datetime | None = Field(default=None, description="When it entered a final state.")
     run_count: int = Field(default=0, description="How many times it entered RUNNING (retries count).")
     created: dt.datetime | None = Field(default=None, description="Creation time.")
+    launch_attempt: int = Field(default=0, description="Number of the latest launch attempt (0: never launched).")
+    launch_token: str | None = Field(
+        default=None, repr=False, description="Random token of the latest launch attempt; only its runner may start the run."
+    )
+    lease_owner: str | None = Field(default=None, description="Who executes the run now ('worker:...', 'process:host:pid:start').")
+    lease_expires: dt.datetime | None = Field(default=None, description="When the lease lapses unless renewed.")
 
     @property
     def state_type(self) -> StateType | None:
@@ -188,4 +194,5 @@ class Worker(BaseModel):
     last_heartbeat: dt.datetime
     hostname: str | None = None
     pid: int | None = None
+    instance_id: str | None = Field(default=None, description="Random id of the worker process holding the name.")
 

@@ -30,6 +30,7 @@ from ..settings import get_settings
 from . import migrations
 from .base import StoreBase
 from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
+from .leases import LeasesMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
 from .sqlite_fast import SQLiteFastPath
 
@@ -56,7 +57,8 @@ def json_dumps(value: Any) -> str:
 
 
 class Orchestrator(
-    FlowRunsMixin, TaskRunsMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin, StoreBase
+    FlowRunsMixin, TaskRunsMixin, LeasesMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin,
+    StoreBase,
 ):
     """The state store, implementing :class:`~fleetflow.orchestrator.OrchestratorAPI`.
 
