@@ -134,6 +134,8 @@ def test_several_workers_never_launch_a_run_twice(temp_store, project, tmp_path)
     try:
         for w in workers:
             w.wait_polling(temp_store, "race")
+        # every worker registered (the pool's last_polled only says that one of them polled)
+        wait_for(lambda: len(temp_store.read_workers("race")) == 3, what="three workers registered")
         ids = [run_deployment("sleepy/race", parameters={"seconds": 0.0, "marker": str(marker)}, timeout=0,
                               as_subflow=False).id for _ in range(24)]
         finals = [wait_final(temp_store, i, timeout=120) for i in ids]

@@ -405,3 +405,25 @@ def cancel(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique 
         line.append_text(state_text(after.state))
         console().print(line, soft_wrap=True)
     success(f"Cancelled {len(touched)} flow run(s).")
+
+
+# ---- reconcile ---------------------------------------------------------------------------------
+@app.command("reconcile")
+def reconcile() -> None:
+    """Sweep every run whose lease expired: re-attach, reschedule, cancel or mark it CRASHED.
+
+    Workers, the scheduler and the server do this continuously; this is the one-shot version
+    for a store nobody is watching (e.g. flows run from scripts).
+    """
+    import asyncio
+
+    from ..worker.sweep import reconcile_all
+
+    outcomes = asyncio.run(reconcile_all(open_client()))
+    if not outcomes:
+        note("No run has an expired lease; nothing to reconcile.")
+        return
+    for outcome in outcomes:
+        console().print(Text(f"{outcome.run_id}: {outcome.decision.action.value} -- {outcome.decision.message}"),
+                        soft_wrap=True)
+    success(f"Reconciled {len(outcomes)} flow run(s).")

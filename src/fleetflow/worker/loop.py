@@ -77,6 +77,11 @@ class _WorkerSweeper(Sweeper):
         super().__init__(worker.client, worker.lease_owner, block_for=worker._block_for, launcher_for=worker._launcher)
         self.worker = worker
 
+    def skip(self, run: Any) -> bool:
+        # Its own launches in flight or watched: a late heartbeat (a loaded machine) must not
+        # make a worker reconcile what it is doing right now.
+        return run.id in self.worker.watched or run.id in self.worker.launching_ids
+
     async def on_reattach(self, run: Any, found: Found) -> None:
         handle = found.handle or run.infrastructure_pid
         if not handle or run.work_pool_name != self.worker.pool_name:
@@ -109,6 +114,7 @@ class Worker:
         self.watched: dict[str, Watched] = {}
         self._launchers: dict[type, Any] = {}
         self._launching: set[asyncio.Task] = set()
+        self.launching_ids: set[str] = set()
         self._stop = asyncio.Event()
         self._last_heartbeat = 0.0
         self._last_sweep = 0.0
@@ -234,7 +240,9 @@ class Worker:
     def _start_launch(self, run: Any) -> None:
         task = asyncio.ensure_future(self._launch(run))
         self._launching.add(task)
+        self.launching_ids.add(run.id)
         task.add_done_callback(self._launching.discard)
+        task.add_done_callback(lambda _: self.launching_ids.discard(run.id))
 
     def _block_for(self, run: Any) -> Any:
         deployment = self.client.read_deployment(run.deployment_id)

@@ -71,11 +71,17 @@ class Sweeper:
         grace = max(self.lease_seconds * 2, 60.0)
         for run in self.client.read_expired_leases(work_pool_name=work_pool_name, pooled=pooled,
                                                    unleased_grace_seconds=grace):
+            if self.skip(run):
+                continue
             if self.client.take_over_lease(run, self.owner, lease_seconds=self.lease_seconds) is None:
                 continue  # renewed meanwhile, or another reconciler won it
             outcome = await self.reconcile_one(run)
             outcomes.append(outcome)
         return outcomes
+
+    def skip(self, run: Any) -> bool:
+        """Hook: runs this sweeper is handling itself right now (a worker's own launches)."""
+        return False
 
     async def reconcile_one(self, run: Any) -> Outcome:
         found = await self.find(run)
@@ -159,9 +165,55 @@ class Sweeper:
             pass  # it moved on by itself meanwhile (e.g. its runner reported at the last moment)
 
 
+def sweeper_owner(role: str) -> str:
+    """Lease owner of a sweeping process that is not a worker (scheduler, server, CLI)."""
+    return f"{role}:{ProcessId.current()}"
+
+
 async def sweep_unpooled(client: Any, owner: str) -> list[Outcome]:
     """Runs outside every pool (``python script.py`` flows): any long-running process sweeps them."""
     return await Sweeper(client, owner).sweep(pooled=False)
 
 
-__all__ = ["Found", "Outcome", "Sweeper", "sweep_unpooled", "view"]
+class _Launchers:
+    """One launcher per infrastructure kind, closed at the end (for one-shot sweeps)."""
+
+    def __init__(self) -> None:
+        self.by_kind: dict[type, Any] = {}
+
+    def __call__(self, block: Any) -> Any:
+        kind = type(block)
+        if kind not in self.by_kind:
+            self.by_kind[kind] = _quiet_launcher(block)
+        return self.by_kind[kind]
+
+    async def close(self) -> None:
+        for launcher in self.by_kind.values():
+            await launcher.close()
+
+
+def _quiet_launcher(block: Any) -> Any:
+    from ..infrastructure.process import ProcessLauncher
+
+    # A one-shot sweep launches nothing: no pre-started runners.
+    return ProcessLauncher(warm=0) if getattr(block, "kind", "") == "process" else block.launcher()
+
+
+async def reconcile_all(client: Any, *, owner: str | None = None) -> list[Outcome]:
+    """Sweep every expired lease once, checking each run's infrastructure (``fleetflow
+    flow-run reconcile``)."""
+    from .resolve import resolve_infrastructure
+
+    launchers = _Launchers()
+
+    def block_for(run: Any) -> Any:
+        return resolve_infrastructure(client, client.read_deployment(run.deployment_id), run)
+
+    try:
+        sweeper = Sweeper(client, owner or sweeper_owner("reconcile"), block_for=block_for, launcher_for=launchers)
+        return await sweeper.sweep()
+    finally:
+        await launchers.close()
+
+
+__all__ = ["Found", "Outcome", "Sweeper", "reconcile_all", "sweep_unpooled", "sweeper_owner", "view"]
