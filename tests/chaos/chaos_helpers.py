@@ -29,6 +29,15 @@ FLOWS = textwrap.dedent(
             fh.write(f"{os.getpid()}\\n")
         time.sleep(seconds)
         return key
+
+    @flow
+    def timed(key: str, marker_dir: str, seconds: float = 1.0):
+        # One line per execution with its start and end: overlaps give the real concurrency.
+        start = time.time()
+        time.sleep(seconds)
+        with open(os.path.join(marker_dir, key), "a") as fh:
+            fh.write(f"{os.getpid()},{start},{time.time()}\\n")
+        return key
     '''
 )
 
@@ -72,12 +81,26 @@ def make_project(root: Path) -> Path:
     return root
 
 
-def deploy(project: Path, name: str, pool: str) -> str:
+def deploy(project: Path, name: str, pool: str, flow_name: str = "marked") -> str:
     from fleetflow.deployments import Deployment
     from fleetflow.entrypoints import load_flow_from_entrypoint
 
-    flow = load_flow_from_entrypoint("flows.py:marked", project)
+    flow = load_flow_from_entrypoint(f"flows.py:{flow_name}", project)
     return Deployment.build_from_flow(flow, name, path=str(project), work_pool_name=pool).apply()
+
+
+def max_overlap(markers: Path) -> int:
+    """Most executions of ``timed`` running at one moment, from their recorded intervals."""
+    events = []
+    for path in markers.iterdir():
+        for line in path.read_text().split():
+            _, start, end = line.split(",")
+            events += [(float(start), 1), (float(end), -1)]
+    peak = current = 0
+    for _, delta in sorted(events):
+        current += delta
+        peak = max(peak, current)
+    return peak
 
 
 def create_runs(name: str, count: int, markers: Path, seconds: float = 0.3, prefix: str = "r") -> list[str]:

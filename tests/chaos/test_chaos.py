@@ -15,7 +15,7 @@ import time
 import pytest
 
 from chaos_helpers import (
-    WorkerProc, count, create_runs, deploy, executions, record, settle, wait_until,
+    WorkerProc, count, create_runs, deploy, executions, max_overlap, record, settle, wait_until,
 )
 from fleetflow.procinfo import ProcessId
 from fleetflow.states import StateType
@@ -219,3 +219,23 @@ def test_postgres_restarted_mid_run(own_postgres, chaos_env, project, markers, t
             worker.stop()
         _assert_zero(count("PostgreSQL restarted mid-run", "postgres", runs, _keys(4), markers,
                            time.monotonic() - fault_at))
+
+
+# ---- the Process concurrency default ---------------------------------------------------------
+def test_process_pool_runs_at_most_one_run_per_cpu_by_default(temp_store, chaos_env, project, markers):
+    from fleetflow.worker.capacity import machine_cpus
+
+    deploy(project, "t", "chaos", flow_name="timed")
+    ids = create_runs("timed/t", 3 * machine_cpus() + 1, markers, seconds=1.0)
+    start = time.monotonic()
+    worker = WorkerProc("chaos")  # no --limit, no pool limit
+    try:
+        runs, _ = settle(temp_store, ids)
+    finally:
+        worker.stop()
+    counts = count("Process pool default concurrency", _backend(temp_store), runs, _keys(len(ids)), markers,
+                   time.monotonic() - start)
+    peak = max_overlap(markers)
+    counts.detail = f"peak {peak} concurrent on {machine_cpus()} CPUs"
+    _assert_zero(counts)
+    assert 1 <= peak <= machine_cpus(), counts.detail

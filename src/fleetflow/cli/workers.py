@@ -19,8 +19,8 @@ def _group() -> None:
 @app.command()
 def start(
     pool: str = typer.Option(..., "--pool", "-p", help="Work pool to serve."),
-    name: Optional[str] = typer.Option(None, "--name", "-n", help="Worker name (stable across restarts: it re-attaches by name)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Most runs launched at once."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Worker name; default host-pool-<random>. A name held by a live worker is refused."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Most runs launched at once; default for Process pools: one per CPU, within the machine's memory."),
     poll_interval: Optional[float] = typer.Option(None, "--poll-interval", help="Seconds between claims."),
 ) -> None:
     """Claim, launch and watch the pool's runs until SIGTERM/Ctrl-C."""

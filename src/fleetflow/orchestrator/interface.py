@@ -91,6 +91,10 @@ class OrchestratorAPI(Protocol):
     def reschedule_flow_run(self, flow_run_id: str, lease_owner: str, message: str) -> FlowRun | None:
         """PENDING -> SCHEDULED with the attempt token cleared; None if not this owner's."""
 
+    def relaunch_flow_run(self, flow_run_id: str, message: str, *, not_before: dt.datetime,
+                          from_final: bool = False) -> FlowRun | None:
+        """SCHEDULED ('AwaitingRelaunch') for a new attempt; None when not in a relaunchable state."""
+
     def read_worker(self, work_pool_name: str, name: str) -> Worker | None: ...
 
     def claim_worker_name(self, work_pool_name: str, name: str, *, instance_id: str, hostname: str | None,

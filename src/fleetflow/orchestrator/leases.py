@@ -158,6 +158,28 @@ class LeasesMixin(StoreBase):
                 conn.execute(_INSERT_STATES, tr.history_rows([state], flow_run_id=flow_run_id))
         return flow_run_from_row(row) if row else None
 
+    def relaunch_flow_run(self, flow_run_id: str, message: str, *, not_before: dt.datetime,
+                          from_final: bool = False) -> FlowRun | None:
+        """Back to SCHEDULED ('AwaitingRelaunch') for a new launch attempt of the same run, after
+        an infrastructure failure (from PENDING/RUNNING/CANCELLING... in progress) or, with
+        ``from_final``, a retry of a finished run. The token, handle, worker and lease are
+        cleared; due at ``not_before``. None when the run is not in such a state."""
+        state = State(type=StateType.SCHEDULED, name="AwaitingRelaunch", message=message)
+        allowed = ([s.value for s in (StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED)]
+                   if from_final else [StateType.PENDING.value, StateType.RUNNING.value])
+        stmt = (
+            sa.update(_FR)
+            .where(_FR.c.id == flow_run_id, _FR.c.state_type.in_(allowed), _FR.c.deployment_id.is_not(None))
+            .values(**_state_columns(state), launch_token=None, infrastructure_pid=None, worker_name=None,
+                    lease_owner=None, lease_expires=None, expected_start_time=not_before, end_time=None)
+            .returning(*_FR.c)
+        )
+        with self._write() as conn:
+            row = conn.execute(stmt).first()
+            if row is not None:
+                conn.execute(_INSERT_STATES, tr.history_rows([state], flow_run_id=flow_run_id))
+        return flow_run_from_row(row) if row else None
+
     # ---- worker names ------------------------------------------------------------------------
     def read_worker(self, work_pool_name: str, name: str) -> Worker | None:
         with self._read() as conn:

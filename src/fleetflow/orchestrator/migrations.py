@@ -89,6 +89,33 @@ _V1_FLOW_RUNS = sa.Table(
     sa.Index(None, "created"),
 )
 
+# deployments as created by version 1 (the launch-attempt migration added the retry policy).
+_V1_DEPLOYMENTS = sa.Table(
+    "deployments",
+    _v1_metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("flow_name", sa.String(200), nullable=False),
+    sa.Column("entrypoint", sa.String(1000), nullable=False),
+    sa.Column("path", sa.String(1000)),
+    sa.Column("storage_block", sa.String(500)),
+    sa.Column("bundle_digest", sa.String(128)),
+    sa.Column("infrastructure_block", sa.String(500)),
+    sa.Column("infrastructure", t.json_type(), nullable=False),
+    sa.Column("infra_overrides", t.json_type(), nullable=False),
+    sa.Column("parameters", t.json_type(), nullable=False),
+    sa.Column("parameter_schema", t.json_type(), nullable=False),
+    sa.Column("work_pool_name", sa.String(200)),
+    sa.Column("tags", t.json_type(), nullable=False),
+    sa.Column("description", sa.Text()),
+    sa.Column("version", sa.String(200)),
+    sa.Column("schedule", t.json_type()),
+    sa.Column("created", t.UTCDateTime(), nullable=False),
+    sa.Column("updated", t.UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("flow_name", "name"),
+    sa.Index(None, "work_pool_name"),
+)
+
 # workers as created by version 2 (the lease migration added ``instance_id``).
 _V2_WORKERS = sa.Table(
     "workers",
@@ -103,7 +130,8 @@ _V2_WORKERS = sa.Table(
 
 def _v1_base_schema(conn: sa.Connection) -> None:
     _V1_FLOW_RUNS.create(conn, checkfirst=False)
-    base = [t.task_runs, t.states, t.logs, t.task_cache, t.block_documents, t.deployments]
+    _V1_DEPLOYMENTS.create(conn, checkfirst=False)
+    base = [t.task_runs, t.states, t.logs, t.task_cache, t.block_documents]
     t.metadata.create_all(conn, tables=base, checkfirst=False)
     _V1_WORK_POOLS.create(conn, checkfirst=False)
 
@@ -122,12 +150,16 @@ def _v3_launch_attempts_and_leases(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE flow_runs ADD COLUMN {column}")
     conn.exec_driver_sql("CREATE INDEX ix_flow_runs_lease_expires ON flow_runs (lease_expires)")
     conn.exec_driver_sql("ALTER TABLE workers ADD COLUMN instance_id VARCHAR(64)")
+    json = t.json_type().compile(dialect=conn.dialect)
+    for column in ("infra_retries INTEGER NOT NULL DEFAULT 0", "infra_retry_delay_seconds FLOAT NOT NULL DEFAULT 0",
+                   f"infra_retry_on {json}"):
+        conn.exec_driver_sql(f"ALTER TABLE deployments ADD COLUMN {column}")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
-    Migration(3, "launch attempts and run leases", _v3_launch_attempts_and_leases),
+    Migration(3, "launch attempts, run leases and infrastructure retries", _v3_launch_attempts_and_leases),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

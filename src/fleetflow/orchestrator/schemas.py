@@ -165,6 +165,11 @@ class Deployment(BaseModel):
     description: str | None = None
     version: str | None = None
     schedule: dict[str, Any] | None = Field(default=None, description="{'cron': ..., 'timezone': ...} or {'interval': seconds}.")
+    infra_retries: int = Field(default=0, description="Relaunches of a run whose infrastructure failed transiently.")
+    infra_retry_delay_seconds: float = Field(default=0.0, description="Seconds before each relaunch.")
+    infra_retry_on: list[str] | None = Field(
+        default=None, description="Non-transient causes to retry too: 'out_of_memory', 'exit_code'."
+    )
     created: dt.datetime | None = None
     updated: dt.datetime | None = None
 

@@ -253,6 +253,10 @@ deployments = sa.Table(
     sa.Column("schedule", json_type()),
     _created(),
     sa.Column("updated", UTCDateTime(), nullable=False),
+    # Added with launch attempts: relaunches after infrastructure failures.
+    sa.Column("infra_retries", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("infra_retry_delay_seconds", sa.Float(), nullable=False, server_default="0"),
+    sa.Column("infra_retry_on", json_type()),
     sa.UniqueConstraint("flow_name", "name"),
     sa.Index(None, "work_pool_name"),
 )

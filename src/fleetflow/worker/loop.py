@@ -32,7 +32,9 @@ from ..infrastructure.base import LaunchStatus
 from ..settings import get_settings
 from ..states import StateType
 from .names import claim_name, default_name
-from .resolve import ensure_work_pool, resolve_infrastructure
+from . import capacity
+from .resolve import ensure_work_pool, load_pool_infrastructure, resolve_infrastructure
+from .retries import crash_or_relaunch
 from .sweep import LAUNCH_TOKEN_ENV, Found, Sweeper
 
 log = logging.getLogger("fleetflow.worker")
@@ -115,6 +117,7 @@ class Worker:
         self._launchers: dict[type, Any] = {}
         self._launching: set[asyncio.Task] = set()
         self.launching_ids: set[str] = set()
+        self._pool: Any = None
         self._stop = asyncio.Event()
         self._last_heartbeat = 0.0
         self._last_sweep = 0.0
@@ -126,7 +129,7 @@ class Worker:
 
     async def run(self, *, once: bool = False) -> None:
         """Work until stopped (SIGTERM/SIGINT or :meth:`stop`)."""
-        ensure_work_pool(self.client, self.pool_name)
+        self._learn_pool(ensure_work_pool(self.client, self.pool_name))
         stale_after = max(3 * self.heartbeat_interval, self.lease_seconds)
         claim_name(self.client, self.pool_name, self.name, self.instance_id, stale_after=stale_after)
         self._install_signal_handlers()
@@ -223,7 +226,24 @@ class Worker:
     # ---- claim and launch ---------------------------------------------------------------
     def _capacity(self) -> int:
         busy = len(self.watched) + len(self._launching)
-        return 10 if self.limit is None else max(0, self.limit - busy)
+        if self.limit is not None:
+            return max(0, self.limit - busy)
+        if self._pool is None or self._pool.concurrency_limit is not None or self._pool.type != "process":
+            return capacity.REMOTE_BATCH  # the pool's limit is enforced by the claim itself
+        return capacity.process_capacity(
+            cpus=self._cpus, memory_mib=self._memory_mib, busy=busy,
+            busy_memory_mib=sum(getattr(w.block, "memory", None) or 0 for w in self.watched.values()),
+            run_memory_mib=self._pool_run_memory,
+        )
+
+    def _learn_pool(self, pool: Any) -> None:
+        """What the default capacity needs: the pool, the machine, the pool block's memory."""
+        self._pool = pool
+        self._cpus, self._memory_mib = capacity.machine_cpus(), capacity.machine_memory_mib()
+        try:
+            self._pool_run_memory = getattr(load_pool_infrastructure(self.client, pool), "memory", None)
+        except FleetflowError:
+            self._pool_run_memory = None
 
     async def _claim_and_launch(self) -> None:
         capacity = self._capacity()
@@ -259,7 +279,7 @@ class Worker:
             env = {**runner_env(run.id), **attempt_env(attempt, getattr(block, "kind", ""))}
             result = await self._launcher(block).launch(block, attempt, env=env, command=runner_command(run.id))
         except Exception as exc:
-            self._set(run.id, st.Crashed(message=f"launch failed: {type(exc).__name__}: {exc}"))
+            crash_or_relaunch(self.client, run.id, f"launch failed: {type(exc).__name__}: {exc}")
             log.warning("launch of run %s failed: %s", run.id, exc)
             return
         fault("worker.after_start")
@@ -291,7 +311,8 @@ class Worker:
         if not w.started and timeout and time.monotonic() - w.launched_at > timeout:
             await self._launcher(w.block).kill(w.handle, w.block)
             self.watched.pop(w.flow_run_id, None)
-            self._set(w.flow_run_id, st.Crashed(message=f"did not start within task_start_timeout_seconds={timeout}; stopped"))
+            crash_or_relaunch(self.client, w.flow_run_id,
+                              f"TaskFailedToStart: did not start within task_start_timeout_seconds={timeout}; stopped")
 
     def _on_finished(self, w: Watched, status: LaunchStatus) -> None:
         if status.superseded:
@@ -302,7 +323,7 @@ class Worker:
         if run.state_type is StateType.CANCELLING:
             self._set(run.id, st.Cancelled(message="infrastructure stopped on request"))
         else:
-            self._set(run.id, st.Crashed(message=status.crash_message()))
+            crash_or_relaunch(self.client, run.id, status.crash_message())
 
     async def _handle_cancellations(self) -> None:
         if not self.watched:

@@ -19,6 +19,7 @@ from ..procinfo import ProcessId, find_by_environment
 from ..settings import get_settings
 from ..states import utcnow
 from .reconcile import Action, Decision, Launch, LeaseView, RunView, decide
+from .retries import crash_or_relaunch
 
 log = logging.getLogger("fleetflow.reconcile")
 LAUNCH_TOKEN_ENV = "FLEETFLOW_LAUNCH_TOKEN"
@@ -139,7 +140,7 @@ class Sweeper:
         elif action is Action.RESCHEDULE:
             self.client.reschedule_flow_run(run.id, self.owner, decision.message)
         elif action is Action.CRASH:
-            self._set(run.id, st.Crashed(message=decision.message))
+            crash_or_relaunch(self.client, run.id, decision.message)
         elif action is Action.KILL:
             await self._kill(run, found)
             self._set(run.id, st.Cancelled(message=decision.message))
