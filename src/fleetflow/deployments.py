@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .blocks import Block
 from .exceptions import ConfigurationError, InvalidNameError, ObjectNotFound
@@ -83,7 +83,41 @@ class Deployment(BaseModel):
     retry_delay_seconds: float = Field(default=0.0, ge=0, description="Seconds before each infrastructure relaunch.")
     retry_on: list[str] = Field(default_factory=list, description="Also relaunch on these non-transient causes: "
                                 "'out_of_memory', 'exit_code'.")
+    skip_upload: bool = Field(default=False, description="Do not upload a code bundle; runs import the code from path.")
     flow: Any = Field(default=None, exclude=True, description="The Flow object, when built from one.")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return None if value is None else str(value)  # Prefect's docs pass version=1
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_dict(cls, value: Any) -> Any:
+        from .server.schemas.schedules import schedule_to_dict
+
+        return schedule_to_dict(value)
+
+    def load(self, client: Any = None) -> bool:
+        """Fill this object from the stored deployment 'flow_name/name' (Prefect's
+        ``Deployment.load``); True when it exists, False (nothing changed) when it does not."""
+        from .client import get_client
+
+        client = client or get_client()
+        try:
+            stored = client.read_deployment_by_name(f"{self.flow_name}/{self.name}")
+        except ObjectNotFound:
+            return False
+        for field in ("entrypoint", "infra_overrides", "parameters", "tags", "description", "version", "schedule"):
+            setattr(self, field, getattr(stored, field))
+        self.work_pool_name = stored.work_pool_name or self.work_pool_name
+        if stored.path:
+            self.path = stored.path
+        if stored.storage_block:
+            self.storage = Block.load(stored.storage_block, client=client)
+        if stored.infrastructure_block:
+            self.infrastructure = Block.load(stored.infrastructure_block, client=client)
+        return True
 
     @classmethod
     def build_from_flow(cls, flow: Any, name: str, *, apply: bool = False, **kwargs: Any) -> "Deployment":
@@ -131,11 +165,12 @@ class Deployment(BaseModel):
         return parameters_for_storage(self.parameters)
 
     # ---- apply ------------------------------------------------------------------------
-    def apply(self, *, upload: bool = True, client: Any = None, progress: Any = None) -> str:
-        """Validate, upload the bundle, record the deployment; returns its id."""
+    def apply(self, *, upload: bool | None = None, client: Any = None, progress: Any = None) -> str:
+        """Validate, upload the bundle (unless ``skip_upload``), record the deployment; returns its id."""
         from .bundles import build_bundle, upload_bundle
         from .client import get_client
 
+        upload = not self.skip_upload if upload is None else upload
         client = client or get_client()
         parameters = self.validate_all(client)
         storage, digest = None, None

@@ -160,3 +160,16 @@ class StaleLaunch(FleetflowError):
 
 class WorkerNameInUse(ConfigurationError):
     """A worker name is held by another live worker (fresh heartbeat)."""
+
+
+class UpstreamTaskError(FleetflowError):
+    """A task did not run because a task it waits for (``wait_for=`` or an argument) did not
+    complete; wrap the upstream in ``allow_failure(...)`` to run anyway."""
+
+
+class TaskOutsideFlowError(FleetflowError, RuntimeError):
+    """A task was called outside a flow (Prefect raises a RuntimeError here too)."""
+
+
+class PausedRunTimeout(FleetflowError):
+    """A paused flow run was not resumed within its ``timeout``."""

@@ -19,7 +19,13 @@ from .exceptions import InvalidStateTransition, ObjectNotFound, ParameterValidat
 from .orchestrator.schemas import FlowRun
 
 STALE_POOL_SECONDS = 30.0
-_warned_pools: set[str] = set()
+_warned_pools: set[str] = set()  # one "no worker" warning per pool per process, not one per run
+
+
+def reset_no_worker_warnings() -> None:
+    """Forget which pools were already warned about, so the next run warns again (tests and
+    long-lived processes that switch stores use this)."""
+    _warned_pools.clear()
 
 
 def _check_parameters(deployment: Any, parameters: dict[str, Any]) -> None:

@@ -17,11 +17,13 @@ from .worker import Worker
 
 
 def prepare(flow: Any, name: str, *, work_pool_name: str | None = None, parameters: dict[str, Any] | None = None,
-            schedule: dict[str, Any] | None = None, tags: Iterable[str] = (), limit: int | None = None) -> Worker:
+            schedule: Any = None, tags: Iterable[str] = (), description: str | None = None,
+            version: str | int | None = None, limit: int | None = None) -> Worker:
     """Apply the deployment (and its first schedule slots) and return the worker that serves it."""
     pool = work_pool_name or f"serve-{flow.name}-{name}"
     deployment = Deployment.build_from_flow(
-        flow, name, work_pool_name=pool, parameters=parameters or {}, schedule=schedule, tags=list(tags)
+        flow, name, work_pool_name=pool, parameters=parameters or {}, schedule=schedule, tags=list(tags),
+        description=description, version=version,
     )
     deployment_id = deployment.apply(upload=False)
     worker = Worker(pool, limit=limit)

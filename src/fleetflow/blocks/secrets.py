@@ -20,6 +20,7 @@ from ..settings import get_settings
 
 MASK = "********"
 SECRET_MARKER = "$fleetflow-secret"
+JSON_MARKER = "$fleetflow-json"  # next to SECRET_MARKER: the plaintext is JSON (SecretDict)
 
 
 class SecretStr(pydantic.SecretStr):
@@ -79,6 +80,10 @@ def encrypt_secrets(value: Any) -> Any:
     """Walk a ``model_dump(mode='python')`` tree, replacing secrets by encrypted markers."""
     if isinstance(value, pydantic.SecretStr):
         return encrypt(value.get_secret_value())
+    if isinstance(value, pydantic.Secret):  # SecretDict and other structured secrets
+        import json
+
+        return {**encrypt(json.dumps(value.get_secret_value())), JSON_MARKER: True}
     if isinstance(value, dict):
         return {k: encrypt_secrets(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -91,6 +96,10 @@ def decrypt_secrets(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {SECRET_MARKER}:
             return decrypt(value[SECRET_MARKER])
+        if set(value) == {SECRET_MARKER, JSON_MARKER}:
+            import json
+
+            return json.loads(decrypt(value[SECRET_MARKER]))
         return {k: decrypt_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [decrypt_secrets(v) for v in value]
@@ -99,7 +108,7 @@ def decrypt_secrets(value: Any) -> Any:
 
 def mask_secrets(value: Any) -> Any:
     """Replace secrets in a python dump by ``********`` (for previews, CLI and logs)."""
-    if isinstance(value, pydantic.SecretStr):
+    if isinstance(value, (pydantic.SecretStr, pydantic.Secret)):
         return MASK
     if isinstance(value, dict):
         return {k: mask_secrets(v) for k, v in value.items()}

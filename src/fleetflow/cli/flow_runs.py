@@ -149,7 +149,13 @@ def _inspect_data(client: Any, run: Any) -> dict[str, Any]:
         "states": [s.model_dump(mode="json") for s in client.read_flow_run_states(run.id)],
         "task_runs": [t.model_dump(mode="json") for t in client.read_task_runs(run.id)],
         "children": [c.id for c in client.read_flow_runs(parent_flow_run_id=run.id, limit=PREFIX_SCAN_LIMIT)],
+        "artifacts": [a.model_dump(mode="json") for a in _artifacts(client, run.id)],
     }
+
+
+def _artifacts(client: Any, flow_run_id: str) -> list[Any]:
+    reader = getattr(client, "read_artifacts", None)  # a store without artifacts (older server)
+    return reader(flow_run_id=flow_run_id) if reader else []
 
 
 def _inspect_renderable(client: Any, run: Any) -> Group:
@@ -160,6 +166,11 @@ def _inspect_renderable(client: Any, run: Any) -> Group:
     task_runs = client.read_task_runs(run.id)
     if task_runs:
         parts.append(_task_runs_table(task_runs))
+    artifacts = _artifacts(client, run.id)
+    if artifacts:
+        from .artifacts import artifacts_table
+
+        parts.append(artifacts_table(artifacts))
     return Group(*parts)
 
 
@@ -453,3 +464,14 @@ def retry(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique p
         )
     success(f"Flow run {again.name!r} ({again.id}) is SCHEDULED again; a worker of pool "
             f"{again.work_pool_name!r} will launch it as a new attempt.")
+
+
+@app.command("resume")
+def resume(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique prefix of it.")) -> None:
+    """Resume a paused run (``pause_flow_run``): its waiting process continues."""
+    from ..engine.pause import resume_flow_run
+
+    client = open_client()
+    run = resolve_flow_run(client, flow_run_id)
+    resume_flow_run(run.id, client=client)
+    success(f"Resumed flow run {run.name!r} ({run.id}).")

@@ -99,13 +99,21 @@ def default_result_storage() -> ResultStorage:
     return _configured[ref]
 
 
-def persist_result(value: Any, storage: ResultStorage | None = None) -> dict[str, Any]:
-    """Store ``value`` and return the reference recorded in the COMPLETED state."""
+def persist_result(value: Any, storage: ResultStorage | str | None = None) -> dict[str, Any]:
+    """Store ``value`` and return the reference recorded in the COMPLETED state.
+
+    ``storage`` is a flow's/task's ``result_storage``: a block, a saved block's 'type/name',
+    or None for the default.
+    """
     text = _inline(value)
     if text is not None:
         return {"serializer": "json", "value": text}
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     key = hashlib.sha256(data).hexdigest()
+    if isinstance(storage, str):
+        from ..blocks import Block
+
+        storage = Block.load(storage)  # type: ignore[assignment]
     storage = storage or default_result_storage()
     storage.write_result(key, data)
     describe = getattr(storage, "describe", None)

@@ -30,6 +30,7 @@ from ..settings import get_settings
 from . import migrations
 from .base import StoreBase
 from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
+from .extras import ArtifactsMixin, ConcurrencyMixin, VariablesMixin
 from .leases import LeasesMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
 from .sqlite_fast import SQLiteFastPath
@@ -58,7 +59,7 @@ def json_dumps(value: Any) -> str:
 
 class Orchestrator(
     FlowRunsMixin, TaskRunsMixin, LeasesMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin,
-    StoreBase,
+    ArtifactsMixin, VariablesMixin, ConcurrencyMixin, StoreBase,
 ):
     """The state store, implementing :class:`~fleetflow.orchestrator.OrchestratorAPI`.
 
