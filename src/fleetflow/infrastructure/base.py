@@ -18,6 +18,25 @@ EXIT_OUT_OF_MEMORY = 86  # the run exceeded its memory limit; reported as out of
 EXIT_STALE_LAUNCH = 87  # this runner's attempt was not the run's current one: it ran nothing
 
 
+def runner_environment(flow_run_id: str, *, home: str, api_url: str | None, database_url: str) -> dict[str, str]:
+    """What a launched runner needs to reach the store (built the same way for a launch and
+    for the size checks done before a run exists)."""
+    env = {"FLEETFLOW_FLOW_RUN_ID": flow_run_id, "FLEETFLOW_HOME": home}
+    if api_url:
+        env["FLEETFLOW_API_URL"] = api_url
+    else:
+        env["FLEETFLOW_DATABASE_URL"] = database_url
+    return env
+
+
+LAUNCH_TOKEN_CHARS = 32  # secrets.token_hex(16)
+
+
+def attempt_environment(token: str, attempt: int, kind: str) -> dict[str, str]:
+    """What a runner needs to claim its launch attempt: the token (and the number, for messages)."""
+    return {"FLEETFLOW_LAUNCH_TOKEN": token, "FLEETFLOW_LAUNCH_ATTEMPT": str(attempt), "FLEETFLOW_LAUNCH_KIND": kind}
+
+
 @dataclass
 class LaunchResult:
     """What a launch returns: the durable handle and a summary for the run record."""
