@@ -12,6 +12,7 @@ import re
 from typing import Any, Mapping
 
 from ..exceptions import ECSConfigError
+from ..infrastructure.base import RUNTIME_MIN_MEMORY_MIB
 from . import ecs_requests as rq
 from .fargate import check_fargate_size
 
@@ -152,6 +153,10 @@ def _check_sizes(block: Any) -> None:
         value = getattr(block, field)
         if value is not None and value <= 0:
             raise ECSConfigError(f"{field} must be a positive integer, got {value}", field=field)
+    if block.memory is not None and 0 < block.memory < RUNTIME_MIN_MEMORY_MIB:
+        raise ECSConfigError(
+            f"memory={block.memory} MiB is too small to import the fleetflow runtime in the container; use at "
+            f"least {RUNTIME_MIN_MEMORY_MIB} MiB", field="memory")
     if block.task_definition_arn and (block.cpu is None or block.memory is None):
         return  # the other half comes from the registered definition; checked after DescribeTaskDefinition
     if rq.uses_fargate(block):

@@ -15,6 +15,9 @@ from ..blocks import Block
 # Exit codes of ``python -m fleetflow.runner``: the runner sets them, every launcher reads them.
 EXIT_OK, EXIT_FAILED, EXIT_CRASHED = 0, 1, 2
 EXIT_OUT_OF_MEMORY = 86  # the run exceeded its memory limit; reported as out of memory
+# Measured: the runner (Python, fleetflow, SQLAlchemy, pydantic) runs a small flow in 96 MiB of
+# address space; below this a limit cannot even import the runtime, so it is refused up front.
+RUNTIME_MIN_MEMORY_MIB = 128
 EXIT_STALE_LAUNCH = 87  # this runner's attempt was not the run's current one: it ran nothing
 
 
