@@ -153,15 +153,6 @@ class RunTaskFailure(LaunchError):
     """RunTask returned ``failures[]`` (e.g. RESOURCE:MEMORY) instead of a task."""
 
 
-class StaleLaunch(FleetflowError):
-    """A runner's launch attempt is not the run's current one (or the run already started):
-    it exits without running user code. Another attempt owns the run."""
-
-
-class WorkerNameInUse(ConfigurationError):
-    """A worker name is held by another live worker (fresh heartbeat)."""
-
-
 class UpstreamTaskError(FleetflowError):
     """A task did not run because a task it waits for (``wait_for=`` or an argument) did not
     complete; wrap the upstream in ``allow_failure(...)`` to run anyway."""
@@ -173,3 +164,12 @@ class TaskOutsideFlowError(FleetflowError, RuntimeError):
 
 class PausedRunTimeout(FleetflowError):
     """A paused flow run was not resumed within its ``timeout``."""
+
+
+class StaleLaunch(FleetflowError):
+    """A runner's launch attempt is not the run's current one (or the run already started):
+    it exits without running user code. Another attempt owns the run."""
+
+
+class WorkerNameInUse(ConfigurationError):
+    """A worker name is held by another live worker (fresh heartbeat)."""

@@ -14,7 +14,6 @@ from barrier import child_env
 from fleetflow.exceptions import ConfigurationError
 from fleetflow.orchestrator import Orchestrator, WorkPool, migrations, tables
 from fleetflow.orchestrator.migrations import LATEST_VERSION, current_version, migrate
-from fleetflow.states import Running
 
 NOW = dt.datetime.now(dt.timezone.utc)
 

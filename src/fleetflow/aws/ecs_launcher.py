@@ -348,7 +348,7 @@ class ECSLauncher:
         )
         cpu, memory = launch_sizes(block, definition.content)
         response = await self._call(ecs, "RunTask", **request)
-        task = _started_task(response, cluster=request.get("cluster") or "default", cpu=cpu, memory=memory)
+        task = started_task(response, cluster=request.get("cluster") or "default", cpu=cpu, memory=memory)
         self._track(task, block, definition, flow_run.id, memory)
         return LaunchResult(handle=task["taskArn"], infrastructure=_summary(block, definition, task, cpu, memory))
 
@@ -638,7 +638,7 @@ def _default_store() -> Any:
     return get_client()
 
 
-def _started_task(response: Mapping[str, Any], *, cluster: str, cpu: Any, memory: Any) -> dict[str, Any]:
+def started_task(response: Mapping[str, Any], *, cluster: str, cpu: Any, memory: Any) -> dict[str, Any]:
     """The one task RunTask started, or a RunTaskFailure naming why it started none."""
     tasks = response.get("tasks") or []
     if tasks:

@@ -418,6 +418,17 @@ def cancel(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique 
     success(f"Cancelled {len(touched)} flow run(s).")
 
 
+@app.command("resume")
+def resume(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique prefix of it.")) -> None:
+    """Resume a paused run (``pause_flow_run``): its waiting process continues."""
+    from ..engine.pause import resume_flow_run
+
+    client = open_client()
+    run = resolve_flow_run(client, flow_run_id)
+    resume_flow_run(run.id, client=client)
+    success(f"Resumed flow run {run.name!r} ({run.id}).")
+
+
 # ---- reconcile ---------------------------------------------------------------------------------
 @app.command("reconcile")
 def reconcile() -> None:
@@ -464,14 +475,3 @@ def retry(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique p
         )
     success(f"Flow run {again.name!r} ({again.id}) is SCHEDULED again; a worker of pool "
             f"{again.work_pool_name!r} will launch it as a new attempt.")
-
-
-@app.command("resume")
-def resume(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique prefix of it.")) -> None:
-    """Resume a paused run (``pause_flow_run``): its waiting process continues."""
-    from ..engine.pause import resume_flow_run
-
-    client = open_client()
-    run = resolve_flow_run(client, flow_run_id)
-    resume_flow_run(run.id, client=client)
-    success(f"Resumed flow run {run.name!r} ({run.id}).")

@@ -25,10 +25,8 @@ from .results import persist_result
 from .retries import retry_delay
 from .runners import resolve_task_runner
 from .signals import TerminationSignal, handle_termination
-from .state_results import state_result as _registers_state_result  # noqa: F401
 from .task_engine import exception_data, failed_state, failure_message, log_failure
 from .timeouts import await_with_timeout, call_with_timeout
-from .tracebacks import strip_engine_frames
 
 
 def process_handle() -> str:
@@ -215,8 +213,6 @@ class FlowRunEngine:
             yield
         except BaseException as exc:
             self._on_exception(exc)
-            if self.parent is None:  # the caller sees its own frames, not the engine's
-                exc.__traceback__ = strip_engine_frames(exc.__traceback__)
             raise
         finally:
             task_run_ctx.reset(ttoken)

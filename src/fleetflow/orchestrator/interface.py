@@ -64,9 +64,11 @@ class OrchestratorAPI(Protocol):
     def delete_flow_run(self, flow_run_id: str) -> None: ...
 
     def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10,
-                        lease_owner: str | None = None, lease_seconds: float = 30.0) -> list[FlowRun]:
+                        queues: Sequence[str] | None = None, lease_owner: str | None = None,
+                        lease_seconds: float = 30.0) -> list[FlowRun]:
         """Move up to ``limit`` due SCHEDULED runs of the pool to PENDING for this worker, leased
-        to ``lease_owner``. Atomic: two workers never claim the same run. Records the poll."""
+        to ``lease_owner`` (only runs of ``queues`` when given; work-queue priority, pause and
+        limits apply). Atomic: two workers never claim the same run. Records the poll."""
 
     # ---- launch attempts and leases (see fleetflow.orchestrator.leases) ---------------------
     def begin_launch_attempt(self, flow_run_id: str, lease_owner: str, *, lease_seconds: float) -> FlowRun | None:

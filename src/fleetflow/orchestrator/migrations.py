@@ -142,7 +142,7 @@ def _v2_workers(conn: sa.Connection) -> None:
     _V2_WORKERS.create(conn, checkfirst=False)
 
 
-def _launch_attempts_leases_and_retries(conn: sa.Connection) -> None:
+def _v3_launch_attempts_and_leases(conn: sa.Connection) -> None:
     """Self-contained: adds columns and one index, touches no other migration's objects."""
     ts = t.UTCDateTime().compile(dialect=conn.dialect)
     for column in ("launch_attempt INTEGER NOT NULL DEFAULT 0", "launch_token VARCHAR(64)",
@@ -157,16 +157,16 @@ def _launch_attempts_leases_and_retries(conn: sa.Connection) -> None:
 
 
 def _compat_tables(conn: sa.Connection) -> None:
-    """Artifacts, variables and tag concurrency limits (new tables only)."""
-    new = [t.artifacts, t.variables, t.concurrency_limits, t.concurrency_slots]
+    """Artifacts, variables, tag concurrency limits and work queues (new tables only)."""
+    new = [t.artifacts, t.variables, t.concurrency_limits, t.concurrency_slots, t.work_queues, t.deployment_work_queues]
     t.metadata.create_all(conn, tables=new, checkfirst=False)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
-    Migration(3, "artifacts, variables and tag concurrency limits", _compat_tables),
-    Migration(4, "launch attempts, run leases and infrastructure retries", _launch_attempts_leases_and_retries),
+    Migration(3, "launch attempts, run leases and infrastructure retries", _v3_launch_attempts_and_leases),
+    Migration(4, "artifacts, variables, tag concurrency limits and work queues", _compat_tables),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

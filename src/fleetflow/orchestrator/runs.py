@@ -21,6 +21,7 @@ from ..states import State, StateType, check_transition
 from . import tables as t
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
+from .queues import queue_budgets, with_queue_rules
 from .schemas import FlowRun, TaskRun
 
 _FR, _TR, _ST = t.flow_runs, t.task_runs, t.states
@@ -241,7 +242,8 @@ class FlowRunsMixin(_TransitionMixin):
             raise ObjectNotFound(f"No flow run with id {flow_run_id!r}.", kind="flow run", name=flow_run_id)
 
     def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10,
-                        lease_owner: str | None = None, lease_seconds: float = 30.0) -> list[FlowRun]:
+                        queues: Sequence[str] | None = None, lease_owner: str | None = None,
+                        lease_seconds: float = 30.0) -> list[FlowRun]:
         """Claim due SCHEDULED runs of the pool: each candidate is moved by a conditional
         UPDATE (``... AND state_type = 'SCHEDULED'``), so a run another worker took first is
         simply skipped. Updating the pool's ``last_polled`` first also serialises claimers of
@@ -262,8 +264,13 @@ class FlowRunsMixin(_TransitionMixin):
             limit = self._claim_budget(conn, work_pool_name, pool, limit)
             if limit <= 0:
                 return []
-            for run_id in conn.execute(self._claim_candidates(work_pool_name, now, limit)).scalars().all():
+            budgets = queue_budgets(conn, work_pool_name)  # work queues with a concurrency limit
+            for run_id, queue in conn.execute(self._claim_candidates(work_pool_name, now, limit, queues)).all():
+                if budgets.get(queue, 1) <= 0:
+                    continue
                 row = conn.execute(_CLAIM, {"p_id": run_id, **params}).first()
+                if row is not None and queue in budgets:
+                    budgets[queue] -= 1
                 if row is not None:
                     claimed.append(row)
             if claimed:
@@ -280,9 +287,10 @@ class FlowRunsMixin(_TransitionMixin):
         ).scalar_one()
         return min(limit, pool.concurrency_limit - active)
 
-    def _claim_candidates(self, pool_name: str, now: dt.datetime, limit: int) -> sa.Select[Any]:
+    def _claim_candidates(self, pool_name: str, now: dt.datetime, limit: int,
+                          queues: Sequence[str] | None = None) -> sa.Select[Any]:
         query = (
-            sa.select(_FR.c.id)
+            with_queue_rules(sa.select(_FR.c.id), pool_name, queues)
             .where(
                 _FR.c.work_pool_name == pool_name,
                 _FR.c.state_type == StateType.SCHEDULED.value,

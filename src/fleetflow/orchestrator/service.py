@@ -28,9 +28,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..exceptions import ConfigurationError
 from ..settings import get_settings
 from . import migrations
+from . import tables as t
 from .base import StoreBase
 from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
 from .extras import ArtifactsMixin, ConcurrencyMixin, VariablesMixin
+from .queues import WorkQueuesMixin
 from .leases import LeasesMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
 from .sqlite_fast import SQLiteFastPath
@@ -59,7 +61,7 @@ def json_dumps(value: Any) -> str:
 
 class Orchestrator(
     FlowRunsMixin, TaskRunsMixin, LeasesMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin,
-    ArtifactsMixin, VariablesMixin, ConcurrencyMixin, StoreBase,
+    ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, StoreBase,
 ):
     """The state store, implementing :class:`~fleetflow.orchestrator.OrchestratorAPI`.
 
@@ -248,4 +250,5 @@ class PostgresOrchestrator(Orchestrator):
         return postgresql.insert(table)
 
     def _lock_claim_candidates(self, select: sa.Select[Any]) -> sa.Select[Any]:
-        return select.with_for_update(skip_locked=True)
+        # of=flow_runs: the work-queue outer joins cannot be locked (and need not be).
+        return select.with_for_update(skip_locked=True, of=t.flow_runs)

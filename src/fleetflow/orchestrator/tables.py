@@ -332,3 +332,24 @@ concurrency_slots = sa.Table(
     sa.Column("task_run_id", sa.String(36), primary_key=True),
     sa.Column("acquired", UTCDateTime(), nullable=False),
 )
+
+# Work queues inside pools (Prefect 2 agents): a deployment's queue is kept beside it (no
+# change to the deployments table); its runs are in that queue, else in 'default'.
+work_queues = sa.Table(
+    "work_queues",
+    metadata,
+    sa.Column("work_pool_name", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("priority", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("concurrency_limit", sa.Integer()),
+    sa.Column("is_paused", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("description", sa.Text()),
+    _created(),
+)
+
+deployment_work_queues = sa.Table(
+    "deployment_work_queues",
+    metadata,
+    sa.Column("deployment_id", sa.String(36), primary_key=True),
+    sa.Column("work_queue_name", sa.String(200), nullable=False),
+)

@@ -23,7 +23,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition
@@ -92,11 +92,12 @@ class Worker:
     """Launches the runs of one work pool."""
 
     def __init__(self, pool_name: str, *, name: str | None = None, limit: int | None = None,
-                 poll_interval: float | None = None, client: Any = None):
+                 poll_interval: float | None = None, client: Any = None, queues: Sequence[str] | None = None):
         from ..client import get_client
 
         settings = get_settings()
         self.pool_name = pool_name
+        self.queues = list(queues) if queues else None  # work queues to serve (None: all)
         self.explicit_name = name is not None
         self.name = name or default_name(pool_name)
         self.instance_id = secrets.token_hex(8)
@@ -244,7 +245,7 @@ class Worker:
         if capacity <= 0:
             self.client.claim_flow_runs(self.pool_name, self.name, limit=0)
             return
-        claimed = self.client.claim_flow_runs(self.pool_name, self.name, limit=capacity,
+        claimed = self.client.claim_flow_runs(self.pool_name, self.name, limit=capacity, queues=self.queues,
                                               lease_owner=self.lease_owner, lease_seconds=self.lease_seconds)
         if claimed:
             fault("worker.after_claim")
