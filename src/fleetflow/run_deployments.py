@@ -16,7 +16,9 @@ from typing import Any, Iterable, Sequence
 
 from . import states as st
 from .exceptions import InvalidStateTransition, ObjectNotFound, ParameterValidationError, RunFailed
+from .orchestrator.parameter_checks import check_serialisable, check_types
 from .orchestrator.schemas import FlowRun
+from .orchestrator.service import json_dumps
 
 STALE_POOL_SECONDS = 30.0
 _warned_pools: set[str] = set()  # one "no worker" warning per pool per process, not one per run
@@ -43,6 +45,21 @@ def _check_parameters(deployment: Any, parameters: dict[str, Any]) -> None:
     missing = sorted(set(schema.get("required", [])) - set(parameters))
     if missing:
         raise ParameterValidationError(f"{deployment.full_name} needs parameter(s) {', '.join(missing)}", field=missing[0])
+
+
+def _read_deployment(client: Any, name: str) -> Any:
+    """By 'flow-name/deployment-name', or by id; a bare name gets a hint about the full form."""
+    if "/" in name:
+        return client.read_deployment_by_name(name)
+    try:
+        return client.read_deployment(name)
+    except ObjectNotFound:
+        matches = [d.full_name for d in client.read_deployments() if d.name == name]
+        hint = f"; did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ""
+        raise ObjectNotFound(
+            f"No deployment {name!r}: deployments are named 'flow-name/deployment-name' "
+            f"(see `fleetflow deployment ls`){hint}", kind="deployment", name=name,
+        ) from None
 
 
 def _warn_if_no_worker(client: Any, pool_name: str | None) -> None:
@@ -81,9 +98,11 @@ def create_deployment_run(
     from .engine.context import flow_run_ctx
 
     client = client or get_client()
-    deployment = client.read_deployment_by_name(name) if "/" in name else client.read_deployment(name)
+    deployment = _read_deployment(client, name)
     params = {**(parameters or {})}
     _check_parameters(deployment, {**deployment.parameters, **params})
+    check_types(deployment.full_name, deployment.parameter_schema, params)  # before any run exists
+    check_serialisable(deployment.full_name, params, json_dumps)
     parent_task_run_id = None
     ctx = flow_run_ctx.get() if as_subflow else None
     if ctx is not None:
