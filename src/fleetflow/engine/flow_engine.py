@@ -25,6 +25,7 @@ from .results import persist_result
 from .retries import retry_delay
 from .runners import resolve_task_runner
 from .signals import TerminationSignal, handle_termination
+from .state_results import state_result as _registers_state_result  # noqa: F401
 from .task_engine import exception_data, failed_state, failure_message, log_failure
 from .timeouts import await_with_timeout, call_with_timeout
 
