@@ -164,3 +164,12 @@ class TaskOutsideFlowError(FleetflowError, RuntimeError):
 
 class PausedRunTimeout(FleetflowError):
     """A paused flow run was not resumed within its ``timeout``."""
+
+
+class StaleLaunch(FleetflowError):
+    """A runner's launch attempt is not the run's current one (or the run already started):
+    it exits without running user code. Another attempt owns the run."""
+
+
+class WorkerNameInUse(ConfigurationError):
+    """A worker name is held by another live worker (fresh heartbeat)."""

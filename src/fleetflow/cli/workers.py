@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ._output import console, open_client
+from ._output import console
 
 app = typer.Typer(help="Start a worker that launches a pool's runs.", no_args_is_help=True)
 
@@ -19,8 +19,8 @@ def _group() -> None:
 @app.command()
 def start(
     pool: str = typer.Option(..., "--pool", "-p", help="Work pool to serve."),
-    name: Optional[str] = typer.Option(None, "--name", "-n", help="Worker name (stable across restarts: it re-attaches by name)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Most runs launched at once."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Worker name; default host-pool-<random>. A name held by a live worker is refused."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Most runs launched at once; default for Process pools: one per CPU, within the machine's memory."),
     poll_interval: Optional[float] = typer.Option(None, "--poll-interval", help="Seconds between claims."),
     work_queue: list[str] = typer.Option([], "-q", "--work-queue", help="Only runs of this work queue (repeatable)."),
 ) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import time
 from typing import Any, Iterator
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition, RunCancelled
 from ..orchestrator.schemas import FlowRun
+from . import lease
 from .context import FlowRunContext, current_tags, flow_run_ctx, task_run_ctx
 from .flow_states import final_state_of
 from .hooks import render_run_name, run_hooks
@@ -25,14 +25,14 @@ from .results import persist_result
 from .retries import retry_delay
 from .runners import resolve_task_runner
 from .signals import TerminationSignal, handle_termination
-from .state_results import state_result as _registers_state_result  # noqa: F401
 from .task_engine import exception_data, failed_state, failure_message, log_failure
 from .timeouts import await_with_timeout, call_with_timeout
 
 
 def process_handle() -> str:
-    """Launch handle of the current process: lets `flow-run cancel` signal a local run."""
-    return f"process:{socket.gethostname()}:{os.getpid()}"
+    """Launch handle of the current process (pid and start time): lets `flow-run cancel`
+    signal a local run, and never a later process that reused the pid."""
+    return lease.process_owner()
 
 
 class FlowRunEngine:
@@ -115,6 +115,7 @@ class FlowRunEngine:
         except InvalidStateTransition:
             # e.g. the run was already CANCELLED by a user while finishing.
             pass
+        lease.leave(self.flow_run.id)
         if self.parent_task_run_id:
             try:
                 self.client.set_task_run_state(self.parent_task_run_id, state.model_copy())
@@ -224,7 +225,7 @@ class FlowRunEngine:
     def run_sync(self) -> Any:
         params = self._prepare()
         with self._scope(), handle_termination():
-            self._set(st.Running())
+            lease.enter_running(self)
             attempt = 1
             while True:
                 try:
@@ -239,7 +240,7 @@ class FlowRunEngine:
     async def run_async(self) -> Any:
         params = self._prepare()
         with self._scope():
-            self._set(st.Running())
+            lease.enter_running(self)
             attempt = 1
             while True:
                 try:

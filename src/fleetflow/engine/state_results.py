@@ -11,7 +11,6 @@ import builtins
 from typing import Any
 
 from ..exceptions import MissingResult, RunFailed
-from ..states import register_result_reader
 from .results import load_result
 
 
@@ -55,6 +54,3 @@ def rebuild_exception(state: Any) -> BaseException:
             pass
     what = f"ended {state.type.value} ({state.name})"
     return RunFailed(f"the run {what}: {state.message or 'no message'}", state=state)
-
-
-register_result_reader(state_result)

@@ -221,14 +221,18 @@ class FlowRunsMixin(_TransitionMixin):
             raise ObjectNotFound(f"No flow run with id {flow_run_id!r}.", kind="flow run", name=flow_run_id)
 
     def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10,
-                        queues: Sequence[str] | None = None) -> list[FlowRun]:
+                        queues: Sequence[str] | None = None, lease_owner: str | None = None,
+                        lease_seconds: float = 30.0) -> list[FlowRun]:
         """Claim due SCHEDULED runs of the pool: each candidate is moved by a conditional
         UPDATE (``... AND state_type = 'SCHEDULED'``), so a run another worker took first is
         simply skipped. Updating the pool's ``last_polled`` first also serialises claimers of
-        one pool on PostgreSQL (row lock), which keeps ``concurrency_limit`` exact."""
+        one pool on PostgreSQL (row lock), which keeps ``concurrency_limit`` exact. The claim
+        gives ``lease_owner`` (default ``worker:<name>``) a lease on each run."""
         now = utcnow()
         claimed: list[sa.Row[Any]] = []
-        params = {"p_worker": worker_name, "p_message": f"Claimed by worker {worker_name!r}", "p_timestamp": now}
+        params = {"p_worker": worker_name, "p_message": f"Claimed by worker {worker_name!r}", "p_timestamp": now,
+                  "p_owner": lease_owner or f"worker:{worker_name}",
+                  "p_expires": now + dt.timedelta(seconds=lease_seconds)}
         with self._write() as conn:
             pool = conn.execute(
                 sa.update(t.work_pools)
@@ -269,8 +273,9 @@ class FlowRunsMixin(_TransitionMixin):
             .where(
                 _FR.c.work_pool_name == pool_name,
                 _FR.c.state_type == StateType.SCHEDULED.value,
-                # A run with a launch handle is being retried in place (AwaitingRetry): not claimable.
+                # A run with a launch handle or a lease is being retried in place (AwaitingRetry).
                 _FR.c.infrastructure_pid.is_(None),
+                _FR.c.lease_owner.is_(None),
                 sa.or_(_FR.c.expected_start_time.is_(None), _FR.c.expected_start_time <= now),
             )
             .order_by(sa.func.coalesce(_FR.c.expected_start_time, _FR.c.created), _FR.c.id)
@@ -285,6 +290,7 @@ _CLAIM = (
         _FR.c.id == sa.bindparam("p_id"),
         _FR.c.state_type == StateType.SCHEDULED.value,
         _FR.c.infrastructure_pid.is_(None),
+        _FR.c.lease_owner.is_(None),
     )
     .values(
         state_type=StateType.PENDING.value,
@@ -293,6 +299,9 @@ _CLAIM = (
         state_timestamp=sa.bindparam("p_timestamp", type_=t.UTCDateTime()),
         state_data=None,
         worker_name=sa.bindparam("p_worker", type_=sa.String()),
+        lease_owner=sa.bindparam("p_owner", type_=sa.String()),
+        lease_expires=sa.bindparam("p_expires", type_=t.UTCDateTime()),
+        launch_token=None,
     )
     .returning(*_FR.c)
 )

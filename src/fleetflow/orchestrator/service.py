@@ -33,6 +33,7 @@ from .base import StoreBase
 from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
 from .extras import ArtifactsMixin, ConcurrencyMixin, VariablesMixin
 from .queues import WorkQueuesMixin
+from .leases import LeasesMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
 from .sqlite_fast import SQLiteFastPath
 
@@ -59,8 +60,8 @@ def json_dumps(value: Any) -> str:
 
 
 class Orchestrator(
-    FlowRunsMixin, TaskRunsMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin,
-    ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, StoreBase
+    FlowRunsMixin, TaskRunsMixin, LeasesMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin,
+    ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, StoreBase,
 ):
     """The state store, implementing :class:`~fleetflow.orchestrator.OrchestratorAPI`.
 
