@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         default=0.1, description="Seconds between a worker's claims of scheduled runs on the local path."
     )
     worker_heartbeat_interval: float = Field(default=5.0, description="Seconds between worker heartbeats.")
+    task_run_log_lines: bool = Field(
+        default=True,
+        description="Log Prefect's per-task-run lines (Created task run, Executing/Submitted, Finished in state). "
+        "Failures and retries are logged either way; turn off to save their cost on very large flows.",
+    )
     concurrency_poll_interval: float = Field(
         default=0.1, description="Seconds between checks while a task waits for a tag concurrency slot."
     )

@@ -107,6 +107,9 @@ class _ConsoleFormatter(logging.Formatter):
         return f"{ts} | {record.levelname:<7} | {label} - {record.getMessage()}"
 
 
+_console: list[logging.StreamHandler] = []  # the run loggers' console handler, once set up
+
+
 def _setup_logger() -> logging.Logger:
     logger = logging.getLogger("fleetflow.runs")
     if not logger.handlers:
@@ -116,6 +119,7 @@ def _setup_logger() -> logging.Logger:
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(_ConsoleFormatter())
         logger.addHandler(console)
+        _console[:] = [console]
         logger.propagate = False
     level = get_settings().logging_level
     if logger.level != logging.getLevelName(str(level).upper()):
@@ -151,6 +155,36 @@ def run_logger(flow_run: Any, client: Any, task_run: Any = None) -> logging.Logg
     else:
         extra["run_label"] = f"Flow run {flow_run.name!r}"
     return RunLoggerAdapter(logger, extra)
+
+
+class EngineLog:
+    """The engine's own INFO lines about one run ("Created task run ...", "Finished in state
+    ..."): stored and printed exactly like run-logger lines, but without building a
+    ``logging.LogRecord`` (caller lookup, path parsing), since a task run writes several of
+    them on the engine's hot path. Other levels go through the ordinary run logger."""
+
+    __slots__ = ("flow_run", "client", "task_run", "label")
+
+    def __init__(self, flow_run: Any, client: Any, task_run: Any = None):
+        self.flow_run, self.client, self.task_run = flow_run, client, task_run
+        self.label = f"Task run {task_run.name!r}" if task_run is not None else f"Flow run {flow_run.name!r}"
+
+    def info(self, message: str) -> None:
+        logger = _setup_logger()
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        now = dt.datetime.now(dt.timezone.utc)
+        shipper.add(self.client, LogRecord.model_construct(
+            id=None, flow_run_id=self.flow_run.id, task_run_id=self.task_run.id if self.task_run is not None else None,
+            level=logging.INFO, name=logger.name, message=message, timestamp=now))
+        for console in _console:
+            line = f"{now.astimezone().strftime('%H:%M:%S.%f')[:-3]} | INFO    | {self.label} - {message}\n"
+            with console.lock:  # type: ignore[union-attr]
+                console.stream.write(line)
+                console.flush()
+
+    def __getattr__(self, level: str) -> Any:  # warning, error, exception: the run logger
+        return getattr(run_logger(self.flow_run, self.client, self.task_run), level)
 
 
 def engine_logger() -> logging.LoggerAdapter:

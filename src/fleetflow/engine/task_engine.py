@@ -20,10 +20,11 @@ import tenacity
 
 from .. import states as st
 from ..exceptions import FleetflowError, RunTimeout, UpstreamTaskError
+from ..settings import get_settings
 from .context import FlowRunContext, TaskRunContext, current_tags, flow_run_ctx, task_run_ctx
 from .futures import TaskFuture, resolve_futures, upstream_futures
 from .hooks import render_run_name, run_hooks
-from .logs import run_logger
+from .logs import EngineLog
 from .results import load_result, persist_result
 from .retries import retry_delay
 from .timeouts import await_with_timeout, call_with_timeout
@@ -81,10 +82,13 @@ class TaskRunEngine:
         self.name = self._run_name()
         self.tags = sorted(set(task.tags) | set(current_tags()))
         self.logger: Any = None
+        self.lines = get_settings().task_run_log_lines
 
     def announce(self, submitted: bool) -> None:
         """Prefect's flow-run log lines for a new task run."""
-        logger = run_logger(self.ctx.flow_run, self.client)
+        if not self.lines:
+            return
+        logger = EngineLog(self.ctx.flow_run, self.client)
         logger.info(f"Created task run {self.name!r} for task {self.task.name!r}")
         if submitted:
             logger.info(f"Submitted task run {self.name!r} for execution.")
@@ -125,7 +129,7 @@ class TaskRunEngine:
             self.ctx.flow_run.id, self.task.task_key, self.name, dynamic_key=self.dynamic_key, cache_key=key,
             states=[st.Pending(), second], id=self.task_run_id,
         )
-        self.logger = run_logger(self.ctx.flow_run, self.client, self.task_run)
+        self.logger = EngineLog(self.ctx.flow_run, self.client, self.task_run)
         if problem:
             self.final_state = second.with_exception(UpstreamTaskError(problem))
             return True, self.final_state._exception
@@ -138,7 +142,8 @@ class TaskRunEngine:
 
     def _finished(self, state: st.State) -> None:
         self.final_state = state
-        self.logger.info(f"Finished in state {state}")
+        if self.lines or not state.is_completed():
+            self.logger.info(f"Finished in state {state}")
         hooks = self.task.on_completion if state.is_completed() else self.task.on_failure if state.is_failed() else ()
         if hooks:
             run_hooks(hooks, self.task, self.task_run, state, self.logger)

@@ -65,3 +65,11 @@ def test_failure_logged_with_user_frames_and_short_caller_traceback(temp_store, 
     frames = re.findall(r'File "([^"]+)"', caller_tb)
     assert frames[0].endswith("sample.py") and frames[-1].endswith("sample.py")
     assert sum("fleetflow" in f for f in frames) <= 1 and not any("tenacity" in f for f in frames)
+
+
+def test_task_run_lines_can_be_turned_off_but_failures_stay(temp_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLEETFLOW_TASK_RUN_LOG_LINES", "false")
+    out = _run(tmp_path)
+    assert "Created task run" not in out.stderr and "Executing 'extract-0'" not in out.stderr
+    assert "Retry 1/1" in out.stderr and "Encountered exception during execution:" in out.stderr
+    assert "Task run 'transform-0' - Finished in state Failed('ValueError: bad row 1')" in out.stderr
