@@ -66,8 +66,14 @@ def orchestrator(store_url: str) -> Iterator[Orchestrator]:
 
 
 @pytest.fixture
-def temp_store(store_url: str):
+def temp_store_url(store_url: str) -> str:
+    """URL of the database behind ``temp_store`` (to check what is stored at rest)."""
+    return store_url
+
+
+@pytest.fixture
+def temp_store(temp_store_url: str):
     """The process-wide client (``fleetflow.client.get_client()``) pointed at an empty store of
     each backend, for tests that run flows end to end."""
-    with temporary_store(database_url=store_url) as client:
+    with temporary_store(database_url=temp_store_url) as client:
         yield client

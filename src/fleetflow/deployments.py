@@ -13,15 +13,19 @@ import inspect
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from .blocks import Block
 from .exceptions import ConfigurationError, InvalidNameError, ObjectNotFound
+from .orchestrator.deployment_runs import register_infrastructure_check
 from .orchestrator import schemas
 from .run_deployments import run_deployment, run_deployments
+
+if TYPE_CHECKING:
+    from .client.protocol import OrchestratorAPI
 
 DEFAULT_POOL = "default"
 DEFAULT_STORAGE = "local-file-system/default"
@@ -45,7 +49,7 @@ def block_ref(block: Block | None) -> str | None:
     return f"{block.get_block_type_slug()}/{block._block_document_name}"
 
 
-def default_storage(client: Any) -> Block:
+def default_storage(client: OrchestratorAPI) -> Block:
     """The embedded default: a LocalFileSystem under FLEETFLOW_HOME/storage, saved once."""
     from .filesystems import LocalFileSystem
     from .settings import get_settings
@@ -98,7 +102,7 @@ class Deployment(BaseModel):
             self.flow = load_flow_from_entrypoint(self.entrypoint, Path(self.path or os.getcwd()).resolve())
         return self.flow
 
-    def _infrastructure_block(self, client: Any) -> Block:
+    def _infrastructure_block(self, client: OrchestratorAPI) -> Block:
         if self.infrastructure is not None:
             return self.infrastructure
         pool = ensure_work_pool(client, self.pool_name)
@@ -108,7 +112,7 @@ class Deployment(BaseModel):
     def pool_name(self) -> str:
         return self.work_queue_name or self.work_pool_name
 
-    def validate_all(self, client: Any) -> dict[str, Any]:
+    def validate_all(self, client: OrchestratorAPI) -> dict[str, Any]:
         """Parameters against the flow signature, overrides against the block: before any upload."""
         from .blocks.overrides import apply_overrides
         from .engine.parameters import parameters_for_storage
@@ -124,7 +128,7 @@ class Deployment(BaseModel):
         return parameters_for_storage(self.parameters)
 
     # ---- apply ------------------------------------------------------------------------
-    def apply(self, *, upload: bool = True, client: Any = None, progress: Any = None) -> str:
+    def apply(self, *, upload: bool = True, client: OrchestratorAPI | None = None, progress: Any = None) -> str:
         """Validate, upload the bundle, record the deployment; returns its id."""
         from .bundles import build_bundle, upload_bundle
         from .client import get_client
@@ -157,7 +161,7 @@ class Deployment(BaseModel):
         Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
 
     @classmethod
-    def load_yaml(cls, path: str | Path, client: Any = None) -> "Deployment":
+    def load_yaml(cls, path: str | Path, client: OrchestratorAPI | None = None) -> "Deployment":
         data = yaml.safe_load(Path(path).read_text()) or {}
         for key in ("infrastructure", "storage"):
             if data.get(key):
@@ -180,7 +184,7 @@ def _inline_infra(block: Block | None) -> dict[str, Any]:
     return {"type": block.get_block_type_slug(), "data": block.to_document_data()}
 
 
-def ensure_work_pool(client: Any, name: str, type: str = "process") -> schemas.WorkPool:
+def ensure_work_pool(client: OrchestratorAPI, name: str, type: str = "process") -> schemas.WorkPool:
     """Read a pool, creating a process pool on first use (the embedded default)."""
     try:
         return client.read_work_pool(name)
@@ -188,7 +192,7 @@ def ensure_work_pool(client: Any, name: str, type: str = "process") -> schemas.W
         return client.create_work_pool(schemas.WorkPool(id="", name=name, type=type))
 
 
-def load_pool_infrastructure(client: Any, pool: schemas.WorkPool) -> Block:
+def load_pool_infrastructure(client: OrchestratorAPI, pool: schemas.WorkPool) -> Block:
     """The pool's default infrastructure block, or a plain Process for process pools."""
     if pool.infrastructure_block:
         return Block.load(pool.infrastructure_block, client=client)
@@ -202,7 +206,7 @@ def load_pool_infrastructure(client: Any, pool: schemas.WorkPool) -> Block:
     return Process()
 
 
-def resolve_infrastructure(client: Any, deployment: schemas.Deployment, flow_run: schemas.FlowRun) -> Block:
+def resolve_infrastructure(client: OrchestratorAPI, deployment: schemas.Deployment, flow_run: schemas.FlowRun) -> Block:
     """Block for a run: deployment's (saved or inline) or the pool's, with overrides merged."""
     from .blocks.base import get_block_class
     from .blocks.overrides import apply_overrides
@@ -217,5 +221,12 @@ def resolve_infrastructure(client: Any, deployment: schemas.Deployment, flow_run
     merged = apply_overrides(block, deployment.infra_overrides)
     return apply_overrides(merged, flow_run.infra_overrides)
 
+
+def _check_run_infrastructure(store: Any, deployment: schemas.Deployment, probe: schemas.FlowRun) -> None:
+    """The store's infrastructure check for new runs: overrides must fit the block."""
+    resolve_infrastructure(store, deployment, probe)
+
+
+register_infrastructure_check(_check_run_infrastructure)
 
 __all__ = ["Deployment", "run_deployment", "run_deployments", "ensure_work_pool", "resolve_infrastructure"]

@@ -15,31 +15,15 @@ import warnings
 from typing import Any, Iterable, Sequence
 
 from . import states as st
-from .exceptions import InvalidStateTransition, ObjectNotFound, ParameterValidationError, RunFailed
+from .exceptions import InvalidStateTransition, ObjectNotFound, RunFailed
+from .client.protocol import OrchestratorAPI
 from .orchestrator.schemas import FlowRun
 
 STALE_POOL_SECONDS = 30.0
 _warned_pools: set[str] = set()
 
 
-def _check_parameters(deployment: Any, parameters: dict[str, Any]) -> None:
-    """Unknown / missing names against the stored schema (types are checked by the runner)."""
-    schema = deployment.parameter_schema or {}
-    props = schema.get("properties")
-    if props is None:
-        return
-    unknown = sorted(set(parameters) - set(props))
-    if unknown and not schema.get("additionalProperties"):
-        raise ParameterValidationError(
-            f"{deployment.full_name} got unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(props) or 'none'}",
-            field=unknown[0],
-        )
-    missing = sorted(set(schema.get("required", [])) - set(parameters))
-    if missing:
-        raise ParameterValidationError(f"{deployment.full_name} needs parameter(s) {', '.join(missing)}", field=missing[0])
-
-
-def _warn_if_no_worker(client: Any, pool_name: str | None) -> None:
+def _warn_if_no_worker(client: OrchestratorAPI, pool_name: str | None) -> None:
     if not pool_name or pool_name in _warned_pools:
         return
     try:
@@ -67,42 +51,30 @@ def create_deployment_run(
     scheduled_time: dt.datetime | None = None,
     infra_overrides: dict[str, Any] | None = None,
     as_subflow: bool = True,
-    client: Any = None,
+    client: OrchestratorAPI | None = None,
 ) -> tuple[FlowRun, str | None]:
-    """Create the SCHEDULED child run; returns it and the parent's task run id (if linked)."""
+    """Create the SCHEDULED child run (one store operation); returns it and the parent's
+    linking task run id (if linked)."""
+    from . import deployments  # noqa: F401 - registers the store's infrastructure check
     from .client import get_client
-    from .deployments import resolve_infrastructure
     from .engine.context import flow_run_ctx
 
     client = client or get_client()
-    deployment = client.read_deployment_by_name(name) if "/" in name else client.read_deployment(name)
-    params = {**(parameters or {})}
-    _check_parameters(deployment, {**deployment.parameters, **params})
-    parent_task_run_id = None
     ctx = flow_run_ctx.get() if as_subflow else None
+    parent_id = dynamic = None
     if ctx is not None:
-        key = f"run_deployment:{deployment.full_name}"
-        dynamic = ctx.next_dynamic_key(key)
-        idempotency_key = idempotency_key or f"{ctx.flow_run.id}:{key}:{dynamic}"
-        parent_task_run_id = client.create_task_run(
-            ctx.flow_run.id, key, deployment.full_name, dynamic_key=dynamic, states=[st.Pending(), st.Running()]
-        ).id
-    probe = FlowRun(id="", name="", flow_name=deployment.flow_name, work_pool_name=deployment.work_pool_name,
-                    infra_overrides=infra_overrides or {})
-    resolve_infrastructure(client, deployment, probe)  # bad overrides fail here, before a run exists
-    run = client.create_flow_run(
-        deployment.flow_name,
-        state=st.Scheduled(data={"scheduled_time": (scheduled_time or st.utcnow()).isoformat()}),
-        parameters=params, name=flow_run_name, parent_task_run_id=parent_task_run_id,
-        deployment_id=deployment.id, work_pool_name=deployment.work_pool_name,
-        idempotency_key=idempotency_key, infra_overrides=infra_overrides or {},
-        tags=list(tags or deployment.tags), expected_start_time=scheduled_time,
-    )
-    _warn_if_no_worker(client, deployment.work_pool_name)
-    return run, parent_task_run_id
+        full_name = name if "/" in name else client.read_deployment(name).full_name
+        parent_id, dynamic = ctx.flow_run.id, ctx.next_dynamic_key(f"run_deployment:{full_name}")
+    run = client.create_flow_run_from_deployment(
+        name, parameters=parameters, idempotency_key=idempotency_key, parent_flow_run_id=parent_id,
+        parent_dynamic_key=dynamic, flow_run_name=flow_run_name, scheduled_time=scheduled_time,
+        infra_overrides=infra_overrides, tags=tags,
+    )  # fmt: skip
+    _warn_if_no_worker(client, run.work_pool_name)
+    return run, run.parent_task_run_id
 
 
-def _finish_parent_task(client: Any, parent_task_run_id: str | None, run: FlowRun) -> None:
+def _finish_parent_task(client: OrchestratorAPI, parent_task_run_id: str | None, run: FlowRun) -> None:
     if parent_task_run_id and run.state is not None:
         try:
             client.set_task_run_state(parent_task_run_id, run.state.model_copy())
@@ -110,7 +82,7 @@ def _finish_parent_task(client: Any, parent_task_run_id: str | None, run: FlowRu
             pass
 
 
-def _outcome(client: Any, run: FlowRun, parent_task_run_id: str | None, raise_on_failure: bool) -> FlowRun:
+def _outcome(client: OrchestratorAPI, run: FlowRun, parent_task_run_id: str | None, raise_on_failure: bool) -> FlowRun:
     if run.state is not None and run.state.is_final:
         _finish_parent_task(client, parent_task_run_id, run)
         if raise_on_failure and not run.state.is_completed():

@@ -13,10 +13,13 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import states as st
 from .exceptions import FleetflowError, InvalidStateTransition
+
+if TYPE_CHECKING:
+    from .client.protocol import OrchestratorAPI
 
 EXIT_OK, EXIT_FAILED, EXIT_CRASHED = 0, 1, 2
 EXIT_OUT_OF_MEMORY = 86  # the worker reports this exit code as out-of-memory
@@ -45,7 +48,7 @@ def load_flow_from_entrypoint(entrypoint: str, root: Path) -> Any:
     return obj
 
 
-def code_root(client: Any, deployment: Any) -> Path:
+def code_root(client: OrchestratorAPI, deployment: Any) -> Path:
     """The folder holding the deployment's code: a fetched bundle or a local path (serve)."""
     from .blocks import Block
     from .bundles import fetch_bundle
@@ -61,7 +64,7 @@ def code_root(client: Any, deployment: Any) -> Path:
     return root.resolve()
 
 
-def _mark(client: Any, flow_run_id: str, state: st.State) -> None:
+def _mark(client: OrchestratorAPI, flow_run_id: str, state: st.State) -> None:
     try:
         client.set_flow_run_state(flow_run_id, state)
     except InvalidStateTransition:

@@ -16,7 +16,7 @@ import tempfile
 from typing import Iterator
 
 from .client import get_client, reset_client
-from .orchestrator.interface import OrchestratorAPI
+from .client.protocol import OrchestratorAPI
 from .settings import reset_settings
 
 _ENV = ("FLEETFLOW_HOME", "FLEETFLOW_DATABASE_URL", "FLEETFLOW_API_URL")

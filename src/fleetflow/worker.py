@@ -19,7 +19,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import states as st
 from .deployments import ensure_work_pool, resolve_infrastructure
@@ -27,6 +27,9 @@ from .exceptions import FleetflowError, InvalidStateTransition
 from .infrastructure.base import LaunchStatus
 from .settings import get_settings
 from .states import StateType
+
+if TYPE_CHECKING:
+    from .client.protocol import OrchestratorAPI
 
 log = logging.getLogger("fleetflow.worker")
 
@@ -61,7 +64,7 @@ class Worker:
     """Launches the runs of one work pool."""
 
     def __init__(self, pool_name: str, *, name: str | None = None, limit: int | None = None,
-                 poll_interval: float | None = None, client: Any = None):
+                 poll_interval: float | None = None, client: OrchestratorAPI | None = None):
         from .client import get_client
 
         settings = get_settings()

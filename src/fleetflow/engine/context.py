@@ -6,9 +6,12 @@ import contextvars
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..orchestrator.schemas import FlowRun, TaskRun
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 
 @dataclass
@@ -17,7 +20,7 @@ class FlowRunContext:
 
     flow: Any
     flow_run: FlowRun
-    client: Any
+    client: OrchestratorAPI
     log_prints: bool = False
     futures: list[Any] = field(default_factory=list)
     active_task_runs: set[str] = field(default_factory=set)

@@ -10,7 +10,7 @@ import contextlib
 import os
 import socket
 import time
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition, RunCancelled
@@ -25,6 +25,9 @@ from .signals import TerminationSignal, handle_termination
 from .task_engine import exception_data, failure_message
 from .timeouts import await_with_timeout, call_with_timeout
 
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
+
 
 def process_handle() -> str:
     """Launch handle of the current process: lets `flow-run cancel` signal a local run."""
@@ -34,7 +37,7 @@ def process_handle() -> str:
 class FlowRunEngine:
     """The lifecycle of one flow run executing in this process."""
 
-    def __init__(self, flow: Any, parameters: dict[str, Any], client: Any, flow_run: FlowRun | None = None):
+    def __init__(self, flow: Any, parameters: dict[str, Any], client: OrchestratorAPI, flow_run: FlowRun | None = None):
         self.flow = flow
         self.raw_parameters = parameters
         self.client = client

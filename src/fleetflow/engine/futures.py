@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..states import State, StateType
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 
 class TaskFuture:
     """The eventual result of a submitted task run."""
 
-    def __init__(self, future: cf.Future, task_run_id: str, client: Any):
+    def __init__(self, future: cf.Future, task_run_id: str, client: OrchestratorAPI):
         self._future = future
         self.task_run_id = task_run_id
         self._client = client

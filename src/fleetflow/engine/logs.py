@@ -13,11 +13,14 @@ import datetime as dt
 import logging
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..orchestrator.schemas import LogRecord
 from ..settings import get_settings
 from .context import flow_run_ctx, task_run_ctx
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 BATCH = 200
 
@@ -34,7 +37,7 @@ class LogShipper:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, client: Any, record: LogRecord) -> None:
+    def add(self, client: OrchestratorAPI, record: LogRecord) -> None:
         with self._lock:
             self._pending.append((client, record))
             full = len(self._pending) >= BATCH

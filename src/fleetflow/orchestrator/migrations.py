@@ -65,9 +65,17 @@ def _v2_workers(conn: sa.Connection) -> None:
     t.workers.create(conn, checkfirst=False)
 
 
+def _api_keys_and_list_indexes(conn: sa.Connection) -> None:
+    for table in (t.api_keys, t.run_tokens, t.audit_log, t.api_requests):
+        table.create(conn, checkfirst=False)
+    for name, columns in t.FLOW_RUN_LIST_INDEXES.items():
+        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON flow_runs ({', '.join(columns)})")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
+    Migration(3, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -7,7 +7,8 @@ the HTTP API, and validate when they cross a process boundary.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import importlib
+from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
@@ -52,7 +53,6 @@ class FlowRun(BaseModel):
         A FAILED/CRASHED/CANCELLED run raises :class:`~fleetflow.exceptions.RunFailed` (or
         returns it, with ``raise_on_failure=False``).
         """
-        from ..engine.results import load_result
         from ..exceptions import MissingResult, RunFailed
 
         state = self.state
@@ -65,7 +65,21 @@ class FlowRun(BaseModel):
             if raise_on_failure:
                 raise err
             return err
-        return load_result(state.data.get("result"))
+        return _result_loader()(state)
+
+
+_loader: list[Callable[[Any], Any]] = []
+
+
+def set_result_loader(loader: Callable[[Any], Any]) -> None:
+    """Installed by :mod:`fleetflow.results` on import: reads a COMPLETED state's result."""
+    _loader[:] = [loader]
+
+
+def _result_loader() -> Callable[[Any], Any]:
+    if not _loader:  # nothing imported the results room yet; named by string, not imported
+        importlib.import_module("fleetflow.results")
+    return _loader[0]
 
 
 class TaskRun(BaseModel):

@@ -30,6 +30,8 @@ from ..settings import get_settings
 from . import migrations
 from .base import StoreBase
 from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
+from .deployment_runs import DeploymentRunsMixin
+from .keys import KeysMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
 from .sqlite_fast import SQLiteFastPath
 
@@ -56,9 +58,11 @@ def json_dumps(value: Any) -> str:
 
 
 class Orchestrator(
-    FlowRunsMixin, TaskRunsMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin, StoreBase
+    FlowRunsMixin, TaskRunsMixin, DeploymentRunsMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin,
+    KeysMixin, StoreBase,
 ):
-    """The state store, implementing :class:`~fleetflow.orchestrator.OrchestratorAPI`.
+    """The state store. :class:`fleetflow.client.embedded.EmbeddedClient` exposes it as the
+    :class:`~fleetflow.client.protocol.OrchestratorAPI`; the server calls it directly.
 
     Build it with :meth:`create`, which picks the dialect subclass from the URL. Instances are
     thread-safe (every method checks out its own pooled connection) and should be shared.
