@@ -45,12 +45,16 @@ class Watched:
     started: bool = False
 
 
-def runner_env(flow_run_id: str) -> dict[str, str]:
-    """What the launched runner needs to reach the same store."""
+def runner_env(flow_run_id: str, *, api_url: str | None = None, token: str | None = None) -> dict[str, str]:
+    """What the launched runner needs to reach the same store: the server's URL and a token
+    scoped to this run (never the worker's own key, never a database URL), or, embedded,
+    the database URL."""
     s = get_settings()
     env = {"FLEETFLOW_FLOW_RUN_ID": flow_run_id, "FLEETFLOW_HOME": str(s.home)}
-    if s.api_url:
-        env["FLEETFLOW_API_URL"] = s.api_url
+    if api_url:
+        env["FLEETFLOW_API_URL"] = api_url
+        if token:
+            env["FLEETFLOW_API_KEY"] = token
     else:
         env["FLEETFLOW_DATABASE_URL"] = s.resolved_database_url()
     return env
@@ -218,8 +222,10 @@ class Worker:
     async def _launch(self, run: Any) -> None:
         try:
             block = self._block_for(run)
+            api_url = getattr(self.client, "base_url", None)  # set on the HTTP client only
+            token = await asyncio.to_thread(self.client.mint_run_token, run.id) if api_url else None
             result = await self._launcher(block).launch(
-                block, run, env=runner_env(run.id), command=runner_command(run.id)
+                block, run, env=runner_env(run.id, api_url=api_url, token=token), command=runner_command(run.id)
             )
         except Exception as exc:
             self._set(run.id, st.Crashed(message=f"launch failed: {type(exc).__name__}: {exc}"))

@@ -8,6 +8,7 @@ import inspect
 import pytest
 
 from fleetflow.client.embedded import EmbeddedClient
+from fleetflow.client.http import HTTPClient
 from fleetflow.client.protocol import OrchestratorAPI
 from fleetflow.orchestrator import Orchestrator
 
@@ -22,7 +23,7 @@ def _shape(fn) -> list[tuple]:
     return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
 
 
-@pytest.mark.parametrize("implementation", [EmbeddedClient])
+@pytest.mark.parametrize("implementation", [EmbeddedClient, HTTPClient])
 def test_every_api_method_is_implemented_with_the_same_signature(implementation):
     methods = _api_methods()
     assert len(methods) > 30

@@ -70,12 +70,17 @@ DEFAULT_STOP_REASON = "Stopped by fleetflow: the flow run was cancelled or did n
 # --- pure launch-side rules ------------------------------------------------------------------------
 _URL_WITH_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:[^/?#@]+@")
 ALWAYS_SECRET = frozenset({"FLEETFLOW_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
+RUN_TOKEN_PREFIX = "ffr_"  # fleetflow.orchestrator.keys.TOKEN_PREFIX
 
 
 def is_secret_env(name: str, value: str | None) -> bool:
     """True for values that must never be a plain environment override: API keys / AWS secret
     keys by name, and any URL with a password in it (``postgresql://user:pw@host/db``)."""
     if not value:
+        return False
+    if name == "FLEETFLOW_API_KEY" and value.startswith(RUN_TOKEN_PREFIX):
+        # A per-run token (minted by the server for this launch) is scoped to this one run and
+        # stops working when the run is final; the worker's own key never reaches a container.
         return False
     return name in ALWAYS_SECRET or bool(_URL_WITH_PASSWORD.match(value))
 

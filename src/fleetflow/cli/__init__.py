@@ -28,6 +28,10 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("worker", "fleetflow.cli.workers", "Start a worker that launches a pool's runs."),
     ("scheduler", "fleetflow.cli.scheduler", "Create runs for deployments with schedules (safe to run twice)."),
     ("aws", "fleetflow.cli.aws", "AWS helpers: register blocks from Terraform outputs."),
+    ("server", "fleetflow.cli.server", "Start the fleetflow API server over the store."),
+    ("api-key", "fleetflow.cli.api_keys", "Create, list and revoke the server's scoped API keys."),
+    ("login", "fleetflow.cli.login", "Save a server URL and API key as this machine's profile."),
+    ("logout", "fleetflow.cli.logout", "Remove the saved server profile."),
 ]
 
 

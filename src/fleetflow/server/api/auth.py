@@ -87,6 +87,11 @@ class FailureLimiter:
                 f"too many failed authentications from {address}; wait {self.window:.0f} s and retry with a valid key."
             )
 
+    def reset(self) -> None:
+        """Forget every counted failure."""
+        with self._lock:
+            self._failures.clear()
+
     def failed(self, address: str) -> None:
         with self._lock:
             self._recent(address).append(time.monotonic())

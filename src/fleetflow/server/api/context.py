@@ -48,6 +48,7 @@ class ServerContext:
             self._task_flow.clear()
             self._token_runs.clear()
         self.authenticator.forget()
+        self.authenticator.limiter.reset()
 
     # ---- who is calling -------------------------------------------------------------------
     def principal(self, request: Request) -> Principal:

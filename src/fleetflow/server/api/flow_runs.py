@@ -15,7 +15,7 @@ from ...states import StateType
 from .auth import Principal, require
 from .context import ServerContext, context
 from .errors import dump
-from .schemas import DeploymentRunCreate, FlowRunCreate, FlowRunUpdate, StateChange
+from .schemas import DeploymentRunCreate, FlowRunCreate, FlowRunUpdate, StateChange, fields
 from .waiting import poll_until
 
 router = APIRouter(prefix="/api/v1", tags=["flow runs"])
@@ -43,7 +43,7 @@ def create_flow_run(body: FlowRunCreate, p: Principal = Depends(who), ctx: Serve
         ctx.check_task_run(p, body.parent_task_run_id, "creating a sub-flow run")
     else:
         require(p, Scope.WORKER, "creating a flow run directly (use POST /deployments/{id}/runs to run a deployment)")
-    run = ctx.store.create_flow_run(**body.model_dump(exclude={"flow_name"}), flow_name=body.flow_name)
+    run = ctx.store.create_flow_run(body.flow_name, **fields(body, exclude={"flow_name"}))
     _wake_for(ctx, run)
     return dump(run)
 
@@ -58,7 +58,7 @@ def create_flow_run_from_deployment(
         ctx.check_run(p, body.parent_flow_run_id, "creating a child run")
     else:
         require(p, Scope.RUN, "creating a run from a deployment")
-    run = ctx.store.create_flow_run_from_deployment(deployment, **body.model_dump())
+    run = ctx.store.create_flow_run_from_deployment(deployment, **fields(body))
     _wake_for(ctx, run)
     return dump(run)
 

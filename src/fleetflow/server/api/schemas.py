@@ -93,3 +93,8 @@ class ApiKeyCreate(BaseModel):
 
 class FlowRunUpdate(BaseModel):
     fields: dict[str, Any] = Field(description="Non-state fields to set (see update_flow_run).")
+
+
+def fields(body: BaseModel, *, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    """A request body's fields as keyword arguments, nested models kept as models."""
+    return {name: getattr(body, name) for name in type(body).model_fields if name not in exclude}

@@ -12,7 +12,7 @@ from .auth import Principal, require
 from .context import ServerContext, context
 from .errors import dump
 from .flow_runs import who
-from .schemas import CacheWrite, LogBatch, StateChange, TaskRunCreate
+from .schemas import CacheWrite, LogBatch, StateChange, TaskRunCreate, fields
 
 router = APIRouter(prefix="/api/v1", tags=["task runs and logs"])
 
@@ -21,8 +21,8 @@ router = APIRouter(prefix="/api/v1", tags=["task runs and logs"])
 def create_task_run(body: TaskRunCreate, p: Principal = Depends(who), ctx: ServerContext = Depends(context)) -> Any:
     """Creation and first states in one request (the engine's batching)."""
     ctx.check_run(p, body.flow_run_id, "creating a task run")
-    task_run = ctx.store.create_task_run(**body.model_dump(exclude={"flow_run_id", "task_key", "name"}),
-                                         flow_run_id=body.flow_run_id, task_key=body.task_key, name=body.name)  # fmt: skip
+    task_run = ctx.store.create_task_run(body.flow_run_id, body.task_key, body.name,
+                                         **fields(body, exclude={"flow_run_id", "task_key", "name"}))  # fmt: skip
     ctx.remember_task_run(task_run.id, task_run.flow_run_id)
     return dump(task_run)
 
