@@ -1,8 +1,9 @@
 """``run_deployment``: launch a deployment as a (linked) child run and wait for it.
 
-Waiting polls the store every ``FLEETFLOW_RUN_DEPLOYMENT_POLL_INTERVAL`` (50 ms), not every
-5 s. ``run_deployments`` fans out many children and waits for all of them in one loop, with
-no thread per child; in async code ``await asyncio.gather(*[run_deployment(...)...])`` works
+Waiting is the client's long-poll (``wait_for_flow_run``): over HTTP one request that returns
+when the child is final, instead of a request storm; embedded, a 50 ms check of the store.
+``run_deployments`` fans out many children and waits for all of them in one loop, with no
+thread per child; in async code ``await asyncio.gather(*[run_deployment(...)...])`` works
 the same way.
 """
 
@@ -110,14 +111,18 @@ def _waiting(run: FlowRun, deadline: float | None) -> bool:
     return not (run.state and run.state.is_final) and (deadline is None or time.monotonic() < deadline)
 
 
+def _wait_chunk(deadline: float | None) -> float:
+    """Seconds of the next long-poll: up to 30, never past the deadline."""
+    return 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
+
+
 def _sync_run_deployment(name: str, parameters: Any, timeout: float | None, poll_interval: float | None,
                          raise_on_failure: bool, **kwargs: Any) -> FlowRun:
     client, run, parent_task, interval, deadline = _start(name, parameters, timeout, poll_interval, kwargs)
     if timeout == 0:
         return run
     while _waiting(run, deadline):
-        time.sleep(interval)
-        run = client.read_flow_run(run.id)
+        run = client.wait_for_flow_run(run.id, timeout=_wait_chunk(deadline))
     return _outcome(client, run, parent_task, raise_on_failure)
 
 
@@ -127,8 +132,8 @@ async def _async_run_deployment(name: str, parameters: Any, timeout: float | Non
     if timeout == 0:
         return run
     while _waiting(run, deadline):
-        await asyncio.sleep(interval)
-        run = client.read_flow_run(run.id)
+        await asyncio.sleep(0)  # let other children's coroutines create their runs first
+        run = await asyncio.to_thread(client.wait_for_flow_run, run.id, timeout=min(_wait_chunk(deadline), 1.0))
     return _outcome(client, run, parent_task, raise_on_failure)
 
 
@@ -173,13 +178,12 @@ def run_deployments(
     timeout: float | None = None,
     raise_on_failure: bool = True,
 ) -> list[FlowRun]:
-    """Fan out: create every child first, then wait for all in one polling loop.
+    """Fan out: create every child first, then wait for them with one long-poll at a time.
 
     ``requests`` items are ``(name, parameters)`` pairs or dicts of ``run_deployment``
     keyword arguments (``{"name": ..., "parameters": ..., "infra_overrides": ...}``).
     """
     from .client import get_client
-    from .settings import get_settings
 
     client = get_client()
     created = []
@@ -188,13 +192,9 @@ def run_deployments(
         created.append(create_deployment_run(kw.pop("name"), kw.pop("parameters", None), client=client, **kw))
     runs = {run.id: run for run, _ in created}
     deadline = None if timeout is None else time.monotonic() + timeout
-    while any(not (r.state and r.state.is_final) for r in runs.values()):
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        time.sleep(get_settings().run_deployment_poll_interval)
-        for rid, r in runs.items():
-            if not (r.state and r.state.is_final):
-                runs[rid] = client.read_flow_run(rid)
+    for rid in runs:  # one long-poll at a time: children finishing meanwhile return at once
+        while _waiting(runs[rid], deadline):
+            runs[rid] = client.wait_for_flow_run(rid, timeout=_wait_chunk(deadline))
     results = [_outcome(client, runs[run.id], parent, False) for run, parent in created]
     failed = [r for r in results if r.state and r.state.is_final and not r.state.is_completed()]
     if raise_on_failure and failed:

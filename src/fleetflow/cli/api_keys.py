@@ -56,10 +56,12 @@ def ls(json_output: bool = typer.Option(False, "--json", help="Print JSON instea
     if json_output:
         print_json([k.model_dump(mode="json") for k in keys])
         return
-    rows = [[k.name, k.scope.value, fmt_time(k.created), fmt_ago(k.last_used),
-             fmt_time(k.expires) if k.expires else "never", "revoked" if k.revoked else ("active" if k.active else "expired")]
-            for k in keys]  # fmt: skip
-    console().print(table(["name", "scope", "created", "last used", "expires", "status"], rows))
+    out = table("NAME", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "STATUS")
+    for k in keys:
+        status = "revoked" if k.revoked else ("active" if k.active else "expired")
+        out.add_row(k.name, k.scope.value, fmt_time(k.created), fmt_ago(k.last_used),
+                    fmt_time(k.expires) if k.expires else "never", status)  # fmt: skip
+    console().print(out)
 
 
 @app.command("revoke")

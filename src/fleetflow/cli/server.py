@@ -9,6 +9,11 @@ import typer
 app = typer.Typer(help="Start the fleetflow API server over the store.", no_args_is_help=True)
 
 
+@app.callback()
+def _server() -> None:
+    """The fleetflow API server (`fleetflow server start`)."""
+
+
 @app.command("start")
 def start(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (non-loopback needs auth)."),

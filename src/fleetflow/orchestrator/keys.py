@@ -30,6 +30,9 @@ from .base import StoreBase, new_id, utcnow
 KEY_PREFIX, TOKEN_PREFIX = "ffk_", "ffr_"
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)  # last_used is refreshed at most once a minute
 REQUEST_ID_RETENTION = dt.timedelta(days=1)
+# After its run is final a token may still ship the run's last log lines for this long
+# (the engine flushes logs after the final state); nothing else.
+RUN_TOKEN_LOG_GRACE = dt.timedelta(minutes=5)
 _K, _RT, _A, _RQ = t.api_keys, t.run_tokens, t.audit_log, t.api_requests
 _FINAL = [s.value for s in TERMINAL]
 
@@ -135,19 +138,24 @@ class KeysMixin(StoreBase):
             conn.execute(_RT.insert().values(token_hash=hash_secret(secret), flow_run_id=flow_run_id, created=utcnow()))
         return secret
 
-    def authenticate_run_token(self, secret: str) -> str | None:
-        """The flow run id the token is for, while that run is not final; else None."""
+    def authenticate_run_token(self, secret: str) -> tuple[str, bool] | None:
+        """``(flow run id, ended)`` for a token of a run that is not final (``ended`` False)
+        or became final less than :data:`RUN_TOKEN_LOG_GRACE` ago (``ended`` True); else None."""
         digest = hash_secret(secret)
+        fr = t.flow_runs
         query = (
-            sa.select(_RT.c.token_hash, _RT.c.flow_run_id, t.flow_runs.c.state_type)
-            .join(t.flow_runs, t.flow_runs.c.id == _RT.c.flow_run_id)
+            sa.select(_RT.c.token_hash, _RT.c.flow_run_id, fr.c.state_type, fr.c.state_timestamp)
+            .join(fr, fr.c.id == _RT.c.flow_run_id)
             .where(_RT.c.token_hash == digest)
         )
         with self._read() as conn:
             row = conn.execute(query).first()
-        if row is None or not hmac.compare_digest(row.token_hash, digest) or row.state_type in _FINAL:
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
-        return row.flow_run_id
+        if row.state_type not in _FINAL:
+            return row.flow_run_id, False
+        recent = row.state_timestamp is not None and utcnow() - row.state_timestamp < RUN_TOKEN_LOG_GRACE
+        return (row.flow_run_id, True) if recent else None
 
     # ---- audit and request ids --------------------------------------------------------------
     def record_audit(self, actor: str, action: str, target: str | None, status: int | None = None) -> None:

@@ -48,7 +48,25 @@ def create_app(store: Orchestrator, *, auth: bool = True, ui_router: APIRouter |
     if ui_router is not None:
         app.include_router(ui_router)
     app.add_middleware(LedgerMiddleware, ctx=ctx)
+    app.add_middleware(_InFlight, ctx=ctx)
     return app
+
+
+class _InFlight:
+    """Counts requests being served (readiness reports it; a drain waits for it to reach 0)."""
+
+    def __init__(self, app: Any, ctx: ServerContext):
+        self.app, self.ctx = app, ctx
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.ctx.in_flight += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.ctx.in_flight -= 1
 
 
 def server_context(app: Any) -> ServerContext:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import threading
 from dataclasses import dataclass
@@ -93,7 +94,21 @@ def serve(store: Orchestrator, host: str, port: int, *, auth: bool = True,
     url = f"http://{host if ':' not in host else f'[{host}]'}:{bound_port}"
     if announce is not None:
         announce(url, first_key)
+    _exit_cleanly_after_drain()
     uvicorn_server(create_app(store, auth=auth)).run(sockets=[sock])
+
+
+def _exit_cleanly_after_drain() -> None:
+    """uvicorn re-raises the signal that stopped it once it has drained; with this handler
+    that re-raise exits 0 instead of killing the process by the signal (and a signal that
+    arrives before uvicorn takes over exits at once: nothing is in flight yet)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _exit_zero)
+
+
+def _exit_zero(_sig: int, _frame: Any) -> None:
+    raise SystemExit(0)
 
 
 @dataclass

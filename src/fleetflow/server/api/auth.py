@@ -28,6 +28,7 @@ class Principal:
     name: str
     scope: Scope | None = None
     flow_run_id: str | None = None
+    ended: bool = False  # a run token whose run is final: it may only ship the last logs
 
     @property
     def is_run_token(self) -> bool:
@@ -50,8 +51,14 @@ class Principal:
 ANONYMOUS_ADMIN = Principal(name="(auth disabled)", scope=Scope.ADMIN)
 
 
+ENDED = ("the run token's flow run has ended: tokens stop working when the run is final "
+         "(only the run's last log lines are still accepted).")  # fmt: skip
+
+
 def require(principal: Principal, scope: Scope, action: str) -> None:
     """Raise PermissionDenied unless ``principal`` (a key) may act with ``scope``."""
+    if principal.ended:
+        raise AuthenticationError(ENDED)
     if principal.is_run_token or not principal.may(scope):
         what = "a run token" if principal.is_run_token else f"a {principal.scope.value if principal.scope else '?'} key"
         raise PermissionDenied(
@@ -139,8 +146,8 @@ class Authenticator:
     @staticmethod
     def _lookup(store: Any, secret: str) -> Principal | None:
         if secret.startswith(TOKEN_PREFIX):
-            run_id = store.authenticate_run_token(secret)
-            return Principal(name=f"run:{run_id}", flow_run_id=run_id) if run_id else None
+            found = store.authenticate_run_token(secret)
+            return Principal(name=f"run:{found[0]}", flow_run_id=found[0], ended=found[1]) if found else None
         if secret.startswith(KEY_PREFIX):
             key: ApiKey | None = store.authenticate_api_key(secret)
             return Principal(name=key.name, scope=key.scope) if key else None

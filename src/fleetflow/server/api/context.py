@@ -9,10 +9,10 @@ from typing import Any
 
 from fastapi import Request
 
-from ...exceptions import PermissionDenied
+from ...exceptions import AuthenticationError, PermissionDenied
 from ...orchestrator.keys import Scope
 from ...orchestrator.service import Orchestrator
-from .auth import ANONYMOUS_ADMIN, Authenticator, Principal, require
+from .auth import ANONYMOUS_ADMIN, ENDED, Authenticator, Principal, require
 from .waiting import Notifier
 
 _MAX_REMEMBERED = 100_000
@@ -41,6 +41,7 @@ class ServerContext:
         self._lock = threading.Lock()
         self._task_flow: _Bounded = _Bounded()
         self._token_runs: _Bounded = _Bounded()
+        self.in_flight = 0  # requests being served (kept by the app's counting middleware)
 
     def use_store(self, store: Orchestrator) -> None:
         with self._lock:
@@ -56,13 +57,19 @@ class ServerContext:
             return ANONYMOUS_ADMIN
         address = request.client.host if request.client else "unknown"
         principal = self.authenticator.authenticate(self.store, request.headers.get("authorization"), address)
+        if principal.ended and not (request.method == "POST" and request.url.path == "/api/v1/logs"):
+            raise AuthenticationError(ENDED)
         request.state.principal = principal
         return principal
 
     # ---- which runs a run token may write ---------------------------------------------------
-    def check_run(self, principal: Principal, flow_run_id: str, action: str, scope: Scope = Scope.WORKER) -> None:
+    def check_run(self, principal: Principal, flow_run_id: str, action: str, scope: Scope = Scope.WORKER,
+                  *, after_end: bool = False) -> None:  # fmt: skip
         """A key needs ``scope``; a run token may act on its run and the in-process sub-flows
-        under it (runs without a deployment whose parent it may act on)."""
+        under it (runs without a deployment whose parent it may act on) -- once the run has
+        ended, only where ``after_end`` (shipping its last logs)."""
+        if principal.ended and not after_end:
+            raise AuthenticationError(ENDED)
         if not principal.is_run_token:
             require(principal, scope, action)
         elif not self._token_reaches(principal.flow_run_id or "", flow_run_id):
@@ -89,12 +96,16 @@ class ServerContext:
         """Keys read every run; a run token reads the runs it may write and their children."""
         if not principal.is_run_token:
             return
+        if principal.ended:
+            raise AuthenticationError(ENDED)
         own = principal.flow_run_id or ""
         if self._token_reaches(own, run.id) or (run.parent_flow_run_id and self._token_reaches(own, run.parent_flow_run_id)):
             return
         raise PermissionDenied(f"this run token belongs to flow run {own}; it cannot read flow run {run.id}.")
 
     def check_task_run(self, principal: Principal, task_run_id: str, action: str) -> None:
+        if principal.ended:
+            raise AuthenticationError(ENDED)
         if not principal.is_run_token:
             require(principal, Scope.WORKER, action)
             return

@@ -48,10 +48,10 @@ def health() -> Any:
 
 @router.get("/api/ready")
 def ready(p: Principal = Depends(who), ctx: ServerContext = Depends(context)) -> Any:
-    """Readiness: the database answers a query."""
+    """Readiness: the database answers a query. ``in_flight``: other requests being served."""
     try:
         with ctx.store.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as exc:
         return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
-    return {"status": "ready"}
+    return {"status": "ready", "in_flight": max(0, ctx.in_flight - 1)}

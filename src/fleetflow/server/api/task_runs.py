@@ -63,7 +63,7 @@ def write_logs(body: LogBatch, p: Principal = Depends(who), ctx: ServerContext =
         for run_id in {r.flow_run_id for r in body.records}:
             if run_id is None:
                 raise PermissionDenied("a run token writes only log lines of its flow run (flow_run_id is missing)")
-            ctx.check_run(p, run_id, "writing logs")
+            ctx.check_run(p, run_id, "writing logs", after_end=True)
     else:
         require(p, Scope.WORKER, "writing logs")
     ctx.store.write_logs(body.records)
