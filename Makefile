@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup example test test-fast bench clean
+.PHONY: setup test-deps example test test-fast bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,9 +21,13 @@ $(VENV)/.installed: pyproject.toml
 example: setup
 	$(PY) examples/ml_pipeline/run.py
 
+# What the suite needs beyond Python packages (PostgreSQL, Terraform provider mirror, checkov,
+# the runtime wheelhouse): built once, cached under .cache/, before pytest starts.
+test-deps: setup
+	bash scripts/ensure_test_deps.sh $(PY)
+
 # Whole suite: unit, integration (real PostgreSQL, moto server), e2e, terraform, browser.
-test: setup
-	bash scripts/ensure_test_deps.sh
+test: test-deps
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
 test-fast: setup

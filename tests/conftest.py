@@ -46,9 +46,12 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator["PostgresServer"]:  # noqa: F821
-    from pg_server import PostgresServer
+    from pg_server import PostgresServer, PostgresUnavailable
 
-    server = PostgresServer().start()
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
     yield server
     server.stop()
 

@@ -62,6 +62,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from waiting import scaled
+
 log = logging.getLogger("ecs_emulator")
 
 ESSENTIAL_EXITED = "Essential container in task exited"
@@ -171,8 +173,10 @@ class ECSEmulator:
         self.stop()
 
     # ---- waiting and inspection (for tests) ------------------------------------------------
-    def wait_for_exit(self, task_arn: str, timeout: float = 30.0) -> int:
-        """Block until the emulated task ``task_arn`` has ended; return its exit code."""
+    def wait_for_exit(self, task_arn: str, timeout: float = 60.0) -> int:
+        """Block until the emulated task ``task_arn`` has ended; return its exit code.
+        The deadline scales with ``FLEETFLOW_TEST_TIMEOUT_SCALE`` (see tests/waiting.py)."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self._changed:
             while task_arn not in self.exit_codes:
@@ -182,8 +186,9 @@ class ECSEmulator:
                 self._changed.wait(min(left, 0.5))
             return self.exit_codes[task_arn]
 
-    def wait_for_launches(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    def wait_for_launches(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Block until at least ``count`` containers have been started; return ``launched``."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self._changed:
             while len(self.launched) < count:

@@ -1,9 +1,12 @@
 """A throwaway PostgreSQL server for the test suite: Debian's postgresql, a temporary data
-directory, 127.0.0.1 on a free port, trust auth, no durability (fsync off) for speed.
+directory, trust auth, no durability (fsync off) for speed.
 
-Nothing to set up by hand: when ``initdb`` is missing and we are root (CI on a fresh Debian
-machine), ``apt-get install postgresql`` is run first. initdb/postgres refuse to run as root,
-so as root every server command runs as the ``postgres`` user via ``runuser``.
+It listens only on a Unix-domain socket in its own temporary directory (no TCP port, so no
+race between picking a free port and binding it; psycopg and SQLAlchemy take the directory as
+``?host=/that/dir``). The server binaries are installed before pytest starts by
+``scripts/ensure_test_deps.sh`` (``make test-deps``); when they are missing the session stops
+with a one-line message naming that command. initdb/postgres refuse to run as root, so as root
+every server command runs as the ``postgres`` user via ``runuser``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import glob
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,12 +26,6 @@ import psycopg
 
 class PostgresUnavailable(RuntimeError):
     """PostgreSQL is not installed and cannot be installed here (not root)."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _find_bin_dir() -> Path | None:
@@ -45,7 +41,7 @@ class PostgresServer:
 
     def __init__(self, dbname: str = "fleetflow"):
         self.dbname = dbname
-        self.port = 0
+        self.port = 5432  # only names the socket file inside our own directory
         self.dir: Path | None = None
         self._bin: Path | None = None
         self._counter = itertools.count(1)
@@ -59,9 +55,9 @@ class PostgresServer:
             self._make_traversable(self.dir)
         data = self.dir / "data"
         self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
-        self.port = _free_port()
+        # listen_addresses='' : no TCP at all; the socket file is <dir>/.s.PGSQL.<port>.
         options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
         )
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "server.log"), "-w",
@@ -82,7 +78,7 @@ class PostgresServer:
 
     # ---- databases --------------------------------------------------------------------------
     def url_for(self, dbname: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
+        return f"postgresql+psycopg://postgres@/{dbname}?host={self.dir}&port={self.port}"
 
     @property
     def url(self) -> str:
@@ -101,7 +97,7 @@ class PostgresServer:
 
     # ---- helpers ----------------------------------------------------------------------------
     def _admin(self, sql: str) -> None:
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(host=str(self.dir), port=self.port, user="postgres", dbname="postgres", autocommit=True) as conn:
             conn.execute(sql)
 
     def _wait_ready(self, timeout: float) -> None:
@@ -138,25 +134,9 @@ class PostgresServer:
     @staticmethod
     def _ensure_installed() -> Path:
         bin_dir = _find_bin_dir()
-        if bin_dir is not None:
-            return bin_dir
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            raise PostgresUnavailable(
-                "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); install Debian's "
-                "'postgresql' package or set FLEETFLOW_TEST_BACKENDS=sqlite."
-            )
-        import fcntl
-
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        # Parallel test workers: one installs, the others wait for it (apt holds its own lock
-        # and would fail the second caller instead of waiting).
-        with open("/tmp/fleetflow-apt-install.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if _find_bin_dir() is None:
-                subprocess.run(["apt-get", "update"], check=True, env=env, capture_output=True)
-                subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "postgresql"], check=True,
-                               env=env, capture_output=True)  # fmt: skip
-        bin_dir = _find_bin_dir()
         if bin_dir is None:
-            raise PostgresUnavailable("apt-get installed postgresql but initdb is still missing")
+            raise PostgresUnavailable(
+                "PostgreSQL server binaries are missing (no /usr/lib/postgresql/*/bin/initdb): run "
+                "`make test-deps` (as root), or set FLEETFLOW_TEST_BACKENDS=sqlite."
+            )
         return bin_dir

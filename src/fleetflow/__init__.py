@@ -25,6 +25,10 @@ __all__ = [
     "State",
     "StateType",
     "FleetflowError",
+    "allow_failure",
+    "pause_flow_run",
+    "resume_flow_run",
+    "tags",
     "__version__",
 ]
 
@@ -43,6 +47,10 @@ _LAZY = {
     "State": "fleetflow.states",
     "StateType": "fleetflow.states",
     "FleetflowError": "fleetflow.exceptions",
+    "allow_failure": "fleetflow.engine.futures",
+    "pause_flow_run": "fleetflow.engine.pause",
+    "resume_flow_run": "fleetflow.engine.pause",
+    "tags": "fleetflow.engine.context",
 }
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .blocks import Block
 from .exceptions import ConfigurationError, InvalidNameError, ObjectNotFound
-from .orchestrator.deployment_runs import register_infrastructure_check
 from .orchestrator import schemas
 from .run_deployments import run_deployment, run_deployments
+from .worker.resolve import ensure_work_pool, load_pool_infrastructure, resolve_infrastructure
 
 if TYPE_CHECKING:
     from .client.protocol import OrchestratorAPI
@@ -81,7 +81,41 @@ class Deployment(BaseModel):
     description: str | None = None
     version: str | None = None
     schedule: dict[str, Any] | None = Field(default=None, description="{'cron': '0 * * * *', 'timezone': 'UTC'} or {'interval': 3600}.")
+    skip_upload: bool = Field(default=False, description="Do not upload a code bundle; runs import the code from path.")
     flow: Any = Field(default=None, exclude=True, description="The Flow object, when built from one.")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return None if value is None else str(value)  # Prefect's docs pass version=1
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_dict(cls, value: Any) -> Any:
+        from .server.schemas.schedules import schedule_to_dict
+
+        return schedule_to_dict(value)
+
+    def load(self, client: OrchestratorAPI | None = None) -> bool:
+        """Fill this object from the stored deployment 'flow_name/name' (Prefect's
+        ``Deployment.load``); True when it exists, False (nothing changed) when it does not."""
+        from .client import get_client
+
+        client = client or get_client()
+        try:
+            stored = client.read_deployment_by_name(f"{self.flow_name}/{self.name}")
+        except ObjectNotFound:
+            return False
+        for field in ("entrypoint", "infra_overrides", "parameters", "tags", "description", "version", "schedule"):
+            setattr(self, field, getattr(stored, field))
+        self.work_pool_name = stored.work_pool_name or self.work_pool_name
+        if stored.path:
+            self.path = stored.path
+        if stored.storage_block:
+            self.storage = Block.load(stored.storage_block, client=client)
+        if stored.infrastructure_block:
+            self.infrastructure = Block.load(stored.infrastructure_block, client=client)
+        return True
 
     @classmethod
     def build_from_flow(cls, flow: Any, name: str, *, apply: bool = False, **kwargs: Any) -> "Deployment":
@@ -97,7 +131,7 @@ class Deployment(BaseModel):
     # ---- checks -----------------------------------------------------------------------
     def load_flow(self) -> Any:
         if self.flow is None:
-            from .runner import load_flow_from_entrypoint
+            from .entrypoints import load_flow_from_entrypoint
 
             self.flow = load_flow_from_entrypoint(self.entrypoint, Path(self.path or os.getcwd()).resolve())
         return self.flow
@@ -128,11 +162,12 @@ class Deployment(BaseModel):
         return parameters_for_storage(self.parameters)
 
     # ---- apply ------------------------------------------------------------------------
-    def apply(self, *, upload: bool = True, client: OrchestratorAPI | None = None, progress: Any = None) -> str:
-        """Validate, upload the bundle, record the deployment; returns its id."""
+    def apply(self, *, upload: bool | None = None, client: OrchestratorAPI | None = None, progress: Any = None) -> str:
+        """Validate, upload the bundle (unless ``skip_upload``), record the deployment; returns its id."""
         from .bundles import build_bundle, upload_bundle
         from .client import get_client
 
+        upload = not self.skip_upload if upload is None else upload
         client = client or get_client()
         parameters = self.validate_all(client)
         storage, digest = None, None
@@ -183,50 +218,5 @@ def _inline_infra(block: Block | None) -> dict[str, Any]:
         return {}
     return {"type": block.get_block_type_slug(), "data": block.to_document_data()}
 
-
-def ensure_work_pool(client: OrchestratorAPI, name: str, type: str = "process") -> schemas.WorkPool:
-    """Read a pool, creating a process pool on first use (the embedded default)."""
-    try:
-        return client.read_work_pool(name)
-    except ObjectNotFound:
-        return client.create_work_pool(schemas.WorkPool(id="", name=name, type=type))
-
-
-def load_pool_infrastructure(client: OrchestratorAPI, pool: schemas.WorkPool) -> Block:
-    """The pool's default infrastructure block, or a plain Process for process pools."""
-    if pool.infrastructure_block:
-        return Block.load(pool.infrastructure_block, client=client)
-    if pool.type != "process":
-        raise ConfigurationError(
-            f"work pool {pool.name!r} ({pool.type}) has no infrastructure block; "
-            f"recreate it with --infrastructure-block", field="infrastructure_block",
-        )
-    from .infrastructure import Process
-
-    return Process()
-
-
-def resolve_infrastructure(client: OrchestratorAPI, deployment: schemas.Deployment, flow_run: schemas.FlowRun) -> Block:
-    """Block for a run: deployment's (saved or inline) or the pool's, with overrides merged."""
-    from .blocks.base import get_block_class
-    from .blocks.overrides import apply_overrides
-
-    if deployment.infrastructure_block:
-        block = Block.load(deployment.infrastructure_block, client=client)
-    elif deployment.infrastructure:
-        cls = get_block_class(deployment.infrastructure["type"])
-        block = cls.from_document_data(deployment.infrastructure["data"])
-    else:
-        block = load_pool_infrastructure(client, client.read_work_pool(flow_run.work_pool_name or deployment.work_pool_name))
-    merged = apply_overrides(block, deployment.infra_overrides)
-    return apply_overrides(merged, flow_run.infra_overrides)
-
-
-def _check_run_infrastructure(store: Any, deployment: schemas.Deployment, probe: schemas.FlowRun) -> None:
-    """The store's infrastructure check for new runs: overrides must fit the block."""
-    resolve_infrastructure(store, deployment, probe)
-
-
-register_infrastructure_check(_check_run_infrastructure)
 
 __all__ = ["Deployment", "run_deployment", "run_deployments", "ensure_work_pool", "resolve_infrastructure"]

@@ -208,6 +208,19 @@ class RunTaskFailure(LaunchError):
     """RunTask returned ``failures[]`` (e.g. RESOURCE:MEMORY) instead of a task."""
 
 
+class UpstreamTaskError(FleetflowError):
+    """A task did not run because a task it waits for (``wait_for=`` or an argument) did not
+    complete; wrap the upstream in ``allow_failure(...)`` to run anyway."""
+
+
+class TaskOutsideFlowError(FleetflowError, RuntimeError):
+    """A task was called outside a flow (Prefect raises a RuntimeError here too)."""
+
+
+class PausedRunTimeout(FleetflowError):
+    """A paused flow run was not resumed within its ``timeout``."""
+
+
 # --- server and HTTP -----------------------------------------------------------------------
 class AuthenticationError(FleetflowError):
     """No credentials, or a key/token the server does not accept (unknown, revoked, expired)."""

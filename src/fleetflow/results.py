@@ -23,6 +23,7 @@ import importlib
 from typing import Any, Callable, Protocol
 
 from .exceptions import MissingResult
+from .orchestrator.schemas import register_result_loader
 from .settings import get_settings
 
 INLINE_LIMIT = 16 * 1024  # bytes of JSON kept in the state row itself
@@ -125,13 +126,21 @@ def default_result_storage() -> ResultStorage:
     return _configured[ref]
 
 
-def persist_result(value: Any, storage: ResultStorage | None = None) -> dict[str, Any]:
-    """Store ``value`` and return the reference recorded in the COMPLETED state."""
+def persist_result(value: Any, storage: ResultStorage | str | None = None) -> dict[str, Any]:
+    """Store ``value`` and return the reference recorded in the COMPLETED state.
+
+    ``storage`` is a flow's/task's ``result_storage``: a block, a saved block's 'type/name',
+    or None for the default.
+    """
     text = _inline(value)
     if text is not None:
         return {"serializer": "json", "value": text}
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     key = hashlib.sha256(data).hexdigest()
+    if isinstance(storage, str):
+        from .blocks import Block
+
+        storage = Block.load(storage)  # type: ignore[assignment]
     storage = storage or default_result_storage()
     storage.write_result(key, data)
     describe = getattr(storage, "describe", None)
@@ -152,14 +161,4 @@ def forget_configured_storage() -> None:
     _configured.clear()
 
 
-def _flow_run_result(state: Any) -> Any:
-    return load_result(state.data.get("result"))
-
-
-def _install() -> None:
-    from .orchestrator.schemas import set_result_loader
-
-    set_result_loader(_flow_run_result)
-
-
-_install()
+register_result_loader(load_result)

@@ -21,7 +21,13 @@ from .client.protocol import OrchestratorAPI
 from .orchestrator.schemas import FlowRun
 
 STALE_POOL_SECONDS = 30.0
-_warned_pools: set[str] = set()
+_warned_pools: set[str] = set()  # one "no worker" warning per pool per process, not one per run
+
+
+def reset_no_worker_warnings() -> None:
+    """Forget which pools were already warned about, so the next run warns again (tests and
+    long-lived processes that switch stores use this)."""
+    _warned_pools.clear()
 
 
 def _warn_if_no_worker(client: OrchestratorAPI, pool_name: str | None) -> None:
@@ -56,7 +62,7 @@ def create_deployment_run(
 ) -> tuple[FlowRun, str | None]:
     """Create the SCHEDULED child run (one store operation); returns it and the parent's
     linking task run id (if linked)."""
-    from . import deployments  # noqa: F401 - registers the store's infrastructure check
+    from .worker import resolve  # noqa: F401 - registers the store's infrastructure check
     from .client import get_client
     from .engine.context import flow_run_ctx
 

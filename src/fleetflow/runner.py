@@ -9,43 +9,20 @@ with the limit and exits with a code the worker recognises.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import states as st
+from .entrypoints import load_flow_from_entrypoint
 from .exceptions import FleetflowError, InvalidStateTransition
+from .infrastructure.base import EXIT_CRASHED, EXIT_FAILED, EXIT_OK, EXIT_OUT_OF_MEMORY
 
 if TYPE_CHECKING:
     from .client.protocol import OrchestratorAPI
 
-EXIT_OK, EXIT_FAILED, EXIT_CRASHED = 0, 1, 2
-EXIT_OUT_OF_MEMORY = 86  # the worker reports this exit code as out-of-memory
-
-
-def load_flow_from_entrypoint(entrypoint: str, root: Path) -> Any:
-    """Import ``'path/to/file.py:function'`` relative to ``root`` and return the Flow object."""
-    from .flows import Flow
-
-    if ":" not in entrypoint:
-        raise FleetflowError(f"entrypoint {entrypoint!r} must look like 'path/to/file.py:flow_function'")
-    file_part, attr = entrypoint.rsplit(":", 1)
-    path = (root / file_part).resolve()
-    if not path.is_file():
-        raise FleetflowError(f"entrypoint file {file_part!r} not found in {root}")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    module_name = path.stem if path.parent == root else f"fleetflow_entry_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    obj = getattr(module, attr, None)
-    if not isinstance(obj, Flow):
-        raise FleetflowError(f"{entrypoint!r}: {attr!r} is not a @flow (found {type(obj).__name__})")
-    return obj
+__all__ = ["EXIT_CRASHED", "EXIT_FAILED", "EXIT_OK", "EXIT_OUT_OF_MEMORY", "load_flow_from_entrypoint", "main", "run"]
 
 
 def code_root(client: OrchestratorAPI, deployment: Any) -> Path:

@@ -25,7 +25,29 @@ def next_slots(schedule: dict[str, Any], *, count: int = 3, after: dt.datetime |
         return _cron_slots(schedule["cron"], schedule.get("timezone", "UTC"), after, count)
     if "interval" in schedule:
         return _interval_slots(float(schedule["interval"]), schedule.get("anchor_date"), after, count)
-    raise ConfigurationError("a schedule needs 'cron' (with optional 'timezone') or 'interval' (seconds)", field="schedule")
+    if "rrule" in schedule:
+        return _rrule_slots(schedule["rrule"], schedule.get("timezone", "UTC"), after, count)
+    raise ConfigurationError("a schedule needs 'cron' (with optional 'timezone'), 'interval' (seconds) or 'rrule'",
+                             field="schedule")
+
+
+def _rrule_slots(text: str, tz: str, after: dt.datetime, count: int) -> list[dt.datetime]:
+    """RFC 5545 recurrence rules (Prefect's RRuleSchedule), read in the schedule's time zone."""
+    from dateutil import rrule
+
+    zone = ZoneInfo(tz)
+    try:
+        rule = rrule.rrulestr(text, dtstart=after.astimezone(zone).replace(microsecond=0), cache=False)
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"invalid rrule {text!r}: {exc}; e.g. 'FREQ=DAILY;BYHOUR=6'", field="schedule.rrule") from None
+    slots, cursor = [], after.astimezone(zone)
+    while len(slots) < count:
+        nxt = rule.after(cursor, inc=False)
+        if nxt is None:
+            break
+        slots.append(nxt.astimezone(dt.timezone.utc))
+        cursor = nxt
+    return slots
 
 
 def _cron_slots(expr: str, tz: str, after: dt.datetime, count: int) -> list[dt.datetime]:
@@ -68,7 +90,7 @@ def run_scheduler(client: OrchestratorAPI, *, interval: float = 5.0, once: bool 
     """Loop over scheduled deployments and keep their next slots materialised."""
     while True:
         for deployment in client.read_deployments():
-            if deployment.schedule:
+            if deployment.schedule and deployment.schedule.get("active", True):
                 schedule_deployment(client, deployment)
         if once:
             return

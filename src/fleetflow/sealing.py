@@ -27,6 +27,7 @@ from .settings import get_settings
 MASK = "********"
 SECRET_MARKER = "$fleetflow-secret"
 OPEN_MARKER = "$fleetflow-secret-value"
+JSON_MARKER = "$fleetflow-json"  # next to either marker: the plain text is JSON (SecretDict)
 
 
 def _key_file() -> Path:
@@ -76,12 +77,13 @@ def decrypt(token: str) -> str:
 
 
 def _walk(value: Any, leaf: Any) -> Any:
-    """Rebuild a JSON tree, replacing each one-key marker dict by ``leaf(marker, value)``."""
+    """Rebuild a JSON tree, replacing each marker dict by ``leaf(marker, value)`` (the JSON
+    flag, when present, is carried over unchanged)."""
     if isinstance(value, dict):
-        if len(value) == 1:
-            (key, inner), = value.items()
-            if key in (SECRET_MARKER, OPEN_MARKER):
-                return leaf(key, inner)
+        keys = set(value) - {JSON_MARKER}
+        if len(keys) == 1 and len(value) - len(keys) <= 1 and (key := next(iter(keys))) in (SECRET_MARKER, OPEN_MARKER):
+            replaced = leaf(key, value[key])
+            return {**replaced, JSON_MARKER: True} if JSON_MARKER in value else replaced
         return {k: _walk(v, leaf) for k, v in value.items()}
     if isinstance(value, list):
         return [_walk(v, leaf) for v in value]

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         default=0.1, description="Seconds between a worker's claims of scheduled runs on the local path."
     )
     worker_heartbeat_interval: float = Field(default=5.0, description="Seconds between worker heartbeats.")
+    concurrency_poll_interval: float = Field(
+        default=0.1, description="Seconds between checks while a task waits for a tag concurrency slot."
+    )
+    pause_poll_interval: float = Field(
+        default=0.2, description="Seconds between checks while a paused flow run waits to be resumed."
+    )
     run_deployment_poll_interval: float = Field(
         default=0.05, description="Seconds between state checks while run_deployment waits for a child."
     )

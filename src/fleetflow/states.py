@@ -2,18 +2,34 @@
 
 A run's history is a list of States. Terminal states are final: a COMPLETED run never goes
 back to RUNNING, which is what makes "exactly once" claims and reconciliation safe.
-Retries go RUNNING -> SCHEDULED("AwaitingRetry") -> RUNNING("Retrying").
+Retries go RUNNING -> SCHEDULED("AwaitingRetry") -> RUNNING("Retrying"). A paused flow run
+goes RUNNING -> PAUSED -> RUNNING("Resuming").
+
+The module also offers Prefect 2's state helpers: the ``Completed()`` ... ``Paused()``
+constructors, ``State.result()`` and the ``is_*()`` predicates, so code written against
+``prefect.states`` runs unchanged.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from .exceptions import InvalidStateTransition
+
+# State.result() needs the results room (engine), which sits above this module; the engine
+# registers its reader at import (``fleetflow/__init__`` always imports it), so the store's
+# schemas can use State without importing the engine (no import cycle).
+_result_reader: "Callable[[State, bool], Any] | None" = None
+
+
+def register_result_reader(reader: "Callable[[State, bool], Any]") -> None:
+    """Install the function behind :meth:`State.result` (called once by the engine)."""
+    global _result_reader
+    _result_reader = reader
 
 
 class StateType(str, enum.Enum):
@@ -27,6 +43,7 @@ class StateType(str, enum.Enum):
     CRASHED = "CRASHED"
     CANCELLING = "CANCELLING"
     CANCELLED = "CANCELLED"
+    PAUSED = "PAUSED"
 
 
 TERMINAL = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED})
@@ -37,7 +54,10 @@ _ALLOWED: dict[StateType, frozenset[StateType]] = {
     _S.PENDING: frozenset({_S.PENDING, _S.RUNNING, _S.COMPLETED, _S.SCHEDULED, _S.CANCELLING, _S.CANCELLED, _S.CRASHED, _S.FAILED}),
     _S.RUNNING: frozenset({_S.RUNNING, _S.COMPLETED, _S.FAILED, _S.CRASHED, _S.CANCELLING, _S.CANCELLED, _S.SCHEDULED}),
     _S.CANCELLING: frozenset({_S.CANCELLING, _S.CANCELLED, _S.CRASHED, _S.FAILED, _S.COMPLETED}),
+    _S.PAUSED: frozenset({_S.PAUSED, _S.RUNNING, _S.CANCELLING, _S.CANCELLED, _S.CRASHED, _S.FAILED}),
 }
+_ALLOWED[_S.RUNNING] = _ALLOWED[_S.RUNNING] | {_S.PAUSED}
+_ALLOWED[_S.PENDING] = _ALLOWED[_S.PENDING] | {_S.PAUSED}
 
 
 def utcnow() -> dt.datetime:
@@ -55,9 +75,37 @@ class State(BaseModel):
         default_factory=dict, description="Result reference, exception details or scheduled time."
     )
 
+    # In-process only (never stored): the value or exception of a run that ended in this
+    # process, so ``state.result()`` needs no storage read and re-raises the original error.
+    _value: Any = PrivateAttr(default=None)
+    _has_value: bool = PrivateAttr(default=False)
+    _exception: BaseException | None = PrivateAttr(default=None)
+
     def model_post_init(self, __context: Any) -> None:
         if not self.name:
             self.name = self.type.value.title()
+
+    def with_value(self, value: Any) -> "State":
+        """Remember the in-process return value (returns self, for chaining)."""
+        self._value, self._has_value = value, True
+        return self
+
+    def with_exception(self, exc: BaseException) -> "State":
+        self._exception = exc
+        return self
+
+    def result(self, raise_on_failure: bool = True, fetch: bool = True) -> Any:
+        """The run's return value; a failed/crashed/cancelled state raises its exception.
+
+        With ``raise_on_failure=False`` the exception is returned instead. Works on states
+        read from the store in any process: the value is loaded from its result reference.
+        """
+        if _result_reader is None:  # a program that only read the store: load the reader by name
+            import importlib
+
+            importlib.import_module("fleetflow.engine.state_results")
+        assert _result_reader is not None
+        return _result_reader(self, raise_on_failure)
 
     @property
     def is_final(self) -> bool:
@@ -78,11 +126,25 @@ class State(BaseModel):
     def is_scheduled(self) -> bool:
         return self.type is StateType.SCHEDULED
 
+    def is_pending(self) -> bool:
+        return self.type is StateType.PENDING
+
+    def is_crashed(self) -> bool:
+        return self.type is StateType.CRASHED
+
+    def is_cancelling(self) -> bool:
+        return self.type is StateType.CANCELLING
+
+    def is_paused(self) -> bool:
+        return self.type is StateType.PAUSED
+
     def __repr__(self) -> str:
         msg = f", message={self.message!r}" if self.message else ""
         return f"{self.name}(type={self.type.value}{msg})"
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        """Prefect's short form: ``Completed()`` or ``Failed('1/3 states failed.')``."""
+        return f"{self.name}({self.message!r})" if self.message else f"{self.name}()"
 
 
 def check_transition(current: StateType | None, proposed: StateType) -> None:
@@ -134,3 +196,29 @@ def Cancelling(**kw: Any) -> State:  # noqa: N802
 
 def Cancelled(**kw: Any) -> State:  # noqa: N802
     return State(type=StateType.CANCELLED, **kw)
+
+
+def Paused(**kw: Any) -> State:  # noqa: N802
+    return State(type=StateType.PAUSED, **kw)
+
+
+def is_state(value: Any) -> bool:
+    return isinstance(value, State)
+
+
+def is_state_iterable(value: Any) -> bool:
+    """A list/tuple/set whose every element is a State (Prefect's rule for a flow's return)."""
+    return isinstance(value, (list, tuple, set)) and bool(value) and all(isinstance(v, State) for v in value)
+
+
+def aggregate_states(states: Any) -> State:
+    """One final state for a flow that returned several: Failed('1/3 states failed.') when any
+    failed, Pending when some are not final, else Completed('All states completed.')."""
+    states = list(states)
+    failed = [s for s in states if not s.is_completed() and (s.is_final or s.name == "NotReady")]
+    if failed:
+        return Failed(message=f"{len(failed)}/{len(states)} states failed.")
+    unfinished = [s for s in states if not s.is_final]
+    if unfinished:
+        return Pending(message=f"{len(unfinished)}/{len(states)} states are not final.")
+    return Completed(message="All states completed.")

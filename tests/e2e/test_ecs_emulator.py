@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import pytest
 
 from aws_server import boto3_client
 from ecs_emulator import ESSENTIAL_EXITED, ECSEmulator
+from waiting import wait_until
 
 pytestmark = pytest.mark.aws
 
@@ -69,7 +69,7 @@ def test_runs_the_container_with_the_effective_environment_and_records_the_exit(
             {"name": "FOO", "value": "bar"}, {"name": "OVERRIDDEN", "value": "override"}]}],
     )
 
-    assert ecs_emulator.wait_for_exit(task_arn, timeout=20) == 3
+    assert ecs_emulator.wait_for_exit(task_arn) == 3
     ecs_emulator.raise_errors()
     seen = json.loads(ecs_emulator.output(task_arn).splitlines()[0])
     assert seen == {
@@ -91,10 +91,7 @@ def test_task_stays_running_while_its_process_runs(aws_env, ecs_emulator, tmp_pa
     script = f"import pathlib, time; pathlib.Path({str(marker)!r}).write_text('x'); time.sleep(60)"
     td_arn = _cluster_and_definition(aws_env.url, [sys.executable, "-c", script])
     task_arn = _run_task(aws_env.url, td_arn)
-    deadline = time.monotonic() + 20
-    while not marker.exists():
-        assert time.monotonic() < deadline, "the container never started"
-        time.sleep(0.05)
+    wait_until(lambda: marker.exists(), "the container to start")
     for _ in range(6):  # moto's default transition would reach STOPPED within four describes
         assert _describe(aws_env.url, task_arn)["lastStatus"] == "RUNNING"
     assert task_arn not in ecs_emulator.exit_codes
@@ -105,13 +102,10 @@ def test_stop_task_terminates_the_process(aws_env, ecs_emulator, tmp_path):
     script = f"import os, pathlib, time; pathlib.Path({str(marker)!r}).write_text(str(os.getpid())); time.sleep(60)"
     td_arn = _cluster_and_definition(aws_env.url, [sys.executable, "-c", script])
     task_arn = _run_task(aws_env.url, td_arn)
-    deadline = time.monotonic() + 20
-    while not marker.exists() or not marker.read_text():
-        assert time.monotonic() < deadline, "the container never started"
-        time.sleep(0.05)
+    wait_until(lambda: marker.exists() and marker.read_text(), "the container to start")
     boto3_client(aws_env.url, "ecs").stop_task(cluster="emu", task=task_arn, reason="cancelled by the test")
 
-    assert ecs_emulator.wait_for_exit(task_arn, timeout=20) == -15  # SIGTERM, like ECS's first signal
+    assert ecs_emulator.wait_for_exit(task_arn) == -15  # SIGTERM, like ECS's first signal
     assert _describe(aws_env.url, task_arn)["stoppedReason"] == "cancelled by the test"
     with pytest.raises(ProcessLookupError):
         os.kill(int(marker.read_text()), 0)
@@ -123,11 +117,8 @@ def test_stop_ends_every_process_it_started(aws_env, tmp_path):
     td_arn = _cluster_and_definition(aws_env.url, [sys.executable, "-c", script])
     with ECSEmulator(aws_env.url, poll_interval=0.05) as emulator:
         task_arn = _run_task(aws_env.url, td_arn)
-        emulator.wait_for_launches(1, timeout=20)
-        deadline = time.monotonic() + 20
-        while not marker.exists() or not marker.read_text():
-            assert time.monotonic() < deadline, "the container never started"
-            time.sleep(0.05)
+        emulator.wait_for_launches(1)
+        wait_until(lambda: marker.exists() and marker.read_text(), "the container to start")
     with pytest.raises(ProcessLookupError):
         os.kill(int(marker.read_text()), 0)
     assert emulator.exit_codes[task_arn] == -15
@@ -141,6 +132,6 @@ def test_a_container_without_a_command_stops_the_task_with_the_reason(aws_env, e
         family="nocmd", containerDefinitions=[{"name": "flow", "image": "x", "memory": 512}]
     )["taskDefinition"]["taskDefinitionArn"]
     task_arn = _run_task(aws_env.url, td_arn)
-    assert ecs_emulator.wait_for_exit(task_arn, timeout=20) == -1
+    assert ecs_emulator.wait_for_exit(task_arn) == -1
     assert "no entryPoint/command" in _describe(aws_env.url, task_arn)["stoppedReason"]
     assert ecs_emulator.errors  # recorded for the test to see, never swallowed

@@ -3,15 +3,15 @@ infra/Dockerfile) into a fresh virtualenv, then the two commands ECS runs from i
 checks of the Dockerfile and infra/compose.yaml.
 
 No Docker engine is available in CI, so this is what keeps a broken install step from shipping.
-Downloading the dependencies takes 45-110 s on 2 cores, so they are kept in a wheelhouse under
-the git-ignored ``.cache/`` (keyed by pyproject.toml, like the Terraform provider mirror): the
-install step itself then runs offline (``PIP_NO_INDEX``) in about 20 s. Building fleetflow from
-the copied sources, the virtualenv, ``pip check`` and the imports are never cached.
+The dependencies' wheels are built before pytest starts (``make test-deps`` runs
+``scripts/runtime_wheelhouse.py``, keyed by pyproject.toml), so the install step here runs
+offline (``PIP_NO_INDEX``). Building fleetflow from the copied sources, the virtualenv,
+``pip check`` and the imports are never cached. How long the install takes is a benchmark
+figure (``benchmarks/runtime_install.py``), not something this test asserts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,7 +19,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,8 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 SCRIPT = INFRA / "install-runtime.sh"
 DOCKERFILE = INFRA / "Dockerfile"
-INSTALL_BUDGET_SECONDS = 120
-WHEELHOUSE_ROOT = Path(os.environ.get("FLEETFLOW_CACHE_DIR", REPO / ".cache")) / "runtime-wheels"
+WHEELHOUSE_SCRIPT = REPO / "scripts" / "runtime_wheelhouse.py"
 
 
 def _clean_env(home: Path) -> dict[str, str]:
@@ -52,48 +50,29 @@ def _docker_context_copy(dest: Path) -> Path:
     return dest
 
 
-def _wheelhouse(tmp_path: Path) -> Path:
-    """Wheels of every dependency of fleetflow[aws,postgres] and of its build backend, downloaded
-    once per pyproject.toml content; fleetflow's own wheel is removed so the script builds it."""
-    pyproject = (REPO / "pyproject.toml").read_bytes()
-    house = WHEELHOUSE_ROOT / hashlib.sha256(pyproject).hexdigest()[:16]
-    if (house / ".complete").exists():
-        return house
-    partial = house.with_name(house.name + f".tmp{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    source = _docker_context_copy(tmp_path / "wheelhouse-src")
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    for args in (["wheel", "--quiet", "--wheel-dir", str(partial), f"{source}[aws,postgres]"],
-                 ["download", "--quiet", "--dest", str(partial), "setuptools>=68", "wheel"]):  # fmt: skip
-        proc = subprocess.run([*pip, *args], capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, f"building the wheelhouse failed:\n{proc.stdout}\n{proc.stderr}"
-    for own in partial.glob("fleetflow-*.whl"):
-        own.unlink()
-    (partial / ".complete").touch()
-    shutil.rmtree(house, ignore_errors=True)
-    partial.rename(house)  # last, so an interrupted download never looks complete
-    return house
+def _wheelhouse() -> Path:
+    """The wheelhouse ``make test-deps`` built for this pyproject.toml (fails naming that command)."""
+    proc = subprocess.run([sys.executable, str(WHEELHOUSE_SCRIPT), "--check"], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        pytest.fail(proc.stderr.strip(), pytrace=False)
+    return Path(proc.stdout.strip())
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(900)
 def test_install_script_builds_a_working_runtime(tmp_path: Path) -> None:
-    wheels = _wheelhouse(tmp_path)
+    wheels = _wheelhouse()
     source = _docker_context_copy(tmp_path / "src-copy")
     venv = tmp_path / "runtime"
     # Offline from the wheelhouse: pip resolves, builds fleetflow (setuptools from the
     # wheelhouse too) and installs exactly as in the image, minus the downloads.
     env = {**_clean_env(tmp_path / "home"), "PIP_FIND_LINKS": str(wheels), "PIP_NO_INDEX": "1"}
 
-    started = time.monotonic()
     proc = subprocess.run(
         ["bash", str(source / "infra" / SCRIPT.name), sys.executable, str(source), str(venv)],
         env=env, capture_output=True, text=True, timeout=500,
     )  # fmt: skip
-    seconds = time.monotonic() - started
-    print(f"\ninfra/install-runtime.sh into a fresh virtualenv: {seconds:.1f}s")
     assert proc.returncode == 0, f"install-runtime.sh failed:\n{proc.stdout}\n{proc.stderr}"
     assert "imports OK" in proc.stdout
-    assert seconds < INSTALL_BUDGET_SECONDS, f"the runtime install took {seconds:.0f}s (budget {INSTALL_BUDGET_SECONDS}s)"
 
     shutil.rmtree(source)  # the Dockerfile deletes the sources too: the install must not need them
     python, fleetflow = venv / "bin" / "python", venv / "bin" / "fleetflow"

@@ -92,3 +92,21 @@ def test_flow_serve_runs_triggered_deployment(temp_store, project):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_await_flow_serve_inside_event_loop(temp_store, project):
+    """``await flow.serve(...)`` serves from a running loop (it used to raise from asyncio.run)."""
+    code = ("import asyncio, sys; sys.path.insert(0, '.'); from flows import echo\n"
+            "async def main():\n    await echo.serve('served-async')\nasyncio.run(main())")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=project, env=os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "fleetflow deployment run 'echo/served-async'" in "".join(proc.stdout.readline() for _ in range(2))
+        wait_for(lambda: temp_store.read_work_pool("serve-echo-served-async").last_polled, what="serve polling")
+        from fleetflow.deployments import run_deployment
+
+        run = run_deployment("echo/served-async", parameters={"x": 5}, timeout=60)
+        assert run.result()["x"] == 5
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -97,7 +97,7 @@ def test_parent_cancellation_kills_child_infrastructure(temp_store, project, wor
     running = wait_for(lambda: (r := temp_store.read_flow_run(child.id)).state_type is StateType.RUNNING and r, what="running")
     pid = int(running.infrastructure_pid.split(":")[2])
     cancel_flow_run(temp_store, child.id)
-    final = wait_final(temp_store, child.id, timeout=30)
+    final = wait_final(temp_store, child.id)
     assert final.state.type is StateType.CANCELLED
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z", what="process gone")
 
@@ -136,7 +136,7 @@ def test_several_workers_never_launch_a_run_twice(temp_store, project, tmp_path)
             w.wait_polling(temp_store, "race")
         ids = [run_deployment("sleepy/race", parameters={"seconds": 0.0, "marker": str(marker)}, timeout=0,
                               as_subflow=False).id for _ in range(24)]
-        finals = [wait_final(temp_store, i, timeout=120) for i in ids]
+        finals = [wait_final(temp_store, i) for i in ids]
     finally:
         for w in workers:
             w.stop()
@@ -160,7 +160,7 @@ def test_worker_sigkill_and_restart_reattaches_or_crashes(temp_store, project, t
         os.kill(int(running.infrastructure_pid.split(":")[2]), signal.SIGKILL)
     w2 = WorkerProcess("restart", "stable-name")
     try:
-        final = wait_final(temp_store, run.id, timeout=60)
+        final = wait_final(temp_store, run.id)
     finally:
         w2.stop()
     assert len(marker.read_text().split()) == 1  # never launched twice
@@ -173,7 +173,7 @@ def test_worker_sigkill_and_restart_reattaches_or_crashes(temp_store, project, t
 def test_no_worker_warning(temp_store, project):
     import fleetflow.run_deployments as rd
 
-    rd._warned_pools.clear()
+    rd.reset_no_worker_warnings()
     ensure_work_pool(temp_store, "lonely")
     deploy(project, "echo", "lonely", pool="lonely")
     with pytest.warns(UserWarning, match="no worker has polled work pool 'lonely'"):
@@ -189,5 +189,5 @@ def test_sigterm_stops_worker_without_orphaning_its_run(temp_store, project):
     wait_for(lambda: temp_store.read_flow_run(run.id).state_type is StateType.RUNNING, what="running")
     w.proc.send_signal(signal.SIGTERM)
     assert w.proc.wait(timeout=15) == 0
-    final = wait_final(temp_store, run.id, timeout=30)  # the run finishes on its own and reports
+    final = wait_final(temp_store, run.id)  # the run finishes on its own and reports
     assert final.state.type is StateType.COMPLETED and final.infrastructure_pid

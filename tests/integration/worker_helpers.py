@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from waiting import wait_until
+
 FLOWS = textwrap.dedent(
     '''
     import os, time
@@ -71,15 +73,13 @@ class WorkerProcess:
             cmd += ["--name", name]
         self.proc = subprocess.Popen([*cmd, *extra], env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def wait_polling(self, client: Any, pool: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_polling(self, client: Any, pool: str, timeout: float = 60) -> None:
+        def polled() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited: {self.proc.stderr.read().decode()[-2000:]}")
-            if client.read_work_pool(pool).last_polled is not None:
-                return
-            time.sleep(0.05)
-        raise AssertionError("worker never polled")
+            return client.read_work_pool(pool).last_polled is not None
+
+        wait_until(polled, f"the worker to poll {pool!r}", timeout=timeout)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
@@ -91,21 +91,15 @@ class WorkerProcess:
                 self.proc.wait()
 
 
-def wait_final(client: Any, run_id: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_final(client: Any, run_id: str, timeout: float = 90) -> Any:
+    """The run once it is final (generous, scaled deadline; the failure shows its last state)."""
+
+    def final() -> Any:
         run = client.read_flow_run(run_id)
-        if run.state and run.state.is_final:
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} not final after {timeout}s: {client.read_flow_run(run_id).state}")
+        return run if run.state and run.state.is_final else None
+
+    return wait_until(final, f"run {run_id} to be final", timeout=timeout, observe=lambda: client.read_flow_run(run_id).state)
 
 
-def wait_for(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> Any:
+    return wait_until(predicate, what, timeout=timeout)

@@ -2,7 +2,8 @@
 
 Everything runs against a throw-away copy of ``terraform/`` so ``.terraform/``, lock files and
 state never land in the repository. The AWS provider comes from the filesystem mirror that
-``scripts/terraform_mirror.sh`` builds once (idempotently) under ``.cache/``.
+``make test-deps`` builds once, before pytest starts, with ``scripts/terraform_mirror.sh``
+under ``.cache/``.
 """
 
 from __future__ import annotations
@@ -68,10 +69,13 @@ def _find_terraform() -> str:
     return binary
 
 
-def _build_mirror() -> dict[str, str]:
-    proc = subprocess.run(["bash", str(MIRROR_SCRIPT)], capture_output=True, text=True, timeout=900)
+def _mirror_paths() -> dict[str, str]:
+    """Where ``make test-deps`` put the provider mirror and checkov (built before pytest starts,
+    never inside a test's timeout); a missing piece fails with the one line naming that command."""
+    proc = subprocess.run(["bash", str(MIRROR_SCRIPT), "--check"], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
-        pytest.fail(f"{MIRROR_SCRIPT} failed:\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+        pytest.fail(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"{MIRROR_SCRIPT} --check failed",
+                    pytrace=False)  # fmt: skip
     found: dict[str, str] = {}
     for line in proc.stdout.splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
@@ -82,9 +86,7 @@ def _build_mirror() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def terraform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terraform]:
     binary = _find_terraform()
-    started = time.monotonic()
-    paths = _build_mirror()
-    mirror_seconds = time.monotonic() - started
+    paths = _mirror_paths()
     home = tmp_path_factory.mktemp("tf-home")
     env = {
         # A minimal environment: no real AWS profile or credentials can leak into a test.
@@ -99,7 +101,6 @@ def terraform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terraform]:
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     tf = Terraform(binary=binary, env=env, checkov=paths["CHECKOV"])
-    tf.timings.append(("scripts/terraform_mirror.sh", mirror_seconds))
     yield tf
     report = "\n".join(f"  {seconds:6.1f}s  {what}" for what, seconds in tf.timings)
     print(f"\nterraform step timings:\n{report}")

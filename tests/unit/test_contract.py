@@ -129,7 +129,7 @@ def test_a_run_from_a_deployment_merges_checks_and_is_idempotent(temp_store):
     with pytest.raises(exc.ParameterValidationError):
         temp_store.create_flow_run_from_deployment("f/d")  # x is required
     with pytest.raises(exc.InvalidOverrideError):
-        import fleetflow.deployments  # noqa: F401 - registers the infrastructure check
+        import fleetflow.worker.resolve  # noqa: F401 - registers the infrastructure check
 
         temp_store.create_flow_run_from_deployment("f/d", parameters={"x": 1}, infra_overrides={"memroy": 1})
     assert [r.id for r in temp_store.read_flow_runs()] == [run.id]  # refused requests created nothing

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-import time
 
 import pytest
 import sqlalchemy as sa
+
+from barrier import child_env
 
 from fleetflow.exceptions import ConfigurationError
 from fleetflow.orchestrator import Orchestrator, WorkPool, migrations, tables
@@ -64,23 +65,23 @@ def test_newer_schema_is_refused(orchestrator: Orchestrator, store_url: str):
 
 
 _MIGRATE_AND_WRITE = """
-import sys, time
+import sys
+from barrier import FileBarrier
 from fleetflow.orchestrator import Orchestrator
-start = float(sys.argv[2])
-time.sleep(max(0.0, start - time.time()))
+FileBarrier(sys.argv[2], 4, sys.argv[3]).arrive("start")  # all four open an empty store together
 store = Orchestrator.create(sys.argv[1])
 store.create_flow_run("f")
 store.dispose()
 """
 
 
-def test_processes_starting_together_migrate_once(store_url: str):
-    start = time.time() + 2.0
+def test_processes_starting_together_migrate_once(store_url: str, tmp_path):
     procs = [
-        subprocess.Popen([sys.executable, "-c", _MIGRATE_AND_WRITE, store_url, str(start)], stderr=subprocess.PIPE, text=True)
-        for _ in range(4)
+        subprocess.Popen([sys.executable, "-c", _MIGRATE_AND_WRITE, store_url, str(tmp_path), f"p{i}"], env=child_env(),
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for i in range(4)
     ]
-    errors = [p.communicate(timeout=120)[1] for p in procs]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
     store = Orchestrator.create(store_url)
     with store.engine.connect() as conn:

@@ -44,7 +44,7 @@ from ..infrastructure.base import LaunchResult, LaunchStatus
 from . import ecs_requests as rq
 from . import ecs_watch as watch
 from .credentials import AwsCredentials
-from .ecs import validate_ecs_task
+from .ecs_validation import validate_ecs_task
 from .ecs_logs import LogCopier, StreamCursor, log_stream_for
 from .fargate import check_fargate_size
 
@@ -300,6 +300,8 @@ class ECSLauncher:
     ``store``: returns the orchestrator client that container logs are written to
     (default ``fleetflow.client.get_client``). ``on_client``: called with every aiobotocore
     client the launcher creates (tests and benchmarks count calls with botocore event hooks).
+    ``clock``: the monotonic clock that paces DescribeTasks polls and the missing-task grace
+    (default ``time.monotonic``); tests step it so poll pacing is checked without sleeping.
     """
 
     def __init__(
@@ -309,7 +311,9 @@ class ECSLauncher:
         on_client: Callable[[Any], None] | None = None,
         retry_attempts: int = RETRY_ATTEMPTS,
         retry_wait: tuple[float, float] = RETRY_WAIT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self._clients = _Clients(on_client)
         self._retry_attempts = retry_attempts
         self._retry_wait = retry_wait
@@ -376,7 +380,7 @@ class ECSLauncher:
     def _track(self, task: dict, block: Any, definition: _Definition, flow_run_id: str, memory: int | None) -> None:
         arn = task["taskArn"]
         status = watch.status_from_task(task, block.container_name, memory)
-        self._tracked[arn] = _Tracked(block, status, time.monotonic(), memory, definition.arn, logs_checked=True)
+        self._tracked[arn] = _Tracked(block, status, self._clock(), memory, definition.arn, logs_checked=True)
         self._follow_logs(arn, block, definition.content, flow_run_id)
 
     def _follow_logs(self, arn: str, block: Any, content: Mapping[str, Any], flow_run_id: str | None) -> None:
@@ -478,7 +482,7 @@ class ECSLauncher:
         """
         # Forget first: a launch finishing while we poll is tracked but not yet watched.
         self._forget({handle for handle, _ in launches})
-        now = time.monotonic()
+        now = self._clock()
         groups: dict[tuple[str, str], list[tuple[str, Any]]] = {}
         for handle, block in launches:
             groups.setdefault(self._group_key(handle, block), []).append((handle, block))
@@ -541,7 +545,7 @@ class ECSLauncher:
 
     async def _update(self, arn: str, block: Any, status: LaunchStatus, task: dict | None, ecs: Any) -> None:
         tracked = self._tracked.get(arn)
-        if status.missing and tracked and tracked.launched_at and time.monotonic() - tracked.launched_at < MISSING_GRACE_SECONDS:
+        if status.missing and tracked and tracked.launched_at and self._clock() - tracked.launched_at < MISSING_GRACE_SECONDS:
             return  # not visible yet (eventual consistency), not gone
         if tracked is None:
             tracked = self._tracked[arn] = _Tracked(block, status)

@@ -173,7 +173,7 @@ def load_builtin_blocks() -> None:
     """Import the modules that define fleetflow's own block types so the registry knows them."""
     import importlib
 
-    for mod in ("fleetflow.filesystems", "fleetflow.infrastructure", "fleetflow.aws"):
+    for mod in ("fleetflow.filesystems", "fleetflow.infrastructure", "fleetflow.blocks.system", "fleetflow.aws"):
         try:
             importlib.import_module(mod)
         except ImportError:  # optional extras (e.g. aws) not installed

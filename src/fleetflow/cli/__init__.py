@@ -28,6 +28,11 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("worker", "fleetflow.cli.workers", "Start a worker that launches a pool's runs."),
     ("scheduler", "fleetflow.cli.scheduler", "Create runs for deployments with schedules (safe to run twice)."),
     ("aws", "fleetflow.cli.aws", "AWS helpers: register blocks from Terraform outputs."),
+    ("flow", "fleetflow.cli.flows", "List flows."),
+    ("variable", "fleetflow.cli.variables", "Create, read, list and delete variables."),
+    ("artifact", "fleetflow.cli.artifacts", "List and inspect artifacts published by runs."),
+    ("concurrency-limit", "fleetflow.cli.concurrency", "Limit how many task runs with a tag run at once."),
+    ("agent", "fleetflow.cli.agents", "Prefect 2's agent: starts a worker (the current form is `worker start`)."),
     ("server", "fleetflow.cli.server", "Start the fleetflow API server over the store."),
     ("api-key", "fleetflow.cli.api_keys", "Create, list and revoke the server's scoped API keys."),
     ("login", "fleetflow.cli.login", "Save a server URL and API key as this machine's profile."),
@@ -53,7 +58,9 @@ class _LazyGroup(TyperGroup):
             module = importlib.import_module(_lazy_modules()[cmd_name])
         except ImportError as exc:  # e.g. an optional extra is not installed
             return _unavailable(cmd_name, exc)
-        command = typer.main.get_command(module.app)
+        from .metavars import apply_metavars
+
+        command = apply_metavars(typer.main.get_command(module.app))
         command.name = cmd_name
         self.add_command(command, cmd_name)
         return command
@@ -68,8 +75,9 @@ class _LazyGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         from ._output import error_boundary
+        from .prefect_hints import add_prefect_hint
 
-        with error_boundary():
+        with error_boundary(), add_prefect_hint():
             return super().invoke(ctx)
 
 
@@ -107,8 +115,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"fleetflow {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main() -> None:
+def _main(
+    show_version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_print_version,
+                                      help="Print the version and exit."),
+) -> None:
     """fleetflow: Python workflows whose sub-flows each run on their own process or ECS task.
 
     Set FLEETFLOW_DATABASE_URL (PostgreSQL) or FLEETFLOW_API_URL (server) to leave the embedded

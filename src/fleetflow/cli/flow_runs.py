@@ -152,7 +152,13 @@ def _inspect_data(client: OrchestratorAPI, run: Any) -> dict[str, Any]:
         "states": [s.model_dump(mode="json") for s in client.read_flow_run_states(run.id)],
         "task_runs": [t.model_dump(mode="json") for t in client.read_task_runs(run.id)],
         "children": [c.id for c in client.read_flow_runs(parent_flow_run_id=run.id, limit=PREFIX_SCAN_LIMIT)],
+        "artifacts": [a.model_dump(mode="json") for a in _artifacts(client, run.id)],
     }
+
+
+def _artifacts(client: OrchestratorAPI, flow_run_id: str) -> list[Any]:
+    reader = getattr(client, "read_artifacts", None)  # a store without artifacts (older server)
+    return reader(flow_run_id=flow_run_id) if reader else []
 
 
 def _inspect_renderable(client: OrchestratorAPI, run: Any) -> Group:
@@ -163,6 +169,11 @@ def _inspect_renderable(client: OrchestratorAPI, run: Any) -> Group:
     task_runs = client.read_task_runs(run.id)
     if task_runs:
         parts.append(_task_runs_table(task_runs))
+    artifacts = _artifacts(client, run.id)
+    if artifacts:
+        from .artifacts import artifacts_table
+
+        parts.append(artifacts_table(artifacts))
     return Group(*parts)
 
 
@@ -408,3 +419,14 @@ def cancel(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique 
         line.append_text(state_text(after.state))
         console().print(line, soft_wrap=True)
     success(f"Cancelled {len(touched)} flow run(s).")
+
+
+@app.command("resume")
+def resume(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique prefix of it.")) -> None:
+    """Resume a paused run (``pause_flow_run``): its waiting process continues."""
+    from ..engine.pause import resume_flow_run
+
+    client = open_client()
+    run = resolve_flow_run(client, flow_run_id)
+    resume_flow_run(run.id, client=client)
+    success(f"Resumed flow run {run.name!r} ({run.id}).")

@@ -24,6 +24,7 @@ import httpx
 import tenacity
 
 from ..exceptions import FleetflowError, ServerUnavailable, error_from_payload
+from ..orchestrator.extras import Artifact, ConcurrencyLimit, SlotOutcome, Variable
 from ..orchestrator.keys import ApiKey, Scope
 from ..orchestrator.service import json_dumps
 from ..orchestrator.schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
@@ -361,6 +362,49 @@ class HTTPClient:
 
     def read_workers(self, work_pool_name: str) -> list[Worker]:
         return [Worker.model_validate(w) for w in self._call("GET", f"/api/v1/work_pools/{_q(work_pool_name)}/workers")]
+
+    # ---- artifacts, variables, concurrency limits -----------------------------------------
+    def create_artifact(self, type: str, data: Any, *, key: str | None = None, description: str | None = None,
+                        flow_run_id: str | None = None, task_run_id: str | None = None) -> Artifact:  # noqa: A002
+        body = {"type": type, "data": data, "key": key, "description": description, "flow_run_id": flow_run_id,
+                "task_run_id": task_run_id}  # fmt: skip
+        return Artifact.model_validate(self._call("POST", "/api/v1/artifacts", json=body, patient=True))
+
+    def read_artifacts(self, *, key: str | None = None, flow_run_id: str | None = None, limit: int = 200) -> list[Artifact]:
+        params = {k: v for k, v in {"key": key, "flow_run_id": flow_run_id, "limit": limit}.items() if v is not None}
+        return [Artifact.model_validate(a) for a in self._call("GET", "/api/v1/artifacts", params=params)]
+
+    def set_variable(self, name: str, value: str, *, tags: Sequence[str] = (), overwrite: bool = False) -> Variable:
+        body = {"value": value, "tags": list(tags), "overwrite": overwrite}
+        return Variable.model_validate(self._call("PUT", f"/api/v1/variables/{_q(name)}", json=body))
+
+    def read_variable(self, name: str) -> Variable | None:
+        found = self._call("GET", f"/api/v1/variables/{_q(name)}")["variable"]
+        return Variable.model_validate(found) if found is not None else None
+
+    def read_variables(self) -> list[Variable]:
+        return [Variable.model_validate(v) for v in self._call("GET", "/api/v1/variables")]
+
+    def delete_variable(self, name: str) -> None:
+        self._call("DELETE", f"/api/v1/variables/{_q(name)}")
+
+    def create_concurrency_limit(self, tag: str, limit: int) -> ConcurrencyLimit:
+        data = self._call("PUT", f"/api/v1/concurrency_limits/{_q(tag)}", json={"limit": limit})
+        return ConcurrencyLimit.model_validate(data)
+
+    def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
+        return [ConcurrencyLimit.model_validate(c) for c in self._call("GET", "/api/v1/concurrency_limits")]
+
+    def delete_concurrency_limit(self, tag: str) -> None:
+        self._call("DELETE", f"/api/v1/concurrency_limits/{_q(tag)}")
+
+    def acquire_concurrency_slot(self, tag: str, task_run_id: str) -> SlotOutcome:
+        body = {"task_run_id": task_run_id}
+        return self._call("POST", f"/api/v1/concurrency_limits/{_q(tag)}/acquire", json=body, patient=True)["outcome"]
+
+    def release_concurrency_slot(self, tag: str, task_run_id: str) -> None:
+        body = {"task_run_id": task_run_id}
+        self._call("POST", f"/api/v1/concurrency_limits/{_q(tag)}/release", json=body, patient=True)
 
     # ---- API keys -------------------------------------------------------------------------
     def create_api_key(self, name: str, scope: Scope, *, expires: dt.datetime | None = None) -> tuple[ApiKey, str]:

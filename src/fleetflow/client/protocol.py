@@ -16,12 +16,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable, Protocol, Sequence
 
+from ..orchestrator.extras import ExtrasAPI
 from ..orchestrator.keys import ApiKey, Scope
 from ..orchestrator.schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
 from ..states import State, StateType
 
 
-class OrchestratorAPI(Protocol):
+class OrchestratorAPI(ExtrasAPI, Protocol):
+    """Everything below, plus artifacts, variables and tag concurrency limits (:class:`ExtrasAPI`)."""
+
     # ---- flow runs --------------------------------------------------------------------------
     def create_flow_run(
         self,

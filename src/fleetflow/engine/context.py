@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..orchestrator.schemas import FlowRun, TaskRun
+from .runners import BaseTaskRunner, ConcurrentTaskRunner
 
 if TYPE_CHECKING:
     from ..client.protocol import OrchestratorAPI
@@ -22,31 +24,25 @@ class FlowRunContext:
     flow_run: FlowRun
     client: OrchestratorAPI
     log_prints: bool = False
+    task_runner: BaseTaskRunner = field(default_factory=ConcurrentTaskRunner)
     futures: list[Any] = field(default_factory=list)
     active_task_runs: set[str] = field(default_factory=set)
-    _executor: Any = None
     _counters: dict[str, itertools.count] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
-    @property
-    def executor(self) -> Any:
-        """Thread pool for ``.submit()``, created on first use and drained when the run ends."""
-        with self._lock:
-            if self._executor is None:
-                import concurrent.futures as cf
-
-                self._executor = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="fleetflow-task")
-            return self._executor
+    @classmethod
+    def get(cls) -> "FlowRunContext | None":
+        """The flow run context of the caller, or None outside flows (Prefect's API)."""
+        return flow_run_ctx.get()
 
     def track(self, future: Any) -> None:
         with self._lock:
             self.futures.append(future)
 
     def shutdown(self) -> None:
-        """Wait for every submitted task, then free the pool."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        """Wait for every submitted task, then free the runner's threads."""
+        self.task_runner.shutdown()
 
     def next_dynamic_key(self, task_key: str) -> str:
         """0, 1, 2... per task within this run: separates repeated calls of one task."""
@@ -62,11 +58,31 @@ class TaskRunContext:
     parameters: dict[str, Any]
     log_prints: bool = False
 
+    @classmethod
+    def get(cls) -> "TaskRunContext | None":
+        return task_run_ctx.get()
+
 
 flow_run_ctx: contextvars.ContextVar[FlowRunContext | None] = contextvars.ContextVar("fleetflow_flow_run", default=None)
 task_run_ctx: contextvars.ContextVar[TaskRunContext | None] = contextvars.ContextVar("fleetflow_task_run", default=None)
+tags_ctx: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("fleetflow_tags", default=frozenset())
 
 
 def get_run_context() -> FlowRunContext | TaskRunContext | None:
     """The innermost run context (task inside flow wins)."""
     return task_run_ctx.get() or flow_run_ctx.get()
+
+
+@contextlib.contextmanager
+def tags(*names: str) -> Iterator[frozenset[str]]:
+    """Add tags to every flow and task run created inside the block (nests; Prefect's ``tags``)."""
+    current = tags_ctx.get() | frozenset(names)
+    token = tags_ctx.set(current)
+    try:
+        yield current
+    finally:
+        tags_ctx.reset(token)
+
+
+def current_tags() -> list[str]:
+    return sorted(tags_ctx.get())

@@ -15,15 +15,20 @@ from typing import TYPE_CHECKING, Any, Iterator
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition, RunCancelled
 from ..orchestrator.schemas import FlowRun
-from .context import FlowRunContext, flow_run_ctx, task_run_ctx
-from .logs import get_run_logger, install_print_capture, shipper
+from .context import FlowRunContext, current_tags, flow_run_ctx, task_run_ctx
+from .flow_states import final_state_of
+from .hooks import render_run_name, run_hooks
+from .logs import engine_logger, get_run_logger, install_print_capture, run_logger, shipper
 from .names import generate_run_name
 from .parameters import call_with_parameters, parameters_for_storage, validate_parameters
 from .results import persist_result
 from .retries import retry_delay
+from .runners import resolve_task_runner
 from .signals import TerminationSignal, handle_termination
-from .task_engine import exception_data, failure_message
+from .state_results import state_result as _registers_state_result  # noqa: F401
+from .task_engine import exception_data, failed_state, failure_message, log_failure
 from .timeouts import await_with_timeout, call_with_timeout
+from .tracebacks import strip_engine_frames
 
 if TYPE_CHECKING:
     from ..client.protocol import OrchestratorAPI
@@ -45,6 +50,7 @@ class FlowRunEngine:
         self.parent = flow_run_ctx.get() if flow_run is None else None
         self.parent_task_run_id: str | None = None
         self.ctx: FlowRunContext | None = None
+        self.final_state: st.State | None = None
 
     # ---- setup --------------------------------------------------------------------------
     def _create_run(self) -> FlowRun:
@@ -54,11 +60,24 @@ class FlowRunEngine:
             self.flow.name,
             state=st.Pending(),
             parameters=parameters_for_storage(self.raw_parameters),
-            name=generate_run_name(),
+            name=self._run_name(),
             parent_task_run_id=self.parent_task_run_id,
-            tags=self.flow.tags,
+            tags=sorted(set(self.flow.tags) | set(current_tags())),
         )
+        self._announce(run)
         return self.client.update_flow_run(run.id, infrastructure_pid=process_handle(), infrastructure={"kind": "in-process"})
+
+    def _run_name(self) -> str:
+        if self.flow.flow_run_name:
+            return render_run_name(self.flow.flow_run_name, self.raw_parameters, "flow_run_name")
+        return generate_run_name()
+
+    def _announce(self, run: FlowRun) -> None:
+        """Prefect's first console line: ``Created flow run 'brave-otter' for flow 'etl'``."""
+        if self.parent is not None:
+            run_logger(self.parent.flow_run, self.client).info(f"Created subflow run {run.name!r} for flow {self.flow.name!r}")
+        else:
+            engine_logger().info(f"Created flow run {run.name!r} for flow {self.flow.name!r}")
 
     def _create_parent_task_run(self) -> str:
         assert self.parent is not None
@@ -77,12 +96,14 @@ class FlowRunEngine:
         if self.flow_run is None:
             self.flow_run = self._create_run()
         try:
-            params = validate_parameters(self.flow.fn, self.raw_parameters)
+            params = (validate_parameters(self.flow.fn, self.raw_parameters) if self.flow.should_validate_parameters
+                      else dict(self.raw_parameters))
         except FleetflowError as exc:
-            self._finish(st.Failed(message=str(exc), data=exception_data(exc)))
+            self._finish(st.Failed(message=str(exc), data=exception_data(exc)).with_exception(exc))
             raise
         install_print_capture()
-        self.ctx = FlowRunContext(self.flow, self.flow_run, self.client, log_prints=bool(self.flow.log_prints))
+        self.ctx = FlowRunContext(self.flow, self.flow_run, self.client, log_prints=bool(self.flow.log_prints),
+                                  task_runner=resolve_task_runner(self.flow.task_runner))
         return params
 
     # ---- states -------------------------------------------------------------------------
@@ -91,7 +112,8 @@ class FlowRunEngine:
         self.flow_run = self.client.set_flow_run_state(self.flow_run.id, state)
 
     def _finish(self, state: st.State) -> None:
-        """Enter a final state and mirror it on the parent's task run for this sub-flow."""
+        """Enter a final state, mirror it on the parent's task run for this sub-flow, log
+        ``Finished in state ...`` and call the flow's hooks for it."""
         try:
             self._set(state)
         except InvalidStateTransition:
@@ -102,22 +124,36 @@ class FlowRunEngine:
                 self.client.set_task_run_state(self.parent_task_run_id, state.model_copy())
             except InvalidStateTransition:
                 pass
+        self.final_state = state
+        if self.flow_run is not None:
+            logger = run_logger(self.flow_run, self.client)
+            logger.info(f"Finished in state {state}")
+            run_hooks(self._hooks_for(state), self.flow, self.flow_run, state, logger)
+
+    def _hooks_for(self, state: st.State) -> list[Any]:
+        if state.is_completed():
+            return self.flow.on_completion
+        if state.is_crashed():
+            return self.flow.on_crashed
+        if state.is_failed():
+            return self.flow.on_failure
+        return self.flow.on_cancellation if state.is_cancelled() else []
 
     def _complete(self, value: Any) -> Any:
+        """Final state from the return value (Prefect's rules, see flow_states.py)."""
         self._wait_for_tasks()
-        failed = self._failed_submitted_tasks() if value is None else 0
-        if failed:
-            raise FleetflowError(f"{failed} submitted task run(s) failed and the flow returned nothing")
-        self._finish(st.Completed(data={"result": persist_result(value)}))
+        assert self.ctx is not None
+        state, value = final_state_of(value, list(self.ctx.futures))
+        if not state.is_completed():
+            self._finish(state)
+            raise state._exception or FleetflowError(f"flow run ended {state}")
+        state.data = {"result": persist_result(value, self.flow.result_storage)}
+        self._finish(state.with_value(value))
         return value
 
     def _wait_for_tasks(self) -> None:
         if self.ctx is not None:
             self.ctx.shutdown()
-
-    def _failed_submitted_tasks(self) -> int:
-        assert self.ctx is not None
-        return sum(1 for f in self.ctx.futures if f.exception() is not None)
 
     def _on_exception(self, exc: BaseException) -> None:
         if isinstance(exc, KeyboardInterrupt):
@@ -134,7 +170,9 @@ class FlowRunEngine:
             self._abort(st.Cancelled(message=str(exc)))
         elif isinstance(exc, Exception):
             self._wait_for_tasks()
-            self._finish(st.Failed(message=failure_message(exc), data=exception_data(exc)))
+            if self.final_state is None or not self.final_state.is_final:
+                log_failure(run_logger(self.flow_run, self.client), exc)
+                self._finish(failed_state(exc, "Flow", self.flow.timeout_seconds))
         else:
             self._abort(st.Crashed(message=failure_message(exc)))
 
@@ -154,11 +192,17 @@ class FlowRunEngine:
 
     def _retry(self, attempt: int, exc: Exception) -> bool:
         """Move to AwaitingRetry and sleep when retries remain; False when exhausted."""
-        if attempt > self.flow.retries:
+        if attempt > self.flow.retries or (self.final_state is not None and self.final_state.is_final):
             return False
-        get_run_logger().warning(f"attempt {attempt} failed ({failure_message(exc)}); retrying")
+        delay = retry_delay(self.flow.retry_delay_seconds, attempt)
+        log_failure(get_run_logger(), exc)
+        get_run_logger().info(f"Flow run failed with exception {exc!r} - Retry {attempt}/{self.flow.retries} "
+                              f"will start {delay:g} second(s) from now")
         self._set(st.Scheduled(name="AwaitingRetry", message=failure_message(exc)))
-        time.sleep(retry_delay(self.flow.retry_delay_seconds, attempt))
+        if self.ctx is not None:  # a fresh attempt: its own task runner and submitted futures
+            self.ctx.futures = []
+            self.ctx.task_runner = self.ctx.task_runner.duplicate()
+        time.sleep(delay)
         self._set(st.Running(name="Retrying"))
         return True
 
@@ -172,6 +216,8 @@ class FlowRunEngine:
             yield
         except BaseException as exc:
             self._on_exception(exc)
+            if self.parent is None:  # the caller sees its own frames, not the engine's
+                exc.__traceback__ = strip_engine_frames(exc.__traceback__)
             raise
         finally:
             task_run_ctx.reset(ttoken)

@@ -133,17 +133,28 @@ def get_run_logger() -> logging.LoggerAdapter:
     Outside a run it returns a plain logger that only prints, so library code can call it
     unconditionally.
     """
-    logger = _setup_logger()
     fctx, tctx = flow_run_ctx.get(), task_run_ctx.get()
     if fctx is None:
         return RunLoggerAdapter(logging.getLogger("fleetflow"), {})
-    extra: dict[str, Any] = {"flow_run_id": fctx.flow_run.id, "fleetflow_client": fctx.client}
-    if tctx is not None:
-        extra["task_run_id"] = tctx.task_run.id
-        extra["run_label"] = f"Task run {tctx.task_run.name!r}"
+    return run_logger(fctx.flow_run, fctx.client, tctx.task_run if tctx is not None else None)
+
+
+def run_logger(flow_run: Any, client: OrchestratorAPI, task_run: Any = None) -> logging.LoggerAdapter:
+    """The logger of one given flow run (or of one of its task runs), without a context."""
+    logger = _setup_logger()
+    extra: dict[str, Any] = {"flow_run_id": flow_run.id, "fleetflow_client": client}
+    if task_run is not None:
+        extra["task_run_id"] = task_run.id
+        extra["run_label"] = f"Task run {task_run.name!r}"
     else:
-        extra["run_label"] = f"Flow run {fctx.flow_run.name!r}"
+        extra["run_label"] = f"Flow run {flow_run.name!r}"
     return RunLoggerAdapter(logger, extra)
+
+
+def engine_logger() -> logging.LoggerAdapter:
+    """Console-only lines about the engine itself (Prefect's ``prefect.engine`` logger)."""
+    logger = _setup_logger()
+    return RunLoggerAdapter(logger, {"run_label": "fleetflow.engine"})
 
 
 _original_print = builtins.print

@@ -12,6 +12,10 @@ from typing import Any, ClassVar, Protocol, Sequence
 
 from ..blocks import Block
 
+# Exit codes of ``python -m fleetflow.runner``: the runner sets them, every launcher reads them.
+EXIT_OK, EXIT_FAILED, EXIT_CRASHED = 0, 1, 2
+EXIT_OUT_OF_MEMORY = 86  # the run exceeded its memory limit; reported as out of memory
+
 
 @dataclass
 class LaunchResult:

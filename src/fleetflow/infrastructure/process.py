@@ -19,10 +19,7 @@ from typing import Any, ClassVar, Sequence
 from pydantic import Field, field_validator
 
 from ..exceptions import LaunchError
-from ..runner import EXIT_OUT_OF_MEMORY
-from .base import Infrastructure, LaunchResult, LaunchStatus
-
-
+from .base import EXIT_OUT_OF_MEMORY, Infrastructure, LaunchResult, LaunchStatus
 
 class Process(Infrastructure):
     """A local subprocess running ``python -m fleetflow.runner <flow-run-id>``."""

@@ -72,10 +72,17 @@ def _api_keys_and_list_indexes(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON flow_runs ({', '.join(columns)})")
 
 
+def _compat_tables(conn: sa.Connection) -> None:
+    """Artifacts, variables and tag concurrency limits (new tables only)."""
+    new = [t.artifacts, t.variables, t.concurrency_limits, t.concurrency_slots]
+    t.metadata.create_all(conn, tables=new, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
-    Migration(3, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
+    Migration(3, "artifacts, variables and tag concurrency limits", _compat_tables),
+    Migration(4, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

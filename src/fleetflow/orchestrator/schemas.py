@@ -7,12 +7,41 @@ the HTTP API, and validate when they cross a process boundary.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
 from ..states import State, StateType
+
+
+# The results room (fleetflow.results) registers its loader when imported. A process that only read
+# runs (``get_client().read_flow_run(id).result()``) has not imported it yet: load it then, by
+# name. That is a run-time plug-in lookup, deliberately not an import of a layer above.
+RESULT_LOADER_MODULE = "fleetflow.results"
+
+
+def _load_default_result_loader(ref: dict[str, Any] | None) -> Any:
+    import importlib
+
+    importlib.import_module(RESULT_LOADER_MODULE)  # registers the real loader
+    if _result_loader is _load_default_result_loader:
+        from ..exceptions import ConfigurationError
+
+        raise ConfigurationError(f"{RESULT_LOADER_MODULE} did not register a result loader; reinstall fleetflow")
+    return _result_loader(ref)
+
+
+_result_loader: Callable[[dict[str, Any] | None], Any] = _load_default_result_loader
+
+
+def register_result_loader(loader: Callable[[dict[str, Any] | None], Any]) -> None:
+    """Let the engine's result storage read results for :meth:`FlowRun.result`.
+
+    The store sits below the engine and must not import it (that import made the store, the
+    blocks and the client one import cycle), so the engine registers its loader here instead.
+    """
+    global _result_loader
+    _result_loader = loader
 
 
 class FlowRun(BaseModel):
@@ -65,21 +94,7 @@ class FlowRun(BaseModel):
             if raise_on_failure:
                 raise err
             return err
-        return _result_loader()(state)
-
-
-_loader: list[Callable[[Any], Any]] = []
-
-
-def set_result_loader(loader: Callable[[Any], Any]) -> None:
-    """Installed by :mod:`fleetflow.results` on import: reads a COMPLETED state's result."""
-    _loader[:] = [loader]
-
-
-def _result_loader() -> Callable[[Any], Any]:
-    if not _loader:  # nothing imported the results room yet; named by string, not imported
-        importlib.import_module("fleetflow.results")
-    return _loader[0]
+        return _result_loader(state.data.get("result"))
 
 
 class TaskRun(BaseModel):

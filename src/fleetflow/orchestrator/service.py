@@ -31,6 +31,7 @@ from . import migrations
 from .base import StoreBase
 from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
 from .deployment_runs import DeploymentRunsMixin
+from .extras import ArtifactsMixin, ConcurrencyMixin, VariablesMixin
 from .keys import KeysMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
 from .sqlite_fast import SQLiteFastPath
@@ -59,7 +60,7 @@ def json_dumps(value: Any) -> str:
 
 class Orchestrator(
     FlowRunsMixin, TaskRunsMixin, DeploymentRunsMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin,
-    KeysMixin, StoreBase,
+    ArtifactsMixin, VariablesMixin, ConcurrencyMixin, KeysMixin, StoreBase,
 ):
     """The state store. :class:`fleetflow.client.embedded.EmbeddedClient` exposes it as the
     :class:`~fleetflow.client.protocol.OrchestratorAPI`; the server calls it directly.

@@ -275,6 +275,51 @@ workers = sa.Table(
     sa.Column("last_heartbeat", UTCDateTime(), nullable=False),
 )
 
+# Added by the "artifacts, variables and tag concurrency limits" migration (Prefect 2 parity).
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    _id(),
+    sa.Column("key", sa.String(200)),  # optional; keyed artifacts keep a history per key
+    sa.Column("type", sa.String(50), nullable=False),  # markdown | table | link
+    sa.Column("description", sa.Text()),
+    sa.Column("data", json_type()),
+    sa.Column("flow_run_id", sa.String(36)),
+    sa.Column("task_run_id", sa.String(36)),
+    _created(),
+    sa.Index(None, "flow_run_id"),
+    sa.Index(None, "key", "created"),
+)
+
+variables = sa.Table(
+    "variables",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("tags", json_type(), nullable=False),
+    _created(),
+    sa.Column("updated", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("name"),
+)
+
+concurrency_limits = sa.Table(
+    "concurrency_limits",
+    metadata,
+    sa.Column("tag", sa.String(200), primary_key=True),
+    sa.Column("concurrency_limit", sa.Integer(), nullable=False),
+    _created(),
+)
+
+# One row per running task run holding a slot of a limited tag.
+concurrency_slots = sa.Table(
+    "concurrency_slots",
+    metadata,
+    sa.Column("tag", sa.String(200), primary_key=True),
+    sa.Column("task_run_id", sa.String(36), primary_key=True),
+    sa.Column("acquired", UTCDateTime(), nullable=False),
+)
+
 # ---- the server's auth and bookkeeping (added by the "api keys" migration) ----------------
 api_keys = sa.Table(
     "api_keys",

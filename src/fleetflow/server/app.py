@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI
 
 from .. import __version__
 from ..orchestrator.service import Orchestrator
-from .api import catalog, errors, flow_runs, keys, task_runs
+from .api import catalog, errors, extras, flow_runs, keys, task_runs
 from .api.context import ServerContext
 from .api.ledger import LedgerMiddleware
 
@@ -27,7 +27,7 @@ THREADS = 128  # store calls run in threads; long-polls do not hold one while th
 
 def create_app(store: Orchestrator, *, auth: bool = True, ui_router: APIRouter | None = None) -> FastAPI:
     """The server app for ``store``; ``auth=False`` serves every caller as admin (loopback)."""
-    import fleetflow.deployments  # noqa: F401 - registers the store's infrastructure check
+    from ..worker import resolve  # noqa: F401 - registers the store's infrastructure check
 
     ctx = ServerContext(store, auth=auth)
 
@@ -43,7 +43,7 @@ def create_app(store: Orchestrator, *, auth: bool = True, ui_router: APIRouter |
                   description="Flow runs, task runs, logs, blocks, deployments, work pools, workers and API keys.")  # fmt: skip
     app.state.fleetflow = ctx
     errors.install(app)
-    for module in (flow_runs, task_runs, catalog, keys):
+    for module in (flow_runs, task_runs, catalog, extras, keys):
         app.include_router(module.router)
     if ui_router is not None:
         app.include_router(ui_router)

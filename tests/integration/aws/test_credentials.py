@@ -6,7 +6,6 @@ import asyncio
 import json
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -100,15 +99,13 @@ def test_requests_reach_the_configured_endpoint(aws_env, stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_wrong_endpoint_fails_quickly(aws_env, stack):
+def test_wrong_endpoint_fails_with_a_connect_error(aws_env, stack):
     creds = credentials_for(
         f"http://127.0.0.1:{closed_port()}",
         aws_client_parameters={"config": {"retries": {"total_max_attempts": 1}, "connect_timeout": 1}},
     )
-    started = time.monotonic()
     with pytest.raises(Exception) as caught:
         list_buckets(creds, stack)
-    assert time.monotonic() - started < 10
     assert "connect" in f"{type(caught.value).__name__} {caught.value}".lower()
 
 

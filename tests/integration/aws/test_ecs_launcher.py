@@ -19,6 +19,7 @@ from typing import Any, Callable
 import pytest
 
 from aws_server import RequestCounter, boto3_client
+from waiting import async_wait_until
 from fleetflow.aws import ECSTask
 from fleetflow.aws import ecs_requests as rq
 from fleetflow.aws.ecs_launcher import ECSLauncher, started_by_for
@@ -58,14 +59,32 @@ def block(aws_credentials) -> ECSTask:
     return ECSTask(aws_credentials=aws_credentials, cluster=CLUSTER, image="img:1", task_watch_poll_interval=0.2)
 
 
-def make_launcher(counter: RequestCounter | None = None, *hooks: Callable[[Any], None]) -> ECSLauncher:
+class SteppedClock:
+    """A monotonic clock the test moves by hand: poll pacing is checked by what was asked of
+    AWS at each step, never by how long the machine took between two calls."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def pass_window(self, interval: float) -> None:
+        """Move just past one poll window (a hair over, so float rounding never lands inside it)."""
+        self.advance(interval * 1.01)
+
+
+def make_launcher(counter: RequestCounter | None = None, *hooks: Callable[[Any], None], clock: Callable[[], float] | None = None) -> ECSLauncher:
     def on_client(client: Any) -> None:
         if counter is not None:
             counter.attach(client)
         for hook in hooks:
             hook(client)
 
-    return ECSLauncher(on_client=on_client, retry_wait=FAST)
+    return ECSLauncher(on_client=on_client, retry_wait=FAST, clock=clock or time.monotonic)
 
 
 def flow_run(n: int = 0, pool: str = "ecs-pool") -> FlowRun:
@@ -314,15 +333,17 @@ def test_five_launches_one_describe_per_poll_and_cached_in_between(ecs_env, bloc
     block = block.model_copy(update={"task_watch_poll_interval": 1.0})
 
     async def scenario():
-        launcher = make_launcher(counter)
+        clock = SteppedClock()
+        launcher = make_launcher(counter, clock=clock)
         results = [await launch(launcher, block, n) for n in range(5)]
         watched = [(r.handle, block) for r in results]
         before = counter["DescribeTasks"]
         first = await launcher.statuses(watched)  # known from RunTask: nothing to ask yet
         for _ in range(5):
-            await launcher.statuses(watched)  # the worker's 0.1 s ticks: cached
+            clock.advance(block.task_watch_poll_interval / 10)  # the worker's ticks, inside one window: cached
+            await launcher.statuses(watched)
         after_burst = counter["DescribeTasks"] - before
-        await asyncio.sleep(block.task_watch_poll_interval + 0.05)
+        clock.pass_window(block.task_watch_poll_interval)
         second = await launcher.statuses(watched)
         await launcher.close()
         return first, second, after_burst, counter["DescribeTasks"] - before
@@ -336,10 +357,11 @@ def test_kill_stops_the_task_and_the_next_poll_reports_it(ecs_env, block, counte
     block = block.model_copy(update={"task_watch_poll_interval": 0.01})
 
     async def scenario():
-        launcher = make_launcher(counter)
+        clock = SteppedClock()
+        launcher = make_launcher(counter, clock=clock)
         result = await launch(launcher, block, 0)
         await launcher.kill(result.handle, block)
-        await asyncio.sleep(0.02)
+        clock.pass_window(block.task_watch_poll_interval)
         status = (await launcher.statuses([(result.handle, block)]))[result.handle]
         await launcher.close()
         return result, status
@@ -355,11 +377,12 @@ def test_fresh_launcher_reattaches_by_arn(ecs_env, block, counter):
     first = run(_launch_once(make_launcher(), block, 0))
 
     async def reattach():
-        launcher = make_launcher(counter)
+        clock = SteppedClock()
+        launcher = make_launcher(counter, clock=clock)
         watched = [(first.handle, block)]
         running = (await launcher.statuses(watched))[first.handle]
         boto3_client(ecs_env.url, "ecs").stop_task(cluster=CLUSTER, task=first.handle, reason="spot went away")
-        await asyncio.sleep(block.task_watch_poll_interval + 0.05)
+        clock.pass_window(block.task_watch_poll_interval)
         stopped = (await launcher.statuses(watched))[first.handle]
         await launcher.close()
         return running, stopped
@@ -452,23 +475,24 @@ def test_cloudwatch_lines_land_in_the_run_logs_including_the_tail(ecs_env, block
         logs.put_log_events(logGroupName=rq.DEFAULT_LOG_GROUP, logStreamName=stream, logEvents=events)
 
     async def scenario():
-        launcher = make_launcher()
+        clock = SteppedClock()
+        launcher = make_launcher(clock=clock)
         result = await launcher.launch(block, run_record, env={"FLEETFLOW_FLOW_RUN_ID": run_record.id}, command=[])
         watched = [(result.handle, block)]
         stream = f"{rq.LOG_STREAM_PREFIX}/flow/{parse_task_arn(result.handle).task_id}"
-        await asyncio.sleep(0.02)
+        clock.pass_window(block.task_watch_poll_interval)
         await launcher.statuses(watched)  # no stream yet: waited for, not an error
         logs.create_log_group(logGroupName=rq.DEFAULT_LOG_GROUP)
         logs.create_log_stream(logGroupName=rq.DEFAULT_LOG_GROUP, logStreamName=stream)
         put(stream, "hello from the container", "training epoch 1")
-        await asyncio.sleep(0.02)
+        clock.pass_window(block.task_watch_poll_interval)
         await launcher.statuses(watched)
         middle = [r.message for r in temp_store.read_logs(flow_run_id=run_record.id)]
         put(stream, "last words before exit")
         boto3_client(ecs_env.url, "ecs").stop_task(cluster=CLUSTER, task=result.handle, reason="done")
-        await asyncio.sleep(0.02)
+        clock.pass_window(block.task_watch_poll_interval)
         final = (await launcher.statuses(watched))[result.handle]
-        await asyncio.sleep(0.02)
+        clock.pass_window(block.task_watch_poll_interval)
         await launcher.statuses(watched)  # after STOPPED nothing is read twice
         await launcher.close()
         return middle, final
@@ -527,9 +551,10 @@ def test_worker_launches_on_ecs_and_crashes_a_task_stopped_under_it(ecs_env, aws
 
     async def scenario():
         worker = Worker("ecs-pool", name="w-ecs", client=temp_store, poll_interval=0.05)
-        handle = await _tick_until(worker, lambda: temp_store.read_flow_run(flow_run_id).infrastructure_pid)
+        seen = lambda: temp_store.read_flow_run(flow_run_id).state  # noqa: E731
+        handle = await _tick_until(worker, lambda: temp_store.read_flow_run(flow_run_id).infrastructure_pid, "the launch handle", seen)
         boto3_client(ecs_env.url, "ecs").stop_task(cluster=CLUSTER, task=handle, reason="Essential container in task exited")
-        await _tick_until(worker, lambda: temp_store.read_flow_run(flow_run_id).state.is_final)
+        await _tick_until(worker, lambda: temp_store.read_flow_run(flow_run_id).state.is_final, "a final state", seen)
         await worker.shutdown()
         return handle
 
@@ -544,12 +569,12 @@ def test_worker_launches_on_ecs_and_crashes_a_task_stopped_under_it(ecs_env, aws
     assert task["overrides"]["cpu"] == "2048"
 
 
-async def _tick_until(worker: Any, condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+async def _tick_until(worker: Any, condition: Callable[[], Any], what: str = "the worker to settle the run",
+                      observe: Callable[[], Any] | None = None) -> Any:
+    """Drive the worker one tick at a time until ``condition`` holds (generous, scaled deadline)."""
+
+    async def ticked() -> Any:
         await worker.tick()
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
+        return condition()
+
+    return await async_wait_until(ticked, what, observe=observe)

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .context import ServerContext, _Bounded
 
 MEMORY_SECONDS = 600.0
-_STREAM = re.compile(r"^/api/v1/(task_runs|logs|cache/|work_pools/[^/]+/(claim|workers/heartbeat))")
+_STREAM = re.compile(r"^/api/v1/(task_runs|logs|cache/|work_pools/[^/]+/(claim|workers/heartbeat)|concurrency_limits/[^/]+/(acquire|release))")
 _MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 

@@ -21,15 +21,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import states as st
-from .deployments import ensure_work_pool, resolve_infrastructure
-from .exceptions import FleetflowError, InvalidStateTransition
-from .infrastructure.base import LaunchStatus
-from .settings import get_settings
-from .states import StateType
+from .. import states as st
+from ..exceptions import FleetflowError, InvalidStateTransition
+from ..infrastructure.base import LaunchStatus
+from ..settings import get_settings
+from ..states import StateType
+from .resolve import ensure_work_pool, resolve_infrastructure
 
 if TYPE_CHECKING:
-    from .client.protocol import OrchestratorAPI
+    from ..client.protocol import OrchestratorAPI
 
 log = logging.getLogger("fleetflow.worker")
 
@@ -69,7 +69,7 @@ class Worker:
 
     def __init__(self, pool_name: str, *, name: str | None = None, limit: int | None = None,
                  poll_interval: float | None = None, client: OrchestratorAPI | None = None):
-        from .client import get_client
+        from ..client import get_client
 
         settings = get_settings()
         self.pool_name = pool_name
