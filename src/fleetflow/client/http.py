@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import sys
 import threading
 import uuid
@@ -62,10 +63,14 @@ class HTTPClient:
         self.retry_seconds = retry_seconds if retry_seconds is not None else settings.api_retry_seconds
         self.outage_seconds = outage_seconds if outage_seconds is not None else settings.api_outage_seconds
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+        # TCP_NODELAY: a request goes out as headers + body; with Nagle on, the body waits for
+        # the server's delayed ACK of the headers (~40 ms per request on Linux).
+        transport = httpx.HTTPTransport(
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )  # fmt: skip
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
+                                  timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)))  # fmt: skip
         self._warned = threading.Event()
 
     def __repr__(self) -> str:
