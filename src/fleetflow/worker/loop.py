@@ -60,6 +60,9 @@ def runner_env(flow_run_id: str, *, api_url: str | None = None, token: str | Non
     return env
 
 
+CLAIM_LONG_POLL_SECONDS = 5.0  # how long one claim request waits on the server for a run
+
+
 def runner_command(flow_run_id: str) -> list[str]:
     return [sys.executable, "-m", "fleetflow.runner", flow_run_id]
 
@@ -83,6 +86,7 @@ class Worker:
         self._launching: set[asyncio.Task] = set()
         self._stop = asyncio.Event()
         self._last_heartbeat = 0.0
+        self._claimer: asyncio.Future[None] | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
     def stop(self) -> None:
@@ -106,9 +110,15 @@ class Worker:
             await self.shutdown()
 
     async def tick(self) -> None:
-        """One round: heartbeat, claim and launch, check launches, handle cancellations."""
+        """One round: heartbeat, claim and launch, check launches, handle cancellations.
+
+        Over HTTP, claiming is a long-poll in its own task instead (one request waits on the
+        server until a run is claimable: new runs start at once, without a request per tick)."""
         self._heartbeat()
-        await self._claim_and_launch()
+        if getattr(self.client, "base_url", None) is None:
+            await self._claim_and_launch()
+        elif self._claimer is None or self._claimer.done():
+            self._claimer = asyncio.ensure_future(self._long_poll_claims())
         await self._check_launches()
         await self._handle_cancellations()
 
@@ -123,6 +133,8 @@ class Worker:
     async def shutdown(self) -> None:
         """Stop claiming. Launched runs keep running (their handles are stored; a restarted
         worker re-attaches); runs claimed but not launched go back to SCHEDULED."""
+        if self._claimer is not None:
+            await asyncio.gather(self._claimer, return_exceptions=True)  # a long-poll ends within its wait
         if self._launching:
             await asyncio.gather(*self._launching, return_exceptions=True)
         await self._settle_finished()
@@ -201,6 +213,22 @@ class Worker:
     def _capacity(self) -> int:
         busy = len(self.watched) + len(self._launching)
         return 10 if self.limit is None else max(0, self.limit - busy)
+
+    async def _long_poll_claims(self) -> None:
+        """Claim over HTTP until the worker stops, the waiting done off the event loop."""
+        while not self._stop.is_set():
+            capacity = self._capacity()
+            if capacity <= 0:
+                await asyncio.to_thread(self.client.claim_flow_runs, self.pool_name, self.name, limit=0)
+                await asyncio.sleep(max(self.poll_interval, 0.5))
+                continue
+            runs = await asyncio.to_thread(self.client.claim_flow_runs, self.pool_name, self.name,
+                                           limit=capacity, wait=CLAIM_LONG_POLL_SECONDS)  # fmt: skip
+            for run in runs:
+                if self._stop.is_set():  # claimed while stopping: hand it back to the pool
+                    self._set(run.id, st.Scheduled(message=f"released by worker {self.name} at shutdown"))
+                else:
+                    self._start_launch(run)
 
     async def _claim_and_launch(self) -> None:
         capacity = self._capacity()
