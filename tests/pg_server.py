@@ -60,12 +60,22 @@ class PostgresServer:
             f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
         )
+        self._options = options
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "server.log"), "-w",
                   "-t", str(int(timeout)), "start")  # fmt: skip
         atexit.register(self.stop)  # even if the session is interrupted
         self._wait_ready(timeout)
         self._admin(f'CREATE DATABASE "{self.dbname}" TEMPLATE template0')
         return self
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Stop (fast: every connection is cut) and start again on the same port and data."""
+        assert self.dir is not None
+        data = self.dir / "data"
+        self._run("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        self._run("pg_ctl", "-D", str(data), "-o", self._options, "-l", str(self.dir / "server.log"), "-w",
+                  "-t", str(int(timeout)), "start")  # fmt: skip
+        self._wait_ready(timeout)
 
     def stop(self) -> None:
         if self.dir is None:

@@ -3,17 +3,18 @@
 A run that has not been launched yet (SCHEDULED/PENDING without a launch handle) goes
 straight to CANCELLED. A launched one goes to CANCELLING: its worker kills the
 infrastructure and records CANCELLED. A run executing in a local process without a worker
-(a plain ``my_flow()`` call) is sent SIGTERM, which the engine records as CANCELLED.
+(a plain ``my_flow()`` call) is sent SIGTERM, which the engine records as CANCELLED -- but
+only after checking the pid *and* its start time: if the process is gone (or its pid now
+belongs to another process), nothing is signalled and the run is CANCELLED at once.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import FleetflowError
+from .exceptions import FleetflowError, InvalidStateTransition
+from .procinfo import ProcessId
 from .states import Cancelled, Cancelling, StateType
 
 if TYPE_CHECKING:
@@ -36,24 +37,30 @@ def _cancel(client: OrchestratorAPI, flow_run_id: str, reason: str, touched: lis
             client.set_flow_run_state(run.id, Cancelled(message=reason))
         else:
             client.set_flow_run_state(run.id, Cancelling(message=reason))
-            _signal_local_process(run)
+            _signal_local_process(client, run)
         touched.append(run.id)
     for child in client.read_flow_runs(parent_flow_run_id=run.id, limit=10_000):
         if child.state is not None and not child.state.is_final:
             _cancel(client, child.id, f"parent flow run {run.name!r} was cancelled", touched)
 
 
-def _signal_local_process(run: Any) -> None:
+def _signal_local_process(client: OrchestratorAPI, run: Any) -> None:
     """SIGTERM a run executing in-process on this host without a worker."""
     handle = run.infrastructure_pid or ""
     if run.worker_name or not handle.startswith("process:"):
         return
-    _, host, pid, *_ = handle.split(":") + [""]
-    if host != socket.gethostname() or not pid.isdigit():
-        return
     try:
-        os.kill(int(pid), signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+        pid = ProcessId.parse(handle)
+    except ValueError:
+        return
+    if not pid.local:
+        return  # another host: its lease lapses if it is gone, and a sweep finishes the cancel
+    try:
+        signalled = pid.signal(signal.SIGTERM, group=False)
     except PermissionError as exc:
-        raise FleetflowError(f"cannot signal process {pid} of run {run.id}: {exc}") from None
+        raise FleetflowError(f"cannot signal process {pid.pid} of run {run.id}: {exc}") from None
+    if not signalled:  # gone, or the pid was reused by an unrelated process: signal nothing
+        try:
+            client.set_flow_run_state(run.id, Cancelled(message=f"cancelled; its process {pid.pid} was already gone"))
+        except InvalidStateTransition:
+            pass

@@ -82,6 +82,11 @@ class Deployment(BaseModel):
     version: str | None = None
     schedule: dict[str, Any] | None = Field(default=None, description="{'cron': '0 * * * *', 'timezone': 'UTC'} or {'interval': 3600}.")
     skip_upload: bool = Field(default=False, description="Do not upload a code bundle; runs import the code from path.")
+    retries: int = Field(default=0, ge=0, description="Relaunches of a run whose infrastructure failed transiently "
+                         "(Spot interruption, capacity, provisioning timeouts, image pull i/o timeout, worker lost).")
+    retry_delay_seconds: float = Field(default=0.0, ge=0, description="Seconds before each infrastructure relaunch.")
+    retry_on: list[str] = Field(default_factory=list, description="Also relaunch on these non-transient causes: "
+                                "'out_of_memory', 'exit_code'.")
     flow: Any = Field(default=None, exclude=True, description="The Flow object, when built from one.")
 
     @field_validator("version", mode="before")
@@ -144,7 +149,11 @@ class Deployment(BaseModel):
 
     @property
     def pool_name(self) -> str:
-        return self.work_queue_name or self.work_pool_name
+        """The pool runs go to: work_pool_name when given, else a Prefect 2 work_queue_name
+        (agents of that queue are workers of a pool of that name), else 'default'."""
+        if "work_pool_name" in self.model_fields_set or not self.work_queue_name:
+            return self.work_pool_name
+        return self.work_queue_name
 
     def validate_all(self, client: OrchestratorAPI) -> dict[str, Any]:
         """Parameters against the flow signature, overrides against the block: before any upload."""
@@ -152,6 +161,7 @@ class Deployment(BaseModel):
         from .engine.parameters import parameters_for_storage
 
         check_deployment_name(self.name)
+        _check_retry_on(self.retry_on)
         flow = self.load_flow()
         flow.validate_parameters(dict(self.parameters), partial=True)  # raises ParameterValidationError
         apply_overrides(self._infrastructure_block(client), self.infra_overrides)
@@ -185,8 +195,25 @@ class Deployment(BaseModel):
             infrastructure_block=block_ref(self.infrastructure), infrastructure=_inline_infra(self.infrastructure),
             parameters=parameters, parameter_schema=self.flow.parameter_schema(), tags=self.tags,
             description=self.description or self.flow.description, version=self.version, schedule=self.schedule,
+            infra_retries=self.retries, infra_retry_delay_seconds=self.retry_delay_seconds,
+            infra_retry_on=list(self.retry_on) or None,
         )
-        return client.upsert_deployment(record).id
+        deployment_id = client.upsert_deployment(record).id
+        self._assign_work_queue(client, deployment_id)
+        return deployment_id
+
+    def _assign_work_queue(self, client: OrchestratorAPI, deployment_id: str) -> None:
+        """Put the deployment's runs in its work queue (created on first use, as in Prefect)."""
+        if not hasattr(client, "set_deployment_work_queue"):
+            return
+        if self.work_queue_name:
+            from .exceptions import ObjectAlreadyExists
+
+            try:
+                client.create_work_queue(self.pool_name, self.work_queue_name)
+            except ObjectAlreadyExists:
+                pass
+        client.set_deployment_work_queue(deployment_id, self.work_queue_name)
 
     # ---- YAML -------------------------------------------------------------------------
     def to_yaml(self, path: str | Path) -> None:
@@ -202,6 +229,15 @@ class Deployment(BaseModel):
             if data.get(key):
                 data[key] = Block.load(data[key], client=client)
         return cls(**data)
+
+
+def _check_retry_on(retry_on: list[str]) -> None:
+    from .worker.retries import RETRY_ON_CHOICES
+
+    unknown = sorted(set(retry_on) - set(RETRY_ON_CHOICES))
+    if unknown:
+        raise ConfigurationError(f"retry_on has unknown cause(s) {unknown}; choose from {list(RETRY_ON_CHOICES)}",
+                                 field="retry_on")
 
 
 def _entrypoint_of(flow: Any, root: Path) -> str:

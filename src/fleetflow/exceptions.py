@@ -221,6 +221,15 @@ class PausedRunTimeout(FleetflowError):
     """A paused flow run was not resumed within its ``timeout``."""
 
 
+class StaleLaunch(FleetflowError):
+    """A runner's launch attempt is not the run's current one (or the run already started):
+    it exits without running user code. Another attempt owns the run."""
+
+
+class WorkerNameInUse(ConfigurationError):
+    """A worker name is held by another live worker (fresh heartbeat)."""
+
+
 # --- server and HTTP -----------------------------------------------------------------------
 class AuthenticationError(FleetflowError):
     """No credentials, or a key/token the server does not accept (unknown, revoked, expired)."""

@@ -53,6 +53,33 @@ class LocalFileSystem(Block):
     def location(self) -> str:
         return str(Path(self.basepath).expanduser())
 
+    # Prefect's filesystem interface
+    def _inside(self, path: str) -> Path:
+        """``path`` inside basepath; refuses paths that escape it (``../``)."""
+        root = Path(self.basepath).expanduser().resolve()
+        target = (root / path).resolve()
+        if target != root and root not in target.parents:
+            from .exceptions import ConfigurationError
+
+            raise ConfigurationError(f"path {path!r} is outside the block's basepath {str(root)!r}", field="path")
+        return target
+
+    def write_path(self, path: str, content: bytes) -> str:
+        """Write bytes to ``basepath/path`` (folders created); returns the full path."""
+        target = self._inside(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        return str(target)
+
+    def read_path(self, path: str) -> bytes:
+        """The bytes at ``basepath/path``."""
+        target = self._inside(path)
+        if not target.is_file():
+            from .exceptions import ObjectNotFound
+
+            raise ObjectNotFound(f"no file {path!r} under {self.basepath!r}", kind="file", name=path)
+        return target.read_bytes()
+
 
 def __getattr__(name: str) -> Any:
     # `from fleetflow.filesystems import S3` like `from prefect.filesystems import S3`.

@@ -13,6 +13,7 @@ from .engine.hooks import check_hooks
 from .engine.parameters import bind_call, parameter_schema, validate_parameters
 from .engine.retries import RetryDelay
 from .engine.runners import resolve_task_runner
+from .engine.tracebacks import strip_engine_frames
 from .exceptions import ConfigurationError
 
 __all__ = ["Flow", "flow"]
@@ -85,13 +86,16 @@ class Flow:
         engine = FlowRunEngine(self, bind_call(self.fn, args, kwargs), get_client())
         if self.is_async:
             return _async_call(engine, return_state)
-        if not return_state:
-            return engine.run_sync()
         try:
-            engine.run_sync()
-        except Exception:
-            pass
-        return engine.final_state
+            value = engine.run_sync()
+        except Exception as exc:
+            if return_state:
+                return engine.final_state
+            if engine.parent is not None:
+                raise
+            # A top-level call: the caller sees its own frames, not the engine's.
+            raise exc.with_traceback(strip_engine_frames(exc.__traceback__))
+        return engine.final_state if return_state else value
 
     def validate_parameters(self, parameters: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
         return validate_parameters(self.fn, parameters, partial=partial)
@@ -105,16 +109,16 @@ class Flow:
               version: str | int | None = None, limit: int | None = None) -> Any:
         """Register a deployment of this flow and launch its runs from this process until Ctrl-C.
 
-        ``interval`` (seconds or a timedelta), ``cron`` or ``rrule`` give it a schedule, as in
-        Prefect. Blocks when called from plain code; inside a running event loop it returns a
-        coroutine (``await flow.serve(...)``). See :mod:`fleetflow.serve`.
+        ``interval`` (seconds or a timedelta), ``cron`` or ``rrule`` (with ``timezone``) give it
+        a schedule, as in Prefect. Blocks when called from plain code; inside a running event
+        loop it returns a coroutine (``await flow.serve(...)``). See :mod:`fleetflow.serve`.
         """
         from .serve import serve
         from .server.schemas.schedules import schedule_from_options
 
         schedule = schedule_from_options(schedule=schedule, interval=interval, cron=cron, rrule=rrule, timezone=timezone)
         return serve(self, name, work_pool_name=work_pool_name, parameters=parameters, schedule=schedule,
-                     tags=tags, description=description, version=version, limit=limit)
+                     tags=tags, limit=limit, description=description, version=version)
 
     def with_options(self, **options: Any) -> "Flow":
         """A copy with some options changed."""

@@ -1,7 +1,9 @@
 """What runs inside a launched process or container: ``python -m fleetflow.runner <flow-run-id>``.
 
-Read the run and its deployment, fetch the code bundle (one object, digest verified, cached),
-import the entrypoint, run the flow with the run's parameters, and report. A fetch failure
+Claim the launch attempt (PENDING -> RUNNING only for this runner's token: a duplicate or
+stale runner exits with EXIT_STALE_LAUNCH before any user code runs), read the deployment,
+fetch the code bundle (one object, digest verified, cached), import the entrypoint, run the
+flow with the run's parameters while renewing the run's lease, and report. A fetch failure
 CRASHes the run, an import failure FAILs it, both with the reason; out-of-memory CRASHes it
 with the limit and exits with a code the worker recognises.
 """
@@ -17,12 +19,15 @@ from typing import TYPE_CHECKING, Any
 from . import states as st
 from .entrypoints import load_flow_from_entrypoint
 from .exceptions import FleetflowError, InvalidStateTransition
-from .infrastructure.base import EXIT_CRASHED, EXIT_FAILED, EXIT_OK, EXIT_OUT_OF_MEMORY
+from .exceptions import StaleLaunch
+from .faults import fault
+from .infrastructure.base import EXIT_CRASHED, EXIT_FAILED, EXIT_OK, EXIT_OUT_OF_MEMORY, EXIT_STALE_LAUNCH
 
 if TYPE_CHECKING:
     from .client.protocol import OrchestratorAPI
 
-__all__ = ["EXIT_CRASHED", "EXIT_FAILED", "EXIT_OK", "EXIT_OUT_OF_MEMORY", "load_flow_from_entrypoint", "main", "run"]
+__all__ = ["EXIT_CRASHED", "EXIT_FAILED", "EXIT_OK", "EXIT_OUT_OF_MEMORY", "EXIT_STALE_LAUNCH",
+           "claim_attempt", "load_flow_from_entrypoint", "main", "run"]
 
 
 def code_root(client: OrchestratorAPI, deployment: Any) -> Path:
@@ -48,13 +53,52 @@ def _mark(client: OrchestratorAPI, flow_run_id: str, state: st.State) -> None:
         pass
 
 
+def claim_attempt(client: OrchestratorAPI, flow_run_id: str) -> Any:
+    """Move the run to RUNNING for this runner's launch attempt (FLEETFLOW_LAUNCH_TOKEN) and
+    take its lease; raises StaleLaunch when another attempt owns it. Without a token (a run
+    started by hand) the engine moves it to RUNNING as for any flow."""
+    from .engine.lease import keeper, process_owner
+    from .settings import get_settings
+
+    token = os.environ.get("FLEETFLOW_LAUNCH_TOKEN")
+    if not token:
+        return client.read_flow_run(flow_run_id)
+    # A process launch records its own handle: a pre-started runner is then findable even if
+    # the worker died before saving it (its token is not in the process's initial environment).
+    handle = process_owner() if os.environ.get("FLEETFLOW_LAUNCH_KIND") == "process" else None
+    run = client.claim_launch(flow_run_id, token, process_owner(), lease_seconds=get_settings().lease_seconds,
+                              handle=handle)
+    keeper.hold(client, run.id)  # from now on: fetching a large bundle must not lapse the lease
+    return run
+
+
+def _refuse(client: OrchestratorAPI, flow_run_id: str, exc: StaleLaunch) -> int:
+    """Say why this runner ran nothing: on stderr and in the run's logs."""
+    import logging
+
+    from .orchestrator.schemas import LogRecord
+    from .states import utcnow
+
+    print(f"fleetflow runner: {exc}", file=sys.stderr, flush=True)
+    try:
+        client.write_logs([LogRecord(flow_run_id=flow_run_id, level=logging.WARNING, name="fleetflow.runner",
+                                     message=str(exc), timestamp=utcnow())])
+    except Exception:  # noqa: BLE001 - the refusal stands even if the note cannot be written
+        pass
+    return EXIT_STALE_LAUNCH
+
+
 def run(flow_run_id: str) -> int:
     """Execute one flow run; returns the process exit code."""
     from .client import get_client
     from .engine.flow_engine import FlowRunEngine
 
     client = get_client()
-    flow_run = client.read_flow_run(flow_run_id)
+    try:
+        flow_run = claim_attempt(client, flow_run_id)
+    except StaleLaunch as exc:
+        return _refuse(client, flow_run_id, exc)
+    fault("runner.after_claim")
     deployment = client.read_deployment(flow_run.deployment_id)
     try:
         root = code_root(client, deployment)

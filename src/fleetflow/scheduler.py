@@ -87,11 +87,18 @@ def schedule_deployment(client: OrchestratorAPI, deployment: Any, *, count: int 
 
 
 def run_scheduler(client: OrchestratorAPI, *, interval: float = 5.0, once: bool = False) -> None:
-    """Loop over scheduled deployments and keep their next slots materialised."""
+    """Loop over scheduled deployments and keep their next slots materialised; also sweep
+    expired leases of runs outside any pool (script flows), as every long-running process does."""
+    import asyncio
+
+    from .worker.sweep import sweep_unpooled, sweeper_owner
+
+    owner = sweeper_owner("scheduler")
     while True:
         for deployment in client.read_deployments():
             if deployment.schedule and deployment.schedule.get("active", True):
                 schedule_deployment(client, deployment)
+        asyncio.run(sweep_unpooled(client, owner))
         if once:
             return
         time.sleep(interval)

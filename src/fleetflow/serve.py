@@ -17,8 +17,8 @@ from .worker import Worker
 
 
 def prepare(flow: Any, name: str, *, work_pool_name: str | None = None, parameters: dict[str, Any] | None = None,
-            schedule: Any = None, tags: Iterable[str] = (), description: str | None = None,
-            version: str | int | None = None, limit: int | None = None) -> Worker:
+            schedule: dict[str, Any] | None = None, tags: Iterable[str] = (), limit: int | None = None,
+            description: str | None = None, version: str | int | None = None) -> Worker:
     """Apply the deployment (and its first schedule slots) and return the worker that serves it."""
     pool = work_pool_name or f"serve-{flow.name}-{name}"
     deployment = Deployment.build_from_flow(

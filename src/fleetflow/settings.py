@@ -78,6 +78,20 @@ class Settings(BaseSettings):
     bundle_cache_dir: Path | None = Field(
         default=None, description="Where fetched code bundles are extracted; default HOME/bundles."
     )
+    lease_seconds: float = Field(
+        default=30.0, gt=0,
+        description="How long a run's lease lasts unless renewed; whoever executes a run renews it every "
+        "third of this. A run whose lease lapsed is reconciled (re-attached or marked CRASHED).",
+    )
+    reconcile_interval: float = Field(
+        default=5.0, gt=0,
+        description="Seconds between sweeps of expired leases by workers, the scheduler and the server.",
+    )
+    fault_points: str = Field(
+        default="",
+        description="Testing only, off unless set: comma-separated 'point=action' fault injections "
+        "(action kill, hang, or pause:<seconds>), e.g. 'worker.after_start=kill'. See fleetflow.faults.",
+    )
 
     def resolved_home(self) -> Path:
         """HOME expanded and created."""

@@ -14,22 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr
 
 from .exceptions import InvalidStateTransition
-
-# State.result() needs the results room (engine), which sits above this module; the engine
-# registers its reader at import (``fleetflow/__init__`` always imports it), so the store's
-# schemas can use State without importing the engine (no import cycle).
-_result_reader: "Callable[[State, bool], Any] | None" = None
-
-
-def register_result_reader(reader: "Callable[[State, bool], Any]") -> None:
-    """Install the function behind :meth:`State.result` (called once by the engine)."""
-    global _result_reader
-    _result_reader = reader
 
 
 class StateType(str, enum.Enum):
@@ -46,13 +35,16 @@ class StateType(str, enum.Enum):
     PAUSED = "PAUSED"
 
 
+STATE_RESULTS_MODULE = "fleetflow.engine.state_results"
+
 TERMINAL = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED})
 
 _S = StateType
 _ALLOWED: dict[StateType, frozenset[StateType]] = {
     _S.SCHEDULED: frozenset({_S.SCHEDULED, _S.PENDING, _S.RUNNING, _S.CANCELLING, _S.CANCELLED, _S.CRASHED, _S.FAILED}),
     _S.PENDING: frozenset({_S.PENDING, _S.RUNNING, _S.COMPLETED, _S.SCHEDULED, _S.CANCELLING, _S.CANCELLED, _S.CRASHED, _S.FAILED}),
-    _S.RUNNING: frozenset({_S.RUNNING, _S.COMPLETED, _S.FAILED, _S.CRASHED, _S.CANCELLING, _S.CANCELLED, _S.SCHEDULED}),
+    # No RUNNING -> RUNNING: a second runner of a run must be refused, not restart it.
+    _S.RUNNING: frozenset({_S.COMPLETED, _S.FAILED, _S.CRASHED, _S.CANCELLING, _S.CANCELLED, _S.SCHEDULED}),
     _S.CANCELLING: frozenset({_S.CANCELLING, _S.CANCELLED, _S.CRASHED, _S.FAILED, _S.COMPLETED}),
     _S.PAUSED: frozenset({_S.PAUSED, _S.RUNNING, _S.CANCELLING, _S.CANCELLED, _S.CRASHED, _S.FAILED}),
 }
@@ -100,12 +92,11 @@ class State(BaseModel):
         With ``raise_on_failure=False`` the exception is returned instead. Works on states
         read from the store in any process: the value is loaded from its result reference.
         """
-        if _result_reader is None:  # a program that only read the store: load the reader by name
-            import importlib
+        # A run-time plug-in lookup by name (as orchestrator.schemas does for FlowRun.result):
+        # reading results needs storage blocks, which sit above this module.
+        import importlib
 
-            importlib.import_module("fleetflow.engine.state_results")
-        assert _result_reader is not None
-        return _result_reader(self, raise_on_failure)
+        return importlib.import_module(STATE_RESULTS_MODULE).state_result(self, raise_on_failure)
 
     @property
     def is_final(self) -> bool:

@@ -116,9 +116,13 @@ class Task:
         engine.announce(submitted=False)
         if self.is_async:
             return _async_call(engine, return_state)
-        if return_state:
-            return engine.state_or_raise(engine.run_sync)
-        return engine.run_sync()
+        try:
+            if return_state:
+                return engine.state_or_raise(engine.run_sync)
+            return engine.run_sync()
+        finally:
+            # A flow returning None takes its final state from every task run, called or submitted.
+            ctx.track(TaskFuture.finished(engine.task_run_id, ctx.client, engine))
 
     def submit(self, *args: Any, wait_for: Any = None, return_state: bool = False, **kwargs: Any) -> TaskFuture:
         """Run through the flow's task runner; returns a future (or the final state with

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -137,6 +136,8 @@ def test_several_workers_never_launch_a_run_twice(temp_store, project, tmp_path)
     try:
         for w in workers:
             w.wait_polling(temp_store, "race")
+        # every worker registered (the pool's last_polled only says that one of them polled)
+        wait_for(lambda: len(temp_store.read_workers("race")) == 3, what="three workers registered")
         ids = [run_deployment("sleepy/race", parameters={"seconds": 0.0, "marker": str(marker)}, timeout=0,
                               as_subflow=False).id for _ in range(24)]
         finals = [wait_final(temp_store, i) for i in ids]
@@ -150,7 +151,9 @@ def test_several_workers_never_launch_a_run_twice(temp_store, project, tmp_path)
 
 
 @pytest.mark.parametrize("child_survives", [True, False])
-def test_worker_sigkill_and_restart_reattaches_or_crashes(temp_store, project, tmp_path, child_survives):
+def test_worker_sigkill_and_restart_reattaches_or_crashes(temp_store, project, tmp_path, child_survives, monkeypatch):
+    monkeypatch.setenv("FLEETFLOW_LEASE_SECONDS", "3")  # the runner's lease lapses soon after it dies
+    monkeypatch.setenv("FLEETFLOW_RECONCILE_INTERVAL", "0.5")
     ensure_work_pool(temp_store, "restart")
     marker = tmp_path / "launches.txt"
     deploy(project, "sleepy", "r", pool="restart")
@@ -170,7 +173,7 @@ def test_worker_sigkill_and_restart_reattaches_or_crashes(temp_store, project, t
     if child_survives:
         assert final.state.type is StateType.COMPLETED
     else:
-        assert final.state.type is StateType.CRASHED and "exited while no worker was watching" in final.state.message
+        assert final.state.type is StateType.CRASHED and "lease expired and the infrastructure is gone" in final.state.message
 
 
 def test_no_worker_warning(temp_store, project):

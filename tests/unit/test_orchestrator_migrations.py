@@ -14,7 +14,6 @@ from barrier import child_env
 from fleetflow.exceptions import ConfigurationError
 from fleetflow.orchestrator import Orchestrator, WorkPool, migrations, tables
 from fleetflow.orchestrator.migrations import LATEST_VERSION, current_version, migrate
-from fleetflow.states import Running
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -36,17 +35,24 @@ def test_upgrade_from_v1_keeps_data(store_url: str):
     old = Orchestrator.create(store_url, migrate=False)
     assert migrate(old.engine, target=1) == 1
     assert "workers" not in _columns(old.engine) and "last_polled" not in _columns(old.engine)["work_pools"]
-    with old.engine.begin() as conn:  # v1's work_pools has no last_polled column
+    with old.engine.begin() as conn:  # v1's work_pools has no last_polled column, flow_runs no lease
         conn.execute(migrations._V1_WORK_POOLS.insert(), {"id": "p1", "name": "pool", "type": "process", "created": NOW})
-    run = old.create_flow_run("f", state=Running(), work_pool_name="pool")
+        conn.execute(migrations._V1_FLOW_RUNS.insert(), {
+            "id": "r1", "name": "old-run", "flow_name": "f", "state_type": "RUNNING", "state_name": "Running",
+            "state_timestamp": NOW, "run_count": 1, "parameters": {}, "tags": [], "work_pool_name": "pool",
+            "infra_overrides": {}, "infrastructure": {}, "created": NOW,
+        })
     old.dispose()
+    run = type("OldRun", (), {"id": "r1"})
 
     store = Orchestrator.create(store_url)
     with store.engine.connect() as conn:
         assert current_version(conn) == LATEST_VERSION
         versions = conn.execute(sa.select(tables.schema_migrations.c.version)).scalars().all()
     assert versions == list(range(1, LATEST_VERSION + 1))
-    assert store.read_flow_run(run.id).state.type.value == "RUNNING"
+    upgraded = store.read_flow_run(run.id)
+    assert upgraded.state.type.value == "RUNNING"
+    assert (upgraded.launch_attempt, upgraded.launch_token, upgraded.lease_owner, upgraded.lease_expires) == (0, None, None, None)
     pool = store.read_work_pool("pool")
     assert pool.id == "p1" and pool.last_polled is None
     store.worker_heartbeat("pool", "w")

@@ -148,11 +148,12 @@ def run_tags(flow_run: Any) -> dict[str, str]:
 
 
 def launch_attempt(flow_run: Any) -> int:
-    """The ``attempt`` of the idempotency token: the claim's PENDING timestamp in ms.
-
-    A worker that restarts mid-launch relaunches under the same claim and gets the same token,
-    so AWS returns the task it already started; a run claimed again later gets a new one.
+    """The ``attempt`` of the idempotency token: the run's recorded launch attempt number (each
+    attempt is recorded before RunTask, so a repeat of one attempt gets the task it already
+    started); for a run without one, the claim's PENDING timestamp in ms.
     """
+    if int(getattr(flow_run, "launch_attempt", 0) or 0) > 0:
+        return int(flow_run.launch_attempt)
     state = getattr(flow_run, "state", None)
     stamp = getattr(state, "timestamp", None)
     if stamp is not None:
@@ -373,7 +374,7 @@ class ECSLauncher:
         )
         cpu, memory = launch_sizes(block, definition.content)
         response = await self._call(ecs, "RunTask", **request)
-        task = _started_task(response, cluster=request.get("cluster") or "default", cpu=cpu, memory=memory)
+        task = started_task(response, cluster=request.get("cluster") or "default", cpu=cpu, memory=memory)
         self._track(task, block, definition, flow_run.id, memory)
         return LaunchResult(handle=task["taskArn"], infrastructure=_summary(block, definition, task, cpu, memory))
 
@@ -663,7 +664,7 @@ def _default_store() -> Any:
     return get_client()
 
 
-def _started_task(response: Mapping[str, Any], *, cluster: str, cpu: Any, memory: Any) -> dict[str, Any]:
+def started_task(response: Mapping[str, Any], *, cluster: str, cpu: Any, memory: Any) -> dict[str, Any]:
     """The one task RunTask started, or a RunTaskFailure naming why it started none."""
     tasks = response.get("tasks") or []
     if tasks:

@@ -106,6 +106,10 @@ class Block(BaseModel):
         plain = _secrets.decrypt_secrets(data)
         if schema_version < cls._schema_version:
             plain = cls._migrate_data(plain, schema_version)
+        # Prefect-style `field: str = None`: a stored None stays the default instead of failing
+        # validation against `str` (pydantic v1 made such fields Optional implicitly).
+        fields = cls.model_fields
+        plain = {k: v for k, v in plain.items() if not (v is None and k in fields and fields[k].default is None)}
         block = cls(**plain)
         block._block_document_name = name
         return block

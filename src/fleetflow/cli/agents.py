@@ -35,9 +35,12 @@ def start(
     from ..worker import start_worker
 
     if not pool and len(work_queue) != 1:
-        raise ConfigurationError("give one -q QUEUE (it names the pool), or -p POOL")
+        raise ConfigurationError("give one -q QUEUE (it names the pool), or -p POOL with any -q QUEUE")
     target = pool or work_queue[0]
-    note(f"`agent start` is Prefect 2's form; the current one is: fleetflow worker start --pool {target}")
+    # Without -p the queue names the pool (as `deployment build -q` does), so serve all of it.
+    queues = work_queue if pool else None
+    flags = "".join(f" -q {q}" for q in queues or [])
+    note(f"`agent start` is Prefect 2's form; the current one is: fleetflow worker start --pool {target}{flags}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)-7s | %(name)s - %(message)s")
     console().print(f"[bold]worker[/] serving pool [cyan]{target}[/] (Ctrl-C to stop)")
-    start_worker(target, name=name, limit=limit)
+    start_worker(target, name=name, limit=limit, queues=queues)

@@ -86,6 +86,7 @@ def build(
     schedule = schedule_from_options(interval=interval, cron=cron, rrule=rrule, timezone=timezone)
     deployment = Deployment.build_from_flow(
         flow, name, path=str((path or root).resolve()), work_pool_name=pool or work_queue or "default",
+        work_queue_name=work_queue,
         infra_overrides=parse_assignments(override, "--override"), parameters=parse_params(params, param),
         schedule=schedule, storage=Block.load(storage_block) if storage_block else None,
         infrastructure=_infrastructure(infra_block, infra), tags=list(tag), version=version, description=description,

@@ -430,3 +430,51 @@ def resume(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique 
     run = resolve_flow_run(client, flow_run_id)
     resume_flow_run(run.id, client=client)
     success(f"Resumed flow run {run.name!r} ({run.id}).")
+
+
+# ---- reconcile ---------------------------------------------------------------------------------
+@app.command("reconcile")
+def reconcile() -> None:
+    """Sweep every run whose lease expired: re-attach, reschedule, cancel or mark it CRASHED.
+
+    Workers, the scheduler and the server do this continuously; this is the one-shot version
+    for a store nobody is watching (e.g. flows run from scripts).
+    """
+    import asyncio
+
+    from ..worker.sweep import reconcile_all
+
+    outcomes = asyncio.run(reconcile_all(open_client()))
+    if not outcomes:
+        note("No run has an expired lease; nothing to reconcile.")
+        return
+    for outcome in outcomes:
+        console().print(Text(f"{outcome.run_id}: {outcome.decision.action.value} -- {outcome.decision.message}"),
+                        soft_wrap=True)
+    success(f"Reconciled {len(outcomes)} flow run(s).")
+
+
+# ---- retry -------------------------------------------------------------------------------------
+@app.command("retry")
+def retry(flow_run_id: str = typer.Argument(..., help="Flow run id or a unique prefix of it.")) -> None:
+    """Relaunch a finished deployment run as a new attempt of the same flow run."""
+    from ..states import utcnow
+
+    client = open_client()
+    run = resolve_flow_run(client, flow_run_id)
+    if not run.deployment_id:
+        raise InvalidStateTransition(
+            f"flow run {run.name!r} ({run.id}) did not come from a deployment, so no worker can relaunch it; "
+            "run its script again instead",
+            current=run.state.type.value if run.state else "", proposed=StateType.SCHEDULED.value,
+        )
+    message = f"retried by user (was {run.state.type.value if run.state else 'new'})"
+    again = client.relaunch_flow_run(run.id, message, not_before=utcnow(), from_final=True)
+    if again is None:
+        raise InvalidStateTransition(
+            f"flow run {run.name!r} ({run.id}) is {run.state.type.value if run.state else 'new'}, not finished; "
+            "only a COMPLETED, FAILED, CRASHED or CANCELLED run can be retried (cancel it first)",
+            current=run.state.type.value if run.state else "", proposed=StateType.SCHEDULED.value,
+        )
+    success(f"Flow run {again.name!r} ({again.id}) is SCHEDULED again; a worker of pool "
+            f"{again.work_pool_name!r} will launch it as a new attempt.")

@@ -14,26 +14,31 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import socket
 import sys
 import threading
+import typing
 import uuid
 from typing import Any, Iterable, Sequence
 from urllib.parse import quote
 
 import httpx
 import tenacity
+from pydantic import TypeAdapter
 
 from ..exceptions import FleetflowError, ServerUnavailable, error_from_payload
 from ..orchestrator.extras import Artifact, ConcurrencyLimit, SlotOutcome, Variable
 from ..orchestrator.keys import ApiKey, Scope
+from ..orchestrator.operations import OPERATIONS
 from ..orchestrator.service import json_dumps
 from ..orchestrator.schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
 from ..settings import get_settings
 from ..states import State, StateType
 
 RETRY_STATUSES = frozenset({502, 503, 504})
-PAGE = 500  # the server's largest page
+PAGE = 500  # the server's largest page of flow runs
+LOG_PAGE = 5000  # ... and of log lines
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -252,10 +257,11 @@ class HTTPClient:
     def delete_flow_run(self, flow_run_id: str) -> None:
         self._call("DELETE", f"/api/v1/flow_runs/{_q(flow_run_id)}")
 
-    def claim_flow_runs(
-        self, work_pool_name: str, worker_name: str, *, limit: int = 10, wait: float = 0.0
-    ) -> list[FlowRun]:
-        body = {"worker_name": worker_name, "limit": limit, "wait": wait}
+    def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10,
+                        queues: Sequence[str] | None = None, lease_owner: str | None = None,
+                        lease_seconds: float = 30.0, wait: float = 0.0) -> list[FlowRun]:  # fmt: skip
+        body = {"worker_name": worker_name, "limit": limit, "wait": wait, "lease_seconds": lease_seconds,
+                "queues": list(queues) if queues is not None else None, "lease_owner": lease_owner}  # fmt: skip
         data = self._call("POST", f"/api/v1/work_pools/{_q(work_pool_name)}/claim", json=body, timeout=wait + self.timeout)
         return [FlowRun.model_validate(r) for r in data]
 
@@ -302,9 +308,17 @@ class HTTPClient:
     def read_logs(
         self, *, flow_run_id: str | None = None, task_run_id: str | None = None, after_id: int = 0, limit: int = 1000
     ) -> list[LogRecord]:
-        params = {"flow_run_id": flow_run_id, "task_run_id": task_run_id, "after_id": after_id, "limit": limit}
-        data = self._call("GET", "/api/v1/logs", params={k: v for k, v in params.items() if v is not None})
-        return [LogRecord.model_validate(r) for r in data]
+        records: list[LogRecord] = []
+        while len(records) < limit:  # the server pages at LOG_PAGE lines; longer reads follow after_id
+            want = min(LOG_PAGE, limit - len(records))
+            params = {"flow_run_id": flow_run_id, "task_run_id": task_run_id, "after_id": after_id, "limit": want}
+            page = [LogRecord.model_validate(r) for r in self._call(
+                "GET", "/api/v1/logs", params={k: v for k, v in params.items() if v is not None})]  # fmt: skip
+            records += page
+            if len(page) < want:
+                break
+            after_id = page[-1].id or after_id
+        return records
 
     def read_cache(self, cache_key: str) -> dict[str, Any] | None:
         return self._call("GET", f"/api/v1/cache/{_q(cache_key)}")["result"]
@@ -422,6 +436,31 @@ class HTTPClient:
 
     def revoke_api_key(self, name: str) -> ApiKey:
         return ApiKey.model_validate(self._call("DELETE", f"/api/v1/api_keys/{_q(name)}"))
+
+
+def _remote(name: str) -> Any:
+    """An HTTPClient method for the store operation ``name`` (``POST /api/v1/ops/{name}``),
+    with the store method's signature, its result parsed by the store method's return type."""
+    from ..orchestrator.service import Orchestrator
+
+    store_method = getattr(Orchestrator, name)
+    signature = inspect.signature(store_method)
+    returns = TypeAdapter(typing.get_type_hints(store_method).get("return", Any))
+
+    def method(self: "HTTPClient", *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        payload = {k: v for k, v in bound.arguments.items() if k != "self"}
+        patient = OPERATIONS[name] == "run"  # a running flow's own lease calls ride out an outage
+        return returns.validate_python(self._call("POST", f"/api/v1/ops/{name}", json=payload, patient=patient)["result"])
+
+    method.__name__ = method.__qualname__ = name
+    method.__signature__ = signature  # type: ignore[attr-defined]
+    method.__doc__ = store_method.__doc__
+    return method
+
+
+for _name in OPERATIONS:
+    setattr(HTTPClient, _name, _remote(_name))
 
 
 def _error(response: httpx.Response) -> FleetflowError:

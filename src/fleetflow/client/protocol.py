@@ -113,16 +113,52 @@ class OrchestratorAPI(ExtrasAPI, Protocol):
 
     def delete_flow_run(self, flow_run_id: str) -> None: ...
 
-    def claim_flow_runs(
-        self, work_pool_name: str, worker_name: str, *, limit: int = 10, wait: float = 0.0
-    ) -> list[FlowRun]:
-        """Move up to ``limit`` due SCHEDULED runs of the pool to PENDING for this worker.
-        Atomic: two workers never claim the same run. Also records that the pool was polled.
-        With ``wait`` > 0 it waits up to that many seconds for a claimable run (long-poll)."""
+    def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10,
+                        queues: Sequence[str] | None = None, lease_owner: str | None = None,
+                        lease_seconds: float = 30.0, wait: float = 0.0) -> list[FlowRun]:
+        """Move up to ``limit`` due SCHEDULED runs of the pool to PENDING for this worker, leased
+        to ``lease_owner`` (only runs of ``queues`` when given; work-queue priority, pause and
+        limits apply). Atomic: two workers never claim the same run. Records the poll. With
+        ``wait`` > 0 it waits up to that many seconds for a claimable run (long-poll)."""
 
     def mint_run_token(self, flow_run_id: str) -> str | None:
         """A token scoped to this flow run, for its launch to report with (HTTP); None when
         the store is reached directly (embedded) and no token is needed."""
+
+    # ---- launch attempts and leases (see fleetflow.orchestrator.leases) ---------------------
+    def begin_launch_attempt(self, flow_run_id: str, lease_owner: str, *, lease_seconds: float) -> FlowRun | None:
+        """New attempt number + token for a PENDING run this owner leases; None if not its own."""
+
+    def claim_launch(self, flow_run_id: str, launch_token: str, lease_owner: str, *, lease_seconds: float,
+                     handle: str | None = None) -> FlowRun:
+        """PENDING -> RUNNING for the current attempt's token only; else raises StaleLaunch."""
+
+    def renew_leases(self, lease_owner: str, *, lease_seconds: float, take: Sequence[str] = ()) -> list[str]:
+        """Extend the leases ``lease_owner`` holds (and take back ``take``); the ids renewed."""
+
+    def acquire_lease(self, flow_run_id: str, lease_owner: str, *, lease_seconds: float) -> None: ...
+
+    def read_expired_leases(self, *, work_pool_name: str | None = None, pooled: bool | None = None,
+                            unleased_grace_seconds: float = 60.0, limit: int = 500) -> list[FlowRun]:
+        """Runs in progress whose lease lapsed (or that never had one), oldest first."""
+
+    def take_over_lease(self, run: FlowRun, lease_owner: str, *, lease_seconds: float) -> FlowRun | None:
+        """Compare-and-set of an expired lease; None when another reconciler won."""
+
+    def reschedule_flow_run(self, flow_run_id: str, lease_owner: str, message: str) -> FlowRun | None:
+        """PENDING -> SCHEDULED with the attempt token cleared; None if not this owner's."""
+
+    def relaunch_flow_run(self, flow_run_id: str, message: str, *, not_before: dt.datetime,
+                          from_final: bool = False) -> FlowRun | None:
+        """SCHEDULED ('AwaitingRelaunch') for a new attempt; None when not in a relaunchable state."""
+
+    def read_worker(self, work_pool_name: str, name: str) -> Worker | None: ...
+
+    def claim_worker_name(self, work_pool_name: str, name: str, *, instance_id: str, hostname: str | None,
+                          pid: int | None, replace: Worker | None) -> bool:
+        """Insert a free name, or replace exactly the holder read before; False if another won."""
+
+    def release_worker_name(self, work_pool_name: str, name: str, instance_id: str) -> None: ...
 
     # ---- task runs --------------------------------------------------------------------------
     def create_task_run(

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition, RunCancelled
 from ..orchestrator.schemas import FlowRun
+from . import lease
 from .context import FlowRunContext, current_tags, flow_run_ctx, task_run_ctx
 from .flow_states import final_state_of
 from .hooks import render_run_name, run_hooks
@@ -25,18 +25,17 @@ from .results import persist_result
 from .retries import retry_delay
 from .runners import resolve_task_runner
 from .signals import TerminationSignal, handle_termination
-from .state_results import state_result as _registers_state_result  # noqa: F401
 from .task_engine import exception_data, failed_state, failure_message, log_failure
 from .timeouts import await_with_timeout, call_with_timeout
-from .tracebacks import strip_engine_frames
 
 if TYPE_CHECKING:
     from ..client.protocol import OrchestratorAPI
 
 
 def process_handle() -> str:
-    """Launch handle of the current process: lets `flow-run cancel` signal a local run."""
-    return f"process:{socket.gethostname()}:{os.getpid()}"
+    """Launch handle of the current process (pid and start time): lets `flow-run cancel`
+    signal a local run, and never a later process that reused the pid."""
+    return lease.process_owner()
 
 
 class FlowRunEngine:
@@ -119,6 +118,7 @@ class FlowRunEngine:
         except InvalidStateTransition:
             # e.g. the run was already CANCELLED by a user while finishing.
             pass
+        lease.leave(self.flow_run.id)
         if self.parent_task_run_id:
             try:
                 self.client.set_task_run_state(self.parent_task_run_id, state.model_copy())
@@ -216,8 +216,6 @@ class FlowRunEngine:
             yield
         except BaseException as exc:
             self._on_exception(exc)
-            if self.parent is None:  # the caller sees its own frames, not the engine's
-                exc.__traceback__ = strip_engine_frames(exc.__traceback__)
             raise
         finally:
             task_run_ctx.reset(ttoken)
@@ -230,7 +228,7 @@ class FlowRunEngine:
     def run_sync(self) -> Any:
         params = self._prepare()
         with self._scope(), handle_termination():
-            self._set(st.Running())
+            lease.enter_running(self)
             attempt = 1
             while True:
                 try:
@@ -245,7 +243,7 @@ class FlowRunEngine:
     async def run_async(self) -> Any:
         params = self._prepare()
         with self._scope():
-            self._set(st.Running())
+            lease.enter_running(self)
             attempt = 1
             while True:
                 try:

@@ -38,12 +38,15 @@ def final_state_of(value: Any, submitted: list[TaskFuture]) -> tuple[st.State, A
     """
     single = _as_state(value)
     if single is not None:
-        return _adopt(single)
+        state, result = _adopt(single)
+        if isinstance(value, TaskFuture) and state.is_completed():
+            state.message = "All states completed."  # a returned future is a reference task
+        return state, result
     many = _state_list(value)
     if many is None and value is None and submitted:
         many = [f.wait() or f.get_state() for f in submitted]
         if all(s.is_completed() for s in many):
-            return st.Completed(), None
+            return st.Completed(message="All states completed."), None
     if many is not None:
         return _aggregate(many)
     return st.Completed(), resolve_futures(value)

@@ -34,6 +34,17 @@ class TaskFuture:
         self._client = client
         self._engine = engine
 
+    @classmethod
+    def finished(cls, task_run_id: str, client: OrchestratorAPI, engine: Any) -> "TaskFuture":
+        """A done future for a task run that was called directly (not submitted)."""
+        future: cf.Future = cf.Future()
+        state = engine.final_state
+        if state is not None and state._exception is not None:
+            future.set_exception(state._exception)
+        else:
+            future.set_result(state._value if state is not None else None)
+        return cls(future, task_run_id, client, engine)
+
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Any:
         """Block until the task ends; return its value, or raise (or with
         ``raise_on_failure=False`` return) its exception."""

@@ -89,7 +89,10 @@ class RunLogHandler(logging.Handler):
             return
         shipper.add(
             client,
-            LogRecord(
+            # model_construct: these fields are built right here, validation would only cost
+            # time on the engine's hot path (several lines per task run).
+            LogRecord.model_construct(
+                id=None,
                 flow_run_id=flow_run_id,
                 task_run_id=getattr(record, "task_run_id", None),
                 level=record.levelno,
@@ -117,7 +120,9 @@ def _setup_logger() -> logging.Logger:
         console.setFormatter(_ConsoleFormatter())
         logger.addHandler(console)
         logger.propagate = False
-    logger.setLevel(get_settings().logging_level)
+    level = get_settings().logging_level
+    if logger.level != logging.getLevelName(str(level).upper()):
+        logger.setLevel(level)  # setLevel clears logging's caches: only when it changes
     return logger
 
 

@@ -8,6 +8,7 @@ value is named before anything runs.
 from __future__ import annotations
 
 import inspect
+import typing
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -21,10 +22,16 @@ from ..exceptions import ParameterValidationError
 def parameter_model(fn: Callable[..., Any]) -> type[pydantic.BaseModel]:
     """A pydantic model with one field per named parameter of ``fn``."""
     fields: dict[str, Any] = {}
+    try:  # resolves string annotations (modules using `from __future__ import annotations`)
+        hints = typing.get_type_hints(fn)
+    except Exception:  # a hint naming something undefined: fall back to the raw annotations
+        hints = {}
     for name, p in inspect.signature(fn).parameters.items():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        annotation = Any if p.annotation is p.empty else p.annotation
+        annotation = hints.get(name, Any if p.annotation is p.empty else p.annotation)
+        if isinstance(annotation, str):
+            annotation = Any
         default = ... if p.default is p.empty else p.default
         fields[name] = (annotation, default)
     config = pydantic.ConfigDict(arbitrary_types_allowed=True, extra="forbid")

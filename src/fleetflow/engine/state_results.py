@@ -11,7 +11,6 @@ import builtins
 from typing import Any
 
 from ..exceptions import MissingResult, RunFailed
-from ..states import register_result_reader
 from .results import load_result
 
 
@@ -32,18 +31,22 @@ def _completed_value(state: Any) -> Any:
     if state._has_value:
         return state._value
     ref = state.data.get("result")
-    if ref is None and "result" in state.data:
+    if ref is None:  # a Completed() built by user code carries no value
         return None
     return load_result(ref)
 
 
 def rebuild_exception(state: Any) -> BaseException:
-    """The recorded exception as an instance of its builtin type when it is one (ValueError,
-    KeyError...), else :class:`RunFailed` carrying the state; never imports user modules."""
+    """The recorded exception as an instance of its type when that is a builtin or a fleetflow
+    error (ValueError, KeyError, RunTimeout...), else :class:`RunFailed` carrying the state;
+    never imports user modules."""
+    from .. import exceptions
+
     info = state.data.get("exception") or {}
     type_path, message = info.get("type", ""), info.get("message") or state.message or ""
     module, _, name = type_path.rpartition(".")
-    cls = getattr(builtins, name, None) if module == "builtins" else None
+    known = {"builtins": builtins, "fleetflow.exceptions": exceptions}.get(module)
+    cls = getattr(known, name, None) if known is not None else None
     if isinstance(cls, type) and issubclass(cls, Exception):
         try:
             return cls(message)
@@ -51,6 +54,3 @@ def rebuild_exception(state: Any) -> BaseException:
             pass
     what = f"ended {state.type.value} ({state.name})"
     return RunFailed(f"the run {what}: {state.message or 'no message'}", state=state)
-
-
-register_result_reader(state_result)

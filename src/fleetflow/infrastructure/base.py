@@ -15,6 +15,7 @@ from ..blocks import Block
 # Exit codes of ``python -m fleetflow.runner``: the runner sets them, every launcher reads them.
 EXIT_OK, EXIT_FAILED, EXIT_CRASHED = 0, 1, 2
 EXIT_OUT_OF_MEMORY = 86  # the run exceeded its memory limit; reported as out of memory
+EXIT_STALE_LAUNCH = 87  # this runner's attempt was not the run's current one: it ran nothing
 
 
 @dataclass
@@ -36,6 +37,7 @@ class LaunchStatus:
     reason: str | None = None
     out_of_memory: bool = False
     missing: bool = False
+    superseded: bool = False  # a stale attempt's runner exited without touching the run
 
     def crash_message(self) -> str:
         if self.missing:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from typing import Any, ClassVar, Sequence
@@ -19,7 +18,8 @@ from typing import Any, ClassVar, Sequence
 from pydantic import Field, field_validator
 
 from ..exceptions import LaunchError
-from .base import EXIT_OUT_OF_MEMORY, Infrastructure, LaunchResult, LaunchStatus
+from ..procinfo import ProcessId, find_by_environment
+from .base import EXIT_OUT_OF_MEMORY, EXIT_STALE_LAUNCH, Infrastructure, LaunchResult, LaunchStatus
 
 class Process(Infrastructure):
     """A local subprocess running ``python -m fleetflow.runner <flow-run-id>``."""
@@ -64,27 +64,6 @@ def _limit_memory(mib: int | None):
     return apply
 
 
-def _start_time(pid: int) -> str | None:
-    """Kernel start time of a pid: tells our process apart from a later one reusing the pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int, start: str | None) -> bool:
-    if start and os.path.exists("/proc"):
-        return _start_time(pid) == start
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def run_environment(block: Process, env: dict[str, str]) -> dict[str, str | None]:
     """What a run's process gets on top of the worker's environment (None unsets), the same
     for a cold start and a pre-started runner."""
@@ -95,8 +74,8 @@ def run_environment(block: Process, env: dict[str, str]) -> dict[str, str | None
 
 
 def parse_handle(handle: str) -> tuple[str, int, str | None]:
-    _, host, pid, *rest = handle.split(":")
-    return host, int(pid), (rest[0] or None) if rest else None
+    pid = ProcessId.parse(handle)
+    return pid.host, pid.pid, pid.start
 
 
 class ProcessLauncher:
@@ -115,7 +94,7 @@ class ProcessLauncher:
             proc = self._take_warm(block, flow_run, env)
         else:
             proc = self._spawn_cold(block, env, command)
-        handle = f"process:{socket.gethostname()}:{proc.pid}:{_start_time(proc.pid) or ''}"
+        handle = str(ProcessId.current(proc.pid))
         self._procs[handle] = (proc, block.memory)
         return LaunchResult(handle=handle, infrastructure={**block.summary(), "pid": proc.pid})
 
@@ -166,28 +145,32 @@ class ProcessLauncher:
                 return LaunchStatus(handle)
             del self._procs[handle]
             return exit_status(handle, code, memory)
-        host, pid, start = parse_handle(handle)
-        if host != socket.gethostname():
-            return LaunchStatus(handle, finished=True, missing=True, reason=f"process ran on another host ({host})")
-        if _alive(pid, start):
+        pid = ProcessId.parse(handle)
+        if not pid.local:
+            return LaunchStatus(handle, finished=True, missing=True, reason=f"process ran on another host ({pid.host})")
+        if pid.alive():
             return LaunchStatus(handle)
-        return LaunchStatus(handle, finished=True, reason=f"process {pid} exited while no worker was watching; exit code unknown")
+        return LaunchStatus(handle, finished=True, reason=f"process {pid.pid} exited while no worker was watching; exit code unknown")
 
     async def kill(self, handle: str, block: Any = None, *, grace_seconds: float = 10.0) -> None:
-        _, pid, start = parse_handle(handle)
-        if not _alive(pid, start):
+        """SIGTERM, then SIGKILL after the grace period; each signal only after checking the
+        pid *and* its start time, so a reused pid is never signalled."""
+        pid = ProcessId.parse(handle)
+        if not pid.signal(signal.SIGTERM):
             return
-        _signal_group(pid, signal.SIGTERM)
         for _ in range(int(grace_seconds / 0.05)):
             await asyncio.sleep(0.05)
             proc = self._procs.get(handle, (None, None))[0]
-            if (proc.poll() is not None) if proc else not _alive(pid, start):
+            if (proc.poll() is not None) if proc else not pid.alive():
                 return
-        _signal_group(pid, signal.SIGKILL)
+        pid.signal(signal.SIGKILL)
 
     async def find_launch(self, block: Any, flow_run: Any) -> str | None:
-        """Local processes are recorded right after Popen; there is nothing to look up."""
-        return None
+        """A runner started for the run's current attempt but never recorded: by its token in
+        the process environment (cold starts; a pre-started runner records itself at claim)."""
+        token = getattr(flow_run, "launch_token", None)
+        found = find_by_environment("FLEETFLOW_LAUNCH_TOKEN", token) if token else None
+        return str(found) if found else None
 
     async def close(self) -> None:
         """Stop the idle pre-started runners (closing stdin makes each exit at once)."""
@@ -201,20 +184,13 @@ class ProcessLauncher:
                 proc.kill()
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
 def exit_status(handle: str, code: int, memory: int | None) -> LaunchStatus:
     """Turn an exit code into a status with a human reason."""
     if code == 0:
         return LaunchStatus(handle, finished=True, exit_code=0)
+    if code == EXIT_STALE_LAUNCH:
+        return LaunchStatus(handle, finished=True, exit_code=code, superseded=True,
+                            reason="the runner's launch attempt was stale; it exited without running the flow")
     if code == EXIT_OUT_OF_MEMORY:
         return LaunchStatus(handle, finished=True, exit_code=code, out_of_memory=True,
                             reason=f"out of memory: the run exceeded its memory limit of {memory} MiB")

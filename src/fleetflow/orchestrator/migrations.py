@@ -53,8 +53,85 @@ _V1_WORK_POOLS = sa.Table(
 )
 
 
+# flow_runs as created by version 1 (the launch-attempt/lease migration added four columns).
+_V1_FLOW_RUNS = sa.Table(
+    "flow_runs",
+    _v1_metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("flow_name", sa.String(200), nullable=False),
+    sa.Column("state_type", sa.String(16)),
+    sa.Column("state_name", sa.String(64)),
+    sa.Column("state_message", sa.Text()),
+    sa.Column("state_timestamp", t.UTCDateTime()),
+    sa.Column("state_data", t.json_type()),
+    sa.Column("start_time", t.UTCDateTime()),
+    sa.Column("end_time", t.UTCDateTime()),
+    sa.Column("run_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("parameters", t.json_type(), nullable=False),
+    sa.Column("tags", t.json_type(), nullable=False),
+    sa.Column("parent_task_run_id", sa.String(36)),
+    sa.Column("parent_flow_run_id", sa.String(36)),
+    sa.Column("deployment_id", sa.String(36)),
+    sa.Column("work_pool_name", sa.String(200)),
+    sa.Column("idempotency_key", sa.String(500)),
+    sa.Column("infra_overrides", t.json_type(), nullable=False),
+    sa.Column("infrastructure_pid", sa.String(500)),
+    sa.Column("infrastructure", t.json_type(), nullable=False),
+    sa.Column("worker_name", sa.String(200)),
+    sa.Column("expected_start_time", t.UTCDateTime()),
+    sa.Column("created", t.UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("deployment_id", "idempotency_key"),
+    sa.Index(None, "work_pool_name", "state_type", "expected_start_time"),
+    sa.Index(None, "parent_flow_run_id"),
+    sa.Index(None, "parent_task_run_id"),
+    sa.Index(None, "deployment_id"),
+    sa.Index(None, "created"),
+)
+
+# deployments as created by version 1 (the launch-attempt migration added the retry policy).
+_V1_DEPLOYMENTS = sa.Table(
+    "deployments",
+    _v1_metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("flow_name", sa.String(200), nullable=False),
+    sa.Column("entrypoint", sa.String(1000), nullable=False),
+    sa.Column("path", sa.String(1000)),
+    sa.Column("storage_block", sa.String(500)),
+    sa.Column("bundle_digest", sa.String(128)),
+    sa.Column("infrastructure_block", sa.String(500)),
+    sa.Column("infrastructure", t.json_type(), nullable=False),
+    sa.Column("infra_overrides", t.json_type(), nullable=False),
+    sa.Column("parameters", t.json_type(), nullable=False),
+    sa.Column("parameter_schema", t.json_type(), nullable=False),
+    sa.Column("work_pool_name", sa.String(200)),
+    sa.Column("tags", t.json_type(), nullable=False),
+    sa.Column("description", sa.Text()),
+    sa.Column("version", sa.String(200)),
+    sa.Column("schedule", t.json_type()),
+    sa.Column("created", t.UTCDateTime(), nullable=False),
+    sa.Column("updated", t.UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("flow_name", "name"),
+    sa.Index(None, "work_pool_name"),
+)
+
+# workers as created by version 2 (the lease migration added ``instance_id``).
+_V2_WORKERS = sa.Table(
+    "workers",
+    _v1_metadata,
+    sa.Column("work_pool_name", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("hostname", sa.String(500)),
+    sa.Column("pid", sa.Integer()),
+    sa.Column("last_heartbeat", t.UTCDateTime(), nullable=False),
+)
+
+
 def _v1_base_schema(conn: sa.Connection) -> None:
-    base = [t.flow_runs, t.task_runs, t.states, t.logs, t.task_cache, t.block_documents, t.deployments]
+    _V1_FLOW_RUNS.create(conn, checkfirst=False)
+    _V1_DEPLOYMENTS.create(conn, checkfirst=False)
+    base = [t.task_runs, t.states, t.logs, t.task_cache, t.block_documents]
     t.metadata.create_all(conn, tables=base, checkfirst=False)
     _V1_WORK_POOLS.create(conn, checkfirst=False)
 
@@ -62,7 +139,21 @@ def _v1_base_schema(conn: sa.Connection) -> None:
 def _v2_workers(conn: sa.Connection) -> None:
     column_type = t.UTCDateTime().compile(dialect=conn.dialect)
     conn.exec_driver_sql(f"ALTER TABLE work_pools ADD COLUMN last_polled {column_type}")
-    t.workers.create(conn, checkfirst=False)
+    _V2_WORKERS.create(conn, checkfirst=False)
+
+
+def _v3_launch_attempts_and_leases(conn: sa.Connection) -> None:
+    """Self-contained: adds columns and one index, touches no other migration's objects."""
+    ts = t.UTCDateTime().compile(dialect=conn.dialect)
+    for column in ("launch_attempt INTEGER NOT NULL DEFAULT 0", "launch_token VARCHAR(64)",
+                   "lease_owner VARCHAR(500)", f"lease_expires {ts}"):
+        conn.exec_driver_sql(f"ALTER TABLE flow_runs ADD COLUMN {column}")
+    conn.exec_driver_sql("CREATE INDEX ix_flow_runs_lease_expires ON flow_runs (lease_expires)")
+    conn.exec_driver_sql("ALTER TABLE workers ADD COLUMN instance_id VARCHAR(64)")
+    json = t.json_type().compile(dialect=conn.dialect)
+    for column in ("infra_retries INTEGER NOT NULL DEFAULT 0", "infra_retry_delay_seconds FLOAT NOT NULL DEFAULT 0",
+                   f"infra_retry_on {json}"):
+        conn.exec_driver_sql(f"ALTER TABLE deployments ADD COLUMN {column}")
 
 
 def _api_keys_and_list_indexes(conn: sa.Connection) -> None:
@@ -73,16 +164,17 @@ def _api_keys_and_list_indexes(conn: sa.Connection) -> None:
 
 
 def _compat_tables(conn: sa.Connection) -> None:
-    """Artifacts, variables and tag concurrency limits (new tables only)."""
-    new = [t.artifacts, t.variables, t.concurrency_limits, t.concurrency_slots]
+    """Artifacts, variables, tag concurrency limits and work queues (new tables only)."""
+    new = [t.artifacts, t.variables, t.concurrency_limits, t.concurrency_slots, t.work_queues, t.deployment_work_queues]
     t.metadata.create_all(conn, tables=new, checkfirst=False)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
-    Migration(3, "artifacts, variables and tag concurrency limits", _compat_tables),
-    Migration(4, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
+    Migration(3, "launch attempts, run leases and infrastructure retries", _v3_launch_attempts_and_leases),
+    Migration(4, "artifacts, variables, tag concurrency limits and work queues", _compat_tables),
+    Migration(5, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -19,6 +19,7 @@ from ..states import State, StateType, check_transition
 from . import tables as t
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
+from .queues import queue_budgets, with_queue_rules
 from .schemas import FlowRun, TaskRun
 
 _FR, _TR, _ST = t.flow_runs, t.task_runs, t.states
@@ -242,25 +243,29 @@ class FlowRunsMixin(_TransitionMixin):
         if not deleted:
             raise ObjectNotFound(f"No flow run with id {flow_run_id!r}.", kind="flow run", name=flow_run_id)
 
-    def claim_flow_runs(
-        self, work_pool_name: str, worker_name: str, *, limit: int = 10, wait: float = 0.0
-    ) -> list[FlowRun]:
+    def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10,
+                        queues: Sequence[str] | None = None, lease_owner: str | None = None,
+                        lease_seconds: float = 30.0, wait: float = 0.0) -> list[FlowRun]:
         """Claim due runs, waiting up to ``wait`` seconds for one (see :meth:`_claim_now`)."""
         deadline = time.monotonic() + max(0.0, wait)
         while True:
-            claimed = self._claim_now(work_pool_name, worker_name, limit)
+            claimed = self._claim_now(work_pool_name, worker_name, limit, queues, lease_owner, lease_seconds)
             if claimed or limit <= 0 or time.monotonic() >= deadline:
                 return claimed
             time.sleep(min(WAIT_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
 
-    def _claim_now(self, work_pool_name: str, worker_name: str, limit: int) -> list[FlowRun]:
+    def _claim_now(self, work_pool_name: str, worker_name: str, limit: int, queues: Sequence[str] | None,
+                   lease_owner: str | None, lease_seconds: float) -> list[FlowRun]:
         """Claim due SCHEDULED runs of the pool: each candidate is moved by a conditional
         UPDATE (``... AND state_type = 'SCHEDULED'``), so a run another worker took first is
         simply skipped. Updating the pool's ``last_polled`` first also serialises claimers of
-        one pool on PostgreSQL (row lock), which keeps ``concurrency_limit`` exact."""
+        one pool on PostgreSQL (row lock), which keeps ``concurrency_limit`` exact. The claim
+        gives ``lease_owner`` (default ``worker:<name>``) a lease on each run."""
         now = utcnow()
         claimed: list[sa.Row[Any]] = []
-        params = {"p_worker": worker_name, "p_message": f"Claimed by worker {worker_name!r}", "p_timestamp": now}
+        params = {"p_worker": worker_name, "p_message": f"Claimed by worker {worker_name!r}", "p_timestamp": now,
+                  "p_owner": lease_owner or f"worker:{worker_name}",
+                  "p_expires": now + dt.timedelta(seconds=lease_seconds)}
         with self._write() as conn:
             pool = conn.execute(
                 sa.update(t.work_pools)
@@ -271,8 +276,13 @@ class FlowRunsMixin(_TransitionMixin):
             limit = self._claim_budget(conn, work_pool_name, pool, limit)
             if limit <= 0:
                 return []
-            for run_id in conn.execute(self._claim_candidates(work_pool_name, now, limit)).scalars().all():
+            budgets = queue_budgets(conn, work_pool_name)  # work queues with a concurrency limit
+            for run_id, queue in conn.execute(self._claim_candidates(work_pool_name, now, limit, queues)).all():
+                if budgets.get(queue, 1) <= 0:
+                    continue
                 row = conn.execute(_CLAIM, {"p_id": run_id, **params}).first()
+                if row is not None and queue in budgets:
+                    budgets[queue] -= 1
                 if row is not None:
                     claimed.append(row)
             if claimed:
@@ -289,14 +299,16 @@ class FlowRunsMixin(_TransitionMixin):
         ).scalar_one()
         return min(limit, pool.concurrency_limit - active)
 
-    def _claim_candidates(self, pool_name: str, now: dt.datetime, limit: int) -> sa.Select[Any]:
+    def _claim_candidates(self, pool_name: str, now: dt.datetime, limit: int,
+                          queues: Sequence[str] | None = None) -> sa.Select[Any]:
         query = (
-            sa.select(_FR.c.id)
+            with_queue_rules(sa.select(_FR.c.id), pool_name, queues)
             .where(
                 _FR.c.work_pool_name == pool_name,
                 _FR.c.state_type == StateType.SCHEDULED.value,
-                # A run with a launch handle is being retried in place (AwaitingRetry): not claimable.
+                # A run with a launch handle or a lease is being retried in place (AwaitingRetry).
                 _FR.c.infrastructure_pid.is_(None),
+                _FR.c.lease_owner.is_(None),
                 sa.or_(_FR.c.expected_start_time.is_(None), _FR.c.expected_start_time <= now),
             )
             .order_by(sa.func.coalesce(_FR.c.expected_start_time, _FR.c.created), _FR.c.id)
@@ -347,6 +359,7 @@ _CLAIM = (
         _FR.c.id == sa.bindparam("p_id"),
         _FR.c.state_type == StateType.SCHEDULED.value,
         _FR.c.infrastructure_pid.is_(None),
+        _FR.c.lease_owner.is_(None),
     )
     .values(
         state_type=StateType.PENDING.value,
@@ -355,6 +368,9 @@ _CLAIM = (
         state_timestamp=sa.bindparam("p_timestamp", type_=t.UTCDateTime()),
         state_data=None,
         worker_name=sa.bindparam("p_worker", type_=sa.String()),
+        lease_owner=sa.bindparam("p_owner", type_=sa.String()),
+        lease_expires=sa.bindparam("p_expires", type_=t.UTCDateTime()),
+        launch_token=None,
     )
     .returning(*_FR.c)
 )

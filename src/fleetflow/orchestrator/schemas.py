@@ -71,6 +71,12 @@ class FlowRun(BaseModel):
     end_time: dt.datetime | None = Field(default=None, description="When it entered a final state.")
     run_count: int = Field(default=0, description="How many times it entered RUNNING (retries count).")
     created: dt.datetime | None = Field(default=None, description="Creation time.")
+    launch_attempt: int = Field(default=0, description="Number of the latest launch attempt (0: never launched).")
+    launch_token: str | None = Field(
+        default=None, repr=False, description="Random token of the latest launch attempt; only its runner may start the run."
+    )
+    lease_owner: str | None = Field(default=None, description="Who executes the run now ('worker:...', 'process:host:pid:start').")
+    lease_expires: dt.datetime | None = Field(default=None, description="When the lease lapses unless renewed.")
 
     @property
     def state_type(self) -> StateType | None:
@@ -159,6 +165,11 @@ class Deployment(BaseModel):
     description: str | None = None
     version: str | None = None
     schedule: dict[str, Any] | None = Field(default=None, description="{'cron': ..., 'timezone': ...} or {'interval': seconds}.")
+    infra_retries: int = Field(default=0, description="Relaunches of a run whose infrastructure failed transiently.")
+    infra_retry_delay_seconds: float = Field(default=0.0, description="Seconds before each relaunch.")
+    infra_retry_on: list[str] | None = Field(
+        default=None, description="Non-transient causes to retry too: 'out_of_memory', 'exit_code'."
+    )
     created: dt.datetime | None = None
     updated: dt.datetime | None = None
 
@@ -188,4 +199,5 @@ class Worker(BaseModel):
     last_heartbeat: dt.datetime
     hostname: str | None = None
     pid: int | None = None
+    instance_id: str | None = Field(default=None, description="Random id of the worker process holding the name.")
 

@@ -28,11 +28,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..exceptions import ConfigurationError
 from ..settings import get_settings
 from . import migrations
+from . import tables as t
 from .base import StoreBase
 from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
 from .deployment_runs import DeploymentRunsMixin
 from .extras import ArtifactsMixin, ConcurrencyMixin, VariablesMixin
 from .keys import KeysMixin
+from .leases import LeasesMixin
+from .queues import WorkQueuesMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
 from .sqlite_fast import SQLiteFastPath
 
@@ -59,8 +62,8 @@ def json_dumps(value: Any) -> str:
 
 
 class Orchestrator(
-    FlowRunsMixin, TaskRunsMixin, DeploymentRunsMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin,
-    ArtifactsMixin, VariablesMixin, ConcurrencyMixin, KeysMixin, StoreBase,
+    FlowRunsMixin, TaskRunsMixin, DeploymentRunsMixin, LeasesMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin,
+    PoolsMixin, ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, KeysMixin, StoreBase,
 ):
     """The state store. :class:`fleetflow.client.embedded.EmbeddedClient` exposes it as the
     :class:`~fleetflow.client.protocol.OrchestratorAPI`; the server calls it directly.
@@ -229,4 +232,5 @@ class PostgresOrchestrator(Orchestrator):
         return postgresql.insert(table)
 
     def _lock_claim_candidates(self, select: sa.Select[Any]) -> sa.Select[Any]:
-        return select.with_for_update(skip_locked=True)
+        # of=flow_runs: the work-queue outer joins cannot be locked (and need not be).
+        return select.with_for_update(skip_locked=True, of=t.flow_runs)

@@ -144,6 +144,12 @@ flow_runs = sa.Table(
     sa.Column("worker_name", sa.String(200)),
     sa.Column("expected_start_time", UTCDateTime()),
     _created(),
+    # Added by the "launch attempts and run leases" migration: each launch attempt's number and
+    # token (recorded before the infrastructure starts), and who executes the run and until when.
+    sa.Column("launch_attempt", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("launch_token", sa.String(64)),
+    sa.Column("lease_owner", sa.String(500)),
+    sa.Column("lease_expires", UTCDateTime()),
     sa.UniqueConstraint("deployment_id", "idempotency_key"),
     # Workers' claim query: SCHEDULED runs of one pool, due first.
     sa.Index(None, "work_pool_name", "state_type", "expected_start_time"),
@@ -151,6 +157,7 @@ flow_runs = sa.Table(
     sa.Index(None, "parent_task_run_id"),
     sa.Index(None, "deployment_id"),
     sa.Index(None, "created"),
+    sa.Index(None, "lease_expires"),  # sweeps of expired leases
 )
 
 task_runs = sa.Table(
@@ -246,6 +253,10 @@ deployments = sa.Table(
     sa.Column("schedule", json_type()),
     _created(),
     sa.Column("updated", UTCDateTime(), nullable=False),
+    # Added with launch attempts: relaunches after infrastructure failures.
+    sa.Column("infra_retries", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("infra_retry_delay_seconds", sa.Float(), nullable=False, server_default="0"),
+    sa.Column("infra_retry_on", json_type()),
     sa.UniqueConstraint("flow_name", "name"),
     sa.Index(None, "work_pool_name"),
 )
@@ -273,6 +284,8 @@ workers = sa.Table(
     sa.Column("hostname", sa.String(500)),
     sa.Column("pid", sa.Integer()),
     sa.Column("last_heartbeat", UTCDateTime(), nullable=False),
+    # Added with run leases: the random id of the worker process holding the name.
+    sa.Column("instance_id", sa.String(64)),
 )
 
 # Added by the "artifacts, variables and tag concurrency limits" migration (Prefect 2 parity).
@@ -319,6 +332,28 @@ concurrency_slots = sa.Table(
     sa.Column("task_run_id", sa.String(36), primary_key=True),
     sa.Column("acquired", UTCDateTime(), nullable=False),
 )
+
+# Work queues inside pools (Prefect 2 agents): a deployment's queue is kept beside it (no
+# change to the deployments table); its runs are in that queue, else in 'default'.
+work_queues = sa.Table(
+    "work_queues",
+    metadata,
+    sa.Column("work_pool_name", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("priority", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("concurrency_limit", sa.Integer()),
+    sa.Column("is_paused", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("description", sa.Text()),
+    _created(),
+)
+
+deployment_work_queues = sa.Table(
+    "deployment_work_queues",
+    metadata,
+    sa.Column("deployment_id", sa.String(36), primary_key=True),
+    sa.Column("work_queue_name", sa.String(200), nullable=False),
+)
+
 
 # ---- the server's auth and bookkeeping (added by the "api keys" migration) ----------------
 api_keys = sa.Table(

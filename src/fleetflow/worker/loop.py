@@ -1,12 +1,15 @@
 """The worker: claim -> launch -> watch -> reconcile.
 
 One asyncio loop per worker. Every ``poll_interval`` it claims due runs of its pool
-atomically (two workers never launch one run), launches each on the run's infrastructure
-(the pool's block merged with the deployment's and the run's overrides), stores the launch
-handle on the run *before* watching it, checks all its launches in one batched call per
-backend, kills runs moved to CANCELLING, and turns exits it did not expect into CRASHED
-states with the reason. On start it re-attaches to the launches a previous incarnation of
-itself left behind, so a restart loses nothing.
+atomically (two workers never launch one run; each claim is a lease), records a launch
+attempt with a fresh token *before* starting the infrastructure, launches the run with that
+token (the runner starts the run only if its token is still the current one), stores the
+launch handle, checks all its launches in one batched call per backend, kills runs moved to
+CANCELLING, and turns exits it did not expect into CRASHED states with the reason.
+
+It renews the leases of the runs it holds; every ``reconcile_interval`` it sweeps expired
+leases of its pool -- whoever held them -- and of runs outside any pool
+(:mod:`.sweep`, :mod:`.reconcile`), so a restart, under any name, loses nothing.
 """
 
 from __future__ import annotations
@@ -14,19 +17,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition
+from ..faults import fault
 from ..infrastructure.base import LaunchStatus
 from ..settings import get_settings
 from ..states import StateType
-from .resolve import ensure_work_pool, resolve_infrastructure
+from .names import claim_name, default_name
+from . import capacity
+from .resolve import ensure_work_pool, load_pool_infrastructure, resolve_infrastructure
+from .retries import crash_or_relaunch
+from .sweep import LAUNCH_TOKEN_ENV, Found, Sweeper
 
 if TYPE_CHECKING:
     from ..client.protocol import OrchestratorAPI
@@ -67,16 +76,50 @@ def runner_command(flow_run_id: str) -> list[str]:
     return [sys.executable, "-m", "fleetflow.runner", flow_run_id]
 
 
+def attempt_env(run: Any, kind: str) -> dict[str, str]:
+    """What a runner needs to claim its attempt: the token (and the number, for messages)."""
+    return {LAUNCH_TOKEN_ENV: run.launch_token, "FLEETFLOW_LAUNCH_ATTEMPT": str(run.launch_attempt),
+            "FLEETFLOW_LAUNCH_KIND": kind}
+
+
+class _WorkerSweeper(Sweeper):
+    """A worker's sweeper: re-attaching means watching the launch from now on."""
+
+    def __init__(self, worker: "Worker"):
+        super().__init__(worker.client, worker.lease_owner, block_for=worker._block_for, launcher_for=worker._launcher)
+        self.worker = worker
+
+    def skip(self, run: Any) -> bool:
+        # Its own launches in flight or watched: a late heartbeat (a loaded machine) must not
+        # make a worker reconcile what it is doing right now.
+        return run.id in self.worker.watched or run.id in self.worker.launching_ids
+
+    async def on_reattach(self, run: Any, found: Found) -> None:
+        handle = found.handle or run.infrastructure_pid
+        if not handle or run.work_pool_name != self.worker.pool_name:
+            return  # not ours to watch (another pool, a script flow): re-checked at the next sweep
+        block = found.block or self.worker._block_for(run)
+        started = run.state_type is not StateType.PENDING
+        self.worker.watched[run.id] = Watched(run.id, handle, block, started=started)
+        log.info("re-attached to run %s (%s)", run.id, handle)
+
+
 class Worker:
     """Launches the runs of one work pool."""
 
     def __init__(self, pool_name: str, *, name: str | None = None, limit: int | None = None,
-                 poll_interval: float | None = None, client: OrchestratorAPI | None = None):
+                 poll_interval: float | None = None, client: OrchestratorAPI | None = None, queues: Sequence[str] | None = None):
         from ..client import get_client
 
         settings = get_settings()
         self.pool_name = pool_name
-        self.name = name or f"{socket.gethostname()}-{pool_name}"
+        self.queues = list(queues) if queues else None  # work queues to serve (None: all)
+        self.explicit_name = name is not None
+        self.name = name or default_name(pool_name)
+        self.instance_id = secrets.token_hex(8)
+        self.lease_owner = f"worker:{self.name}:{self.instance_id}"
+        self.lease_seconds = settings.lease_seconds
+        self.reconcile_interval = settings.reconcile_interval
         self.limit = limit
         self.poll_interval = poll_interval if poll_interval is not None else settings.worker_poll_interval
         self.heartbeat_interval = settings.worker_heartbeat_interval
@@ -84,9 +127,13 @@ class Worker:
         self.watched: dict[str, Watched] = {}
         self._launchers: dict[type, Any] = {}
         self._launching: set[asyncio.Task] = set()
+        self.launching_ids: set[str] = set()
+        self._pool: Any = None
         self._stop = asyncio.Event()
         self._last_heartbeat = 0.0
+        self._last_sweep = 0.0
         self._claimer: asyncio.Future[None] | None = None
+        self._sweeper = _WorkerSweeper(self)
 
     # ---- lifecycle ----------------------------------------------------------------------
     def stop(self) -> None:
@@ -94,12 +141,17 @@ class Worker:
 
     async def run(self, *, once: bool = False) -> None:
         """Work until stopped (SIGTERM/SIGINT or :meth:`stop`)."""
-        ensure_work_pool(self.client, self.pool_name)
+        self._learn_pool(ensure_work_pool(self.client, self.pool_name))
+        stale_after = max(3 * self.heartbeat_interval, self.lease_seconds)
+        claim_name(self.client, self.pool_name, self.name, self.instance_id, stale_after=stale_after)
         self._install_signal_handlers()
         await self.reconcile()
         try:
             while not self._stop.is_set():
-                await self.tick()
+                try:
+                    await self.tick()
+                except Exception:  # noqa: BLE001 - e.g. the store restarting: keep working, say why
+                    log.exception("worker %s: tick failed; retrying in %.1fs", self.name, self.poll_interval)
                 if once:
                     break
                 try:
@@ -110,7 +162,7 @@ class Worker:
             await self.shutdown()
 
     async def tick(self) -> None:
-        """One round: heartbeat, claim and launch, check launches, handle cancellations.
+        """One round: heartbeat, claim and launch, check launches, handle cancellations, sweep.
 
         Over HTTP, claiming is a long-poll in its own task instead (one request waits on the
         server until a run is claimable: new runs start at once, without a request per tick)."""
@@ -121,6 +173,8 @@ class Worker:
             self._claimer = asyncio.ensure_future(self._long_poll_claims())
         await self._check_launches()
         await self._handle_cancellations()
+        if time.monotonic() - self._last_sweep >= self.reconcile_interval:
+            await self.reconcile()
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -139,10 +193,11 @@ class Worker:
             await asyncio.gather(*self._launching, return_exceptions=True)
         await self._settle_finished()
         for run in self.client.read_flow_runs(worker_name=self.name, state_types=[StateType.PENDING]):
-            if not run.infrastructure_pid:
-                self._set(run.id, st.Scheduled(message=f"released by worker {self.name} at shutdown"))
+            if not run.infrastructure_pid and run.id not in self.watched:
+                self.client.reschedule_flow_run(run.id, self.lease_owner, f"released by worker {self.name} at shutdown")
         for launcher in self._launchers.values():
             await launcher.close()
+        self.client.release_worker_name(self.pool_name, self.name, self.instance_id)
         log.info("worker %s stopped; %d run(s) left running for re-attachment", self.name, len(self.watched))
 
     async def _settle_finished(self, grace: float = 3.0) -> None:
@@ -157,9 +212,11 @@ class Worker:
             await asyncio.sleep(0.05)
 
     def _heartbeat(self) -> None:
+        """Heartbeat the worker row and renew the leases of every run this worker holds."""
         now = time.monotonic()
-        if now - self._last_heartbeat >= self.heartbeat_interval:
+        if now - self._last_heartbeat >= min(self.heartbeat_interval, self.lease_seconds / 3):
             self.client.worker_heartbeat(self.pool_name, self.name, hostname=socket.gethostname(), pid=os.getpid())
+            self.client.renew_leases(self.lease_owner, lease_seconds=self.lease_seconds)
             self._last_heartbeat = now
 
     def _set(self, flow_run_id: str, state: st.State) -> bool:
@@ -177,42 +234,36 @@ class Worker:
 
     # ---- reconcile ----------------------------------------------------------------------
     async def reconcile(self) -> None:
-        """Re-attach to live launches of a previous incarnation; crash or relaunch the rest."""
-        active = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
-        for run in self.client.read_flow_runs(worker_name=self.name, state_types=active, limit=10_000):
-            if run.infrastructure_pid:
-                try:
-                    block = self._block_for(run)
-                except FleetflowError as exc:
-                    self._set(run.id, st.Crashed(message=f"cannot re-attach: {exc}"))
-                    continue
-                self.watched[run.id] = Watched(run.id, run.infrastructure_pid, block, started=True)
-                log.info("re-attached to run %s (%s)", run.id, run.infrastructure_pid)
-            elif run.state_type is StateType.PENDING:
-                await self._adopt_or_launch(run)
-            else:
-                self._set(run.id, st.Crashed(message="the worker restarted and found no launch handle for this run"))
-
-    async def _adopt_or_launch(self, run: Any) -> None:
-        """A claimed run without a handle: adopt a launch that exists (ECS: by startedBy and the
-        run-id tag), else launch it now (RunTask's clientToken makes a repeat harmless)."""
+        """Sweep expired leases of this pool (any worker's: re-attach, reschedule or crash) and
+        of runs outside any pool (script flows)."""
+        self._last_sweep = time.monotonic()
         try:
-            block = self._block_for(run)
-            handle = await self._launcher(block).find_launch(block, run)
-        except Exception as exc:
-            self._set(run.id, st.Crashed(message=f"cannot reconcile: {type(exc).__name__}: {exc}"))
-            return
-        if handle is None:
-            self._start_launch(run)
-            return
-        self.client.update_flow_run(run.id, infrastructure_pid=handle)
-        self.watched[run.id] = Watched(run.id, handle, block)
-        log.info("adopted unrecorded launch %s for run %s", handle, run.id)
+            await self._sweeper.sweep(work_pool_name=self.pool_name)
+            await self._sweeper.sweep(pooled=False)
+        except FleetflowError as exc:  # e.g. the store is restarting: try again next sweep
+            log.warning("reconcile sweep failed: %s", exc)
 
     # ---- claim and launch ---------------------------------------------------------------
     def _capacity(self) -> int:
         busy = len(self.watched) + len(self._launching)
-        return 10 if self.limit is None else max(0, self.limit - busy)
+        if self.limit is not None:
+            return max(0, self.limit - busy)
+        if self._pool is None or self._pool.concurrency_limit is not None or self._pool.type != "process":
+            return capacity.REMOTE_BATCH  # the pool's limit is enforced by the claim itself
+        return capacity.process_capacity(
+            cpus=self._cpus, memory_mib=self._memory_mib, busy=busy,
+            busy_memory_mib=sum(getattr(w.block, "memory", None) or 0 for w in self.watched.values()),
+            run_memory_mib=self._pool_run_memory,
+        )
+
+    def _learn_pool(self, pool: Any) -> None:
+        """What the default capacity needs: the pool, the machine, the pool block's memory."""
+        self._pool = pool
+        self._cpus, self._memory_mib = capacity.machine_cpus(), capacity.machine_memory_mib()
+        try:
+            self._pool_run_memory = getattr(load_pool_infrastructure(self.client, pool), "memory", None)
+        except FleetflowError:
+            self._pool_run_memory = None
 
     async def _long_poll_claims(self) -> None:
         """Claim over HTTP until the worker stops, the waiting done off the event loop."""
@@ -222,11 +273,13 @@ class Worker:
                 await asyncio.to_thread(self.client.claim_flow_runs, self.pool_name, self.name, limit=0)
                 await asyncio.sleep(max(self.poll_interval, 0.5))
                 continue
-            runs = await asyncio.to_thread(self.client.claim_flow_runs, self.pool_name, self.name,
-                                           limit=capacity, wait=CLAIM_LONG_POLL_SECONDS)  # fmt: skip
-            for run in runs:
+            claimed = await asyncio.to_thread(
+                self.client.claim_flow_runs, self.pool_name, self.name, limit=capacity, queues=self.queues,
+                lease_owner=self.lease_owner, lease_seconds=self.lease_seconds, wait=CLAIM_LONG_POLL_SECONDS,
+            )  # fmt: skip
+            for run in claimed:
                 if self._stop.is_set():  # claimed while stopping: hand it back to the pool
-                    self._set(run.id, st.Scheduled(message=f"released by worker {self.name} at shutdown"))
+                    self.client.reschedule_flow_run(run.id, self.lease_owner, f"released by worker {self.name} at shutdown")
                 else:
                     self._start_launch(run)
 
@@ -235,13 +288,19 @@ class Worker:
         if capacity <= 0:
             self.client.claim_flow_runs(self.pool_name, self.name, limit=0)
             return
-        for run in self.client.claim_flow_runs(self.pool_name, self.name, limit=capacity):
+        claimed = self.client.claim_flow_runs(self.pool_name, self.name, limit=capacity, queues=self.queues,
+                                              lease_owner=self.lease_owner, lease_seconds=self.lease_seconds)
+        if claimed:
+            fault("worker.after_claim")
+        for run in claimed:
             self._start_launch(run)
 
     def _start_launch(self, run: Any) -> None:
         task = asyncio.ensure_future(self._launch(run))
         self._launching.add(task)
+        self.launching_ids.add(run.id)
         task.add_done_callback(self._launching.discard)
+        task.add_done_callback(lambda _: self.launching_ids.discard(run.id))
 
     def _block_for(self, run: Any) -> Any:
         deployment = self.client.read_deployment(run.deployment_id)
@@ -250,16 +309,22 @@ class Worker:
     async def _launch(self, run: Any) -> None:
         try:
             block = self._block_for(run)
+            # The attempt (number + token) is recorded before anything starts: only its runner
+            # may start the run, so a relaunch after any crash cannot execute it twice.
+            attempt = self.client.begin_launch_attempt(run.id, self.lease_owner, lease_seconds=self.lease_seconds)
+            if attempt is None:
+                return  # no longer ours (cancelled, or reconciled by another worker)
             api_url = getattr(self.client, "base_url", None)  # set on the HTTP client only
             token = await asyncio.to_thread(self.client.mint_run_token, run.id) if api_url else None
-            result = await self._launcher(block).launch(
-                block, run, env=runner_env(run.id, api_url=api_url, token=token), command=runner_command(run.id)
-            )
+            env = {**runner_env(run.id, api_url=api_url, token=token), **attempt_env(attempt, getattr(block, "kind", ""))}
+            result = await self._launcher(block).launch(block, attempt, env=env, command=runner_command(run.id))
         except Exception as exc:
-            self._set(run.id, st.Crashed(message=f"launch failed: {type(exc).__name__}: {exc}"))
+            crash_or_relaunch(self.client, run.id, f"launch failed: {type(exc).__name__}: {exc}")
             log.warning("launch of run %s failed: %s", run.id, exc)
             return
-        # The handle is stored before anything waits on the launch: a restarted worker finds it.
+        fault("worker.after_start")
+        # The handle is stored before anything waits on the launch: a restarted worker finds it
+        # (and if this worker dies first, the runner's token finds it).
         self.client.update_flow_run(run.id, infrastructure_pid=result.handle, infrastructure=result.infrastructure)
         self.watched[run.id] = Watched(run.id, result.handle, block)
 
@@ -269,6 +334,8 @@ class Worker:
         for w in list(self.watched.values()):
             launcher = self._launcher(w.block)
             by_launcher.setdefault(id(launcher), (launcher, []))[1].append(w)
+        if by_launcher:
+            fault("worker.during_watch")
         for launcher, items in by_launcher.values():
             statuses = await launcher.statuses([(w.handle, w.block) for w in items])
             for w in items:
@@ -284,16 +351,19 @@ class Worker:
         if not w.started and timeout and time.monotonic() - w.launched_at > timeout:
             await self._launcher(w.block).kill(w.handle, w.block)
             self.watched.pop(w.flow_run_id, None)
-            self._set(w.flow_run_id, st.Crashed(message=f"did not start within task_start_timeout_seconds={timeout}; stopped"))
+            crash_or_relaunch(self.client, w.flow_run_id,
+                              f"TaskFailedToStart: did not start within task_start_timeout_seconds={timeout}; stopped")
 
     def _on_finished(self, w: Watched, status: LaunchStatus) -> None:
+        if status.superseded:
+            return  # a runner of a stale attempt exited without touching the run: not our news
         run = self.client.read_flow_run(w.flow_run_id)
         if run.state is None or run.state.is_final:
             return
         if run.state_type is StateType.CANCELLING:
             self._set(run.id, st.Cancelled(message="infrastructure stopped on request"))
         else:
-            self._set(run.id, st.Crashed(message=status.crash_message()))
+            crash_or_relaunch(self.client, run.id, status.crash_message())
 
     async def _handle_cancellations(self) -> None:
         if not self.watched:

@@ -264,9 +264,9 @@ def test_run_task_failure_lists_every_failure_with_detail(ecs_client):
 def test_started_task_raises_for_failures_and_for_nothing(ecs_client):
     failures = run_task_failures(ecs_client, {"reason": "RESOURCE:MEMORY"})
     with pytest.raises(RunTaskFailure, match="4096 MiB free"):
-        el._started_task({"tasks": [], "failures": failures}, cluster="c", cpu=1024, memory=4096)
+        el.started_task({"tasks": [], "failures": failures}, cluster="c", cpu=1024, memory=4096)
     with pytest.raises(el.LaunchError, match="neither a task nor a failure"):
-        el._started_task({"tasks": [], "failures": []}, cluster="c", cpu=1, memory=2)
+        el.started_task({"tasks": [], "failures": []}, cluster="c", cpu=1, memory=2)
 
 
 # --- retry classification ------------------------------------------------------------------------------------

@@ -117,7 +117,9 @@ async def claim_flow_runs(name: str, body: ClaimRequest, p: Principal = Depends(
     """Claim due runs; with ``wait`` it long-polls until one is claimable."""
     require(p, Scope.WORKER, "claiming runs")
     claimed = await poll_until(ctx.notifier, f"pool:{name}",
-                               lambda: ctx.store.claim_flow_runs(name, body.worker_name, limit=body.limit),
+                               lambda: ctx.store.claim_flow_runs(name, body.worker_name, limit=body.limit, queues=body.queues,
+                                                                 lease_owner=body.lease_owner,
+                                                                 lease_seconds=body.lease_seconds),
                                lambda runs: bool(runs) or body.limit <= 0, body.wait)  # fmt: skip
     return dump(claimed)
 

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .context import ServerContext, _Bounded
 
 MEMORY_SECONDS = 600.0
-_STREAM = re.compile(r"^/api/v1/(task_runs|logs|cache/|work_pools/[^/]+/(claim|workers/heartbeat)|concurrency_limits/[^/]+/(acquire|release))")
+_STREAM = re.compile(r"^/api/v1/(task_runs|logs|cache/|work_pools/[^/]+/(claim|workers/heartbeat)|concurrency_limits/[^/]+/(acquire|release)|ops/(renew_leases|acquire_lease|claim_launch))")
 _MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 

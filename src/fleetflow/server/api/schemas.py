@@ -77,6 +77,9 @@ class ClaimRequest(BaseModel):
     worker_name: str = Field(description="The claiming worker.")
     limit: int = Field(default=10, description="At most this many runs.")
     wait: float = Field(default=0.0, ge=0, le=60, description="Long-poll up to this many seconds for a run.")
+    queues: list[str] | None = Field(default=None, description="Only runs of these work queues.")
+    lease_owner: str | None = Field(default=None, description="Who leases the claimed runs (default worker:<name>).")
+    lease_seconds: float = Field(default=30.0, gt=0, description="Length of the claimed runs' leases.")
 
 
 class Heartbeat(BaseModel):

@@ -1,0 +1,95 @@
+"""Leases for flow runs executing in this process, renewed from a background thread.
+
+Every run executing here -- a launched run its runner claimed, a ``python script.py`` flow,
+an in-process sub-flow -- is leased to this process (``process:<host>:<pid>:<start time>``).
+One daemon thread per process renews them all in one UPDATE every third of the lease. If the
+process dies (SIGKILL, OOM, a lost host), the leases lapse and any worker, the scheduler, the
+server or ``fleetflow flow-run reconcile`` marks the runs CRASHED with when they were last seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .. import states as st
+from ..procinfo import ProcessId
+from ..settings import get_settings
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
+
+log = logging.getLogger("fleetflow.lease")
+
+
+def process_owner() -> str:
+    """The lease owner (and launch handle) of this process."""
+    return str(ProcessId.current())
+
+
+class LeaseKeeper:
+    """Renews the leases of the runs this process executes, until each is final."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, Any] = {}  # run id -> client
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, client: OrchestratorAPI, flow_run_id: str) -> None:
+        with self._lock:
+            self._held[flow_run_id] = client
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="fleetflow-lease", daemon=True)
+                self._thread.start()
+
+    def release(self, flow_run_id: str) -> None:
+        with self._lock:
+            self._held.pop(flow_run_id, None)
+
+    def held(self) -> list[str]:
+        with self._lock:
+            return list(self._held)
+
+    def _loop(self) -> None:
+        seconds = get_settings().lease_seconds
+        while not self._wake.wait(seconds / 3):
+            with self._lock:
+                by_client: dict[int, tuple[Any, list[str]]] = {}
+                for run_id, client in self._held.items():
+                    by_client.setdefault(id(client), (client, []))[1].append(run_id)
+            for client, ids in by_client.values():
+                self._renew(client, ids, seconds)
+
+    def _renew(self, client: OrchestratorAPI, ids: list[str], seconds: float) -> None:
+        try:
+            renewed = set(client.renew_leases(process_owner(), lease_seconds=seconds, take=ids))
+        except Exception as exc:  # noqa: BLE001 - the store may be restarting: keep trying
+            log.warning("could not renew the leases of %d run(s): %s", len(ids), exc)
+            return
+        for run_id in set(ids) - renewed:  # final (or deleted): nothing left to hold
+            self.release(run_id)
+
+
+keeper = LeaseKeeper()
+
+
+def enter_running(engine: Any) -> None:
+    """The flow engine's way into RUNNING, holding a lease from then on.
+
+    A launched run arrives RUNNING already: its runner claimed its attempt atomically, and
+    RUNNING -> RUNNING is not accepted. Any other run (a script flow, an in-process sub-flow)
+    moves to RUNNING here and is leased to this process.
+    """
+    run = engine.flow_run
+    owner = process_owner()
+    if not (run.state_type is st.StateType.RUNNING and run.lease_owner == owner):
+        engine._set(st.Running())
+        engine.client.acquire_lease(run.id, owner, lease_seconds=get_settings().lease_seconds)
+    keeper.hold(engine.client, run.id)
+
+
+def leave(flow_run_id: str) -> None:
+    """The run reached a final state: stop renewing its lease."""
+    keeper.release(flow_run_id)
