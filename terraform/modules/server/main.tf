@@ -106,7 +106,7 @@ resource "aws_security_group_rule" "server_egress_https" {
 
 resource "aws_security_group_rule" "server_to_database" {
   count                    = var.create_database ? 1 : 0
-  description              = "PostgreSQL on the module's database"
+  description              = "PostgreSQL on the database of this module"
   type                     = "egress"
   from_port                = 5432
   to_port                  = 5432
