@@ -113,6 +113,7 @@ class FlowRunEngine:
     def _finish(self, state: st.State) -> None:
         """Enter a final state, mirror it on the parent's task run for this sub-flow, log
         ``Finished in state ...`` and call the flow's hooks for it."""
+        shipper.flush()  # whoever sees the run final also sees the lines it logged until then
         try:
             self._set(state)
         except InvalidStateTransition:

@@ -187,6 +187,7 @@ class Worker:
     async def shutdown(self) -> None:
         """Stop claiming. Launched runs keep running (their handles are stored; a restarted
         worker re-attaches); runs claimed but not launched go back to SCHEDULED."""
+        self._stop.set()  # the long-poll claimer stops after its current request
         if self._claimer is not None:
             await asyncio.gather(self._claimer, return_exceptions=True)  # a long-poll ends within its wait
         if self._launching:
