@@ -5,7 +5,10 @@ store with every state change committed. Overhead per task run = (flow time - th
 as plain functions) / N. Start-up = wall time from launching ``python script.py`` to the
 first task body running, in a fresh process with a fresh store.
 
-    python benchmarks/engine_overhead.py [N]
+    python benchmarks/engine_overhead.py [N] [--api]
+
+``--api``: the same flows through a local ``fleetflow server start`` (its own process, SQLite
+behind it), every call an HTTP request.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import record, summary  # noqa: E402
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+API = "--api" in sys.argv
+_ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+N = int(_ARGS[0]) if _ARGS else 1000
 REPEATS = 3
 
 _STARTUP = textwrap.dedent(
@@ -42,7 +47,8 @@ _STARTUP = textwrap.dedent(
 
 
 def measure_overhead() -> dict[str, float]:
-    os.environ["FLEETFLOW_HOME"] = tempfile.mkdtemp(prefix="ff-bench-")
+    if not API:
+        os.environ["FLEETFLOW_HOME"] = tempfile.mkdtemp(prefix="ff-bench-")
     from fleetflow import flow, task
 
     def plain(i: int) -> int:
@@ -85,6 +91,8 @@ def measure_startup(samples: int = 5) -> dict[str, float]:
 
 
 def main() -> None:
+    if API:
+        return main_api()
     overhead = measure_overhead()
     startup = measure_startup()
     print(f"tasks per flow: {N} (SQLite, every state committed)")
@@ -94,6 +102,20 @@ def main() -> None:
     path = record("engine_overhead", {"n_tasks": N, **overhead, "startup_seconds": startup,
                                       "targets": {"ms_per_task": 0.6, "startup_seconds": 0.5},
                                       "comparison": {"prefect_2_10_ms_per_task": "120-135", "prefect_3_8_ms_per_task": "6-7"}})
+    print(f"recorded in {path}")
+
+
+def main_api() -> None:
+    from _server import local_server
+
+    home = tempfile.mkdtemp(prefix="ff-bench-api-")
+    with local_server(home):
+        overhead = measure_overhead()
+    print(f"tasks per flow: {N} (through a local fleetflow server over HTTP, SQLite behind it)")
+    print(f"  sequential : {overhead['sequential_ms_per_task']:.3f} ms per task run   (target <= 1.5)")
+    print(f"  .submit()  : {overhead['submit_ms_per_task']:.3f} ms per task run")
+    path = record("engine_overhead_api", {"n_tasks": N, **overhead, "targets": {"ms_per_task": 1.5},
+                                          "comparison": {"prefect_3_ms_per_task_local_server": "6-7"}})
     print(f"recorded in {path}")
 
 

@@ -2,10 +2,14 @@
 
 * every test gets its own ``FLEETFLOW_HOME`` (never the user's ~/.fleetflow) and fresh
   settings/client caches;
-* ``store_url`` is parametrised over the backends in ``FLEETFLOW_TEST_BACKENDS``
-  (default ``sqlite,postgres``): tests using it, ``orchestrator`` or ``temp_store`` run once
-  per backend. PostgreSQL is a real server started once per session (``pg_server``), with a
-  fresh database per test.
+* ``store_url`` (and ``orchestrator``) are parametrised over the *store* backends in
+  ``FLEETFLOW_TEST_BACKENDS`` (``sqlite``, ``postgres``): tests of the store itself;
+* ``temp_store`` -- the process-wide client -- is parametrised over every backend there,
+  including ``http``: a real uvicorn server on 127.0.0.1 in front of SQLite, started once per
+  session and pointed at a fresh database for each test (``http-postgres``: the same in front
+  of PostgreSQL). Default: ``sqlite,postgres,http``.
+* PostgreSQL is a real server started once per session (``pg_server``), with a fresh
+  database per test.
 """
 
 from __future__ import annotations
@@ -20,14 +24,18 @@ from fleetflow.orchestrator import Orchestrator
 from fleetflow.settings import reset_settings
 from fleetflow.testing import temporary_store
 
-BACKENDS = [b.strip() for b in os.environ.get("FLEETFLOW_TEST_BACKENDS", "sqlite,postgres").split(",") if b.strip()]
-_PARAMS = [pytest.param(b, marks=[pytest.mark.postgres] if b == "postgres" else []) for b in BACKENDS]
+BACKENDS = [b.strip() for b in os.environ.get("FLEETFLOW_TEST_BACKENDS", "sqlite,postgres,http").split(",") if b.strip()]
+STORE_BACKENDS = [b for b in BACKENDS if b in ("sqlite", "postgres")]
+
+
+def _params(names: list[str]) -> list:
+    return [pytest.param(b, marks=[pytest.mark.postgres] if "postgres" in b else []) for b in names]
 
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("FLEETFLOW_HOME", str(tmp_path_factory.mktemp("fleetflow-home")))
-    for name in ("FLEETFLOW_DATABASE_URL", "FLEETFLOW_API_URL"):
+    for name in ("FLEETFLOW_DATABASE_URL", "FLEETFLOW_API_URL", "FLEETFLOW_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     reset_settings()
     reset_client()
@@ -48,17 +56,39 @@ def pg_server() -> Iterator["PostgresServer"]:  # noqa: F821
     server.stop()
 
 
-@pytest.fixture(params=_PARAMS)
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory: pytest.TempPathFactory):
+    """One fleetflow server per test session (per xdist worker), on 127.0.0.1 and a port the
+    OS picked; each ``temp_store`` test points it at its own fresh database."""
+    from fleetflow.server.serve import start_in_thread
+
+    placeholder = Orchestrator.create(f"sqlite:///{tmp_path_factory.mktemp('api-server') / 'idle.db'}")
+    server = start_in_thread(placeholder)
+    yield server
+    server.stop()
+    placeholder.dispose()
+
+
+@pytest.fixture(params=_params(STORE_BACKENDS))
 def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    """URL of an empty store on each configured backend."""
+    """URL of an empty store on each configured store backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("pg_server").fresh_database()
 
 
+@pytest.fixture(params=_params(BACKENDS))
+def client_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def backend(store_url: str) -> str:
-    return "sqlite" if store_url.startswith("sqlite") else "postgres"
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend of this test's ``temp_store`` (or of its ``store_url``)."""
+    if "client_backend" in request.fixturenames:
+        return request.getfixturevalue("client_backend")
+    url = request.getfixturevalue("store_url")
+    return "sqlite" if url.startswith("sqlite") else "postgres"
 
 
 @pytest.fixture
@@ -69,11 +99,30 @@ def orchestrator(store_url: str) -> Iterator[Orchestrator]:
 
 
 @pytest.fixture
-def temp_store(store_url: str):
+def temp_store_url(client_backend: str, request: pytest.FixtureRequest, tmp_path) -> str:
+    """URL of the (empty) database behind ``temp_store``, to check what is stored at rest."""
+    if "postgres" in client_backend:
+        return request.getfixturevalue("pg_server").fresh_database()
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture
+def temp_store(client_backend: str, temp_store_url: str, request: pytest.FixtureRequest):
     """The process-wide client (``fleetflow.client.get_client()``) pointed at an empty store of
     each backend, for tests that run flows end to end."""
-    with temporary_store(database_url=store_url) as client:
-        yield client
+    if not client_backend.startswith("http"):
+        with temporary_store(database_url=temp_store_url) as client:
+            yield client
+        return
+    server = request.getfixturevalue("api_server")
+    store = Orchestrator.create(temp_store_url)
+    _key, secret = store.create_api_key("test-admin", "admin")
+    server.use_store(store)
+    try:
+        with temporary_store(api_url=server.url, api_key=secret) as client:
+            yield client
+    finally:
+        store.dispose()
 
 
 def _cost_rank(item: pytest.Item) -> int:

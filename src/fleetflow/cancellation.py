@@ -11,23 +11,26 @@ belongs to another process), nothing is signalled and the run is CANCELLED at on
 from __future__ import annotations
 
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import FleetflowError, InvalidStateTransition
 from .procinfo import ProcessId
 from .states import Cancelled, Cancelling, StateType
 
+if TYPE_CHECKING:
+    from .client.protocol import OrchestratorAPI
+
 _UNLAUNCHED = {StateType.SCHEDULED, StateType.PENDING}
 
 
-def cancel_flow_run(client: Any, flow_run_id: str, *, reason: str = "cancelled by user") -> list[str]:
+def cancel_flow_run(client: OrchestratorAPI, flow_run_id: str, *, reason: str = "cancelled by user") -> list[str]:
     """Cancel a run and its unfinished children; returns the ids that were asked to stop."""
     touched: list[str] = []
     _cancel(client, flow_run_id, reason, touched)
     return touched
 
 
-def _cancel(client: Any, flow_run_id: str, reason: str, touched: list[str]) -> None:
+def _cancel(client: OrchestratorAPI, flow_run_id: str, reason: str, touched: list[str]) -> None:
     run = client.read_flow_run(flow_run_id)
     if run.state is not None and not run.state.is_final and run.state_type is not StateType.CANCELLING:
         if run.state_type in _UNLAUNCHED and not run.infrastructure_pid:
@@ -41,7 +44,7 @@ def _cancel(client: Any, flow_run_id: str, reason: str, touched: list[str]) -> N
             _cancel(client, child.id, f"parent flow run {run.name!r} was cancelled", touched)
 
 
-def _signal_local_process(client: Any, run: Any) -> None:
+def _signal_local_process(client: OrchestratorAPI, run: Any) -> None:
     """SIGTERM a run executing in-process on this host without a worker."""
     handle = run.infrastructure_pid or ""
     if run.worker_name or not handle.startswith("process:"):

@@ -13,7 +13,7 @@ import inspect
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,6 +24,9 @@ from .orchestrator import schemas
 from .orchestrator.names import check_name
 from .run_deployments import run_deployment, run_deployments
 from .worker.resolve import ensure_work_pool, load_pool_infrastructure, resolve_infrastructure
+
+if TYPE_CHECKING:
+    from .client.protocol import OrchestratorAPI
 
 DEFAULT_POOL = "default"
 DEFAULT_STORAGE = "local-file-system/default"
@@ -47,7 +50,7 @@ def block_ref(block: Block | None) -> str | None:
     return f"{block.get_block_type_slug()}/{block._block_document_name}"
 
 
-def default_storage(client: Any) -> Block:
+def default_storage(client: OrchestratorAPI) -> Block:
     """The embedded default: a LocalFileSystem under FLEETFLOW_HOME/storage, saved once."""
     from .filesystems import LocalFileSystem
     from .settings import get_settings
@@ -99,7 +102,7 @@ class Deployment(BaseModel):
 
         return schedule_to_dict(value)
 
-    def load(self, client: Any = None) -> bool:
+    def load(self, client: OrchestratorAPI | None = None) -> bool:
         """Fill this object from the stored deployment 'flow_name/name' (Prefect's
         ``Deployment.load``); True when it exists, False (nothing changed) when it does not."""
         from .client import get_client
@@ -139,7 +142,7 @@ class Deployment(BaseModel):
             self.flow = load_flow_from_entrypoint(self.entrypoint, Path(self.path or os.getcwd()).resolve())
         return self.flow
 
-    def _infrastructure_block(self, client: Any) -> Block:
+    def _infrastructure_block(self, client: OrchestratorAPI) -> Block:
         if self.infrastructure is not None:
             return self.infrastructure
         pool = ensure_work_pool(client, self.pool_name)
@@ -153,7 +156,7 @@ class Deployment(BaseModel):
             return self.work_pool_name
         return self.work_queue_name
 
-    def validate_all(self, client: Any) -> dict[str, Any]:
+    def validate_all(self, client: OrchestratorAPI) -> dict[str, Any]:
         """Parameters against the flow signature, overrides against the block: before any upload."""
         from .blocks.overrides import apply_overrides
         from .engine.parameters import parameters_for_storage
@@ -172,7 +175,7 @@ class Deployment(BaseModel):
         return parameters_for_storage(self.parameters)
 
     # ---- apply ------------------------------------------------------------------------
-    def apply(self, *, upload: bool | None = None, client: Any = None, progress: Any = None) -> str:
+    def apply(self, *, upload: bool | None = None, client: OrchestratorAPI | None = None, progress: Any = None) -> str:
         """Validate, upload the bundle (unless ``skip_upload``), record the deployment; returns its id."""
         from .bundles import build_bundle, upload_bundle
         from .client import get_client
@@ -202,7 +205,7 @@ class Deployment(BaseModel):
         self._assign_work_queue(client, deployment_id)
         return deployment_id
 
-    def _assign_work_queue(self, client: Any, deployment_id: str) -> None:
+    def _assign_work_queue(self, client: OrchestratorAPI, deployment_id: str) -> None:
         """Put the deployment's runs in its work queue (created on first use, as in Prefect)."""
         if not hasattr(client, "set_deployment_work_queue"):
             return
@@ -223,7 +226,7 @@ class Deployment(BaseModel):
         Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
 
     @classmethod
-    def load_yaml(cls, path: str | Path, client: Any = None) -> "Deployment":
+    def load_yaml(cls, path: str | Path, client: OrchestratorAPI | None = None) -> "Deployment":
         data = yaml.safe_load(Path(path).read_text()) or {}
         for key in ("infrastructure", "storage"):
             if data.get(key):

@@ -4,20 +4,69 @@ Every error a user can act on is a subclass of :class:`FleetflowError` with a me
 says what is wrong *and how to fix it*. Structured attributes (``field``, ``name`` ...)
 let programs react without parsing messages. Errors from AWS keep the botocore error as
 ``__cause__``.
+
+Every class carries a stable ``code`` (snake case of its name unless set explicitly; a test
+pins them) and the HTTP status the server answers it with. The server sends
+:func:`error_payload`; the HTTP client re-raises :func:`error_from_payload`, so user code
+sees the same exception class whether it runs embedded or over HTTP. (``AwsError`` instances
+keep botocore's error code in ``.code``; its stable code is ``type(err).code``.)
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, ClassVar
+
+_BY_CODE: dict[str, type["FleetflowError"]] = {}
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 class FleetflowError(Exception):
     """Root of every error fleetflow raises deliberately."""
 
+    code: ClassVar[str] = "fleetflow_error"
+    http_status: ClassVar[int] = 400
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            cls.code = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cls.__name__).lower()
+        _BY_CODE.setdefault(cls.code, cls)
+
+
+_BY_CODE[FleetflowError.code] = FleetflowError
+
+
+def error_class(code: str) -> type[FleetflowError]:
+    """The class with that stable code (FleetflowError for codes this version does not know)."""
+    return _BY_CODE.get(code, FleetflowError)
+
+
+def error_codes() -> dict[str, type[FleetflowError]]:
+    """Every known code and its class."""
+    return dict(_BY_CODE)
+
+
+def error_payload(exc: FleetflowError) -> dict[str, Any]:
+    """JSON for an error crossing HTTP: stable code, message and the JSON-able attributes."""
+    attrs = {k: v for k, v in vars(exc).items() if not k.startswith("_") and isinstance(v, _JSON_SCALARS)}
+    return {"code": type(exc).code, "message": str(exc), "attrs": attrs}
+
+
+def error_from_payload(payload: dict[str, Any]) -> FleetflowError:
+    """The exception an :func:`error_payload` describes, as its own class."""
+    cls = error_class(str(payload.get("code", "")))
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, str(payload.get("message", "")))
+    exc.__dict__.update(payload.get("attrs") or {})
+    return exc
+
 
 # --- configuration and input -------------------------------------------------------------
 class ConfigurationError(FleetflowError):
     """A setting, block field or override is invalid. ``field`` names the culprit."""
+
+    http_status: ClassVar[int] = 422
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -40,6 +89,8 @@ class InvalidNameError(ConfigurationError):
 class ObjectNotFound(FleetflowError):
     """A run, block, deployment or pool does not exist."""
 
+    http_status: ClassVar[int] = 404
+
     def __init__(self, message: str, *, kind: str = "", name: str = ""):
         super().__init__(message)
         self.kind = kind
@@ -49,9 +100,13 @@ class ObjectNotFound(FleetflowError):
 class ObjectAlreadyExists(FleetflowError):
     """Saving under a name that is taken, without ``overwrite=True``."""
 
+    http_status: ClassVar[int] = 409
+
 
 class InvalidStateTransition(FleetflowError):
     """A run was asked to move to a state its current state does not allow."""
+
+    http_status: ClassVar[int] = 409
 
     def __init__(self, message: str, *, current: str = "", proposed: str = ""):
         super().__init__(message)
@@ -173,3 +228,29 @@ class StaleLaunch(FleetflowError):
 
 class WorkerNameInUse(ConfigurationError):
     """A worker name is held by another live worker (fresh heartbeat)."""
+
+
+# --- server and HTTP -----------------------------------------------------------------------
+class AuthenticationError(FleetflowError):
+    """No credentials, or a key/token the server does not accept (unknown, revoked, expired)."""
+
+    http_status: ClassVar[int] = 401
+
+
+class PermissionDenied(FleetflowError):
+    """The key's scope (or the run token's run) does not allow this request."""
+
+    http_status: ClassVar[int] = 403
+
+
+class RateLimited(FleetflowError):
+    """Too many failed authentications from this address; wait and retry with a valid key."""
+
+    http_status: ClassVar[int] = 429
+
+
+class ServerUnavailable(FleetflowError):
+    """The fleetflow server could not be reached (or kept answering 502/503/504) within the
+    retry budget."""
+
+    http_status: ClassVar[int] = 503

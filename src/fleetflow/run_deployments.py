@@ -1,8 +1,9 @@
 """``run_deployment``: launch a deployment as a (linked) child run and wait for it.
 
-Waiting polls the store every ``FLEETFLOW_RUN_DEPLOYMENT_POLL_INTERVAL`` (50 ms), not every
-5 s. ``run_deployments`` fans out many children and waits for all of them in one loop, with
-no thread per child; in async code ``await asyncio.gather(*[run_deployment(...)...])`` works
+Waiting is the client's long-poll (``wait_for_flow_run``): over HTTP one request that returns
+when the child is final, instead of a request storm; embedded, a 50 ms check of the store.
+``run_deployments`` fans out many children and waits for all of them in one loop, with no
+thread per child; in async code ``await asyncio.gather(*[run_deployment(...)...])`` works
 the same way.
 """
 
@@ -15,10 +16,11 @@ import warnings
 from typing import Any, Iterable, Sequence
 
 from . import states as st
-from .exceptions import InvalidStateTransition, ObjectNotFound, ParameterValidationError, RunFailed
-from .orchestrator.parameter_checks import check_serialisable, check_types
+from .exceptions import InvalidStateTransition, ObjectNotFound, RunFailed
+from .orchestrator.jsoncodec import json_dumps
+from .orchestrator.parameter_checks import check_serialisable
+from .client.protocol import OrchestratorAPI
 from .orchestrator.schemas import FlowRun
-from .orchestrator.service import json_dumps
 
 STALE_POOL_SECONDS = 30.0
 _warned_pools: set[str] = set()  # one "no worker" warning per pool per process, not one per run
@@ -30,39 +32,7 @@ def reset_no_worker_warnings() -> None:
     _warned_pools.clear()
 
 
-def _check_parameters(deployment: Any, parameters: dict[str, Any]) -> None:
-    """Unknown / missing names against the stored schema (types are checked by the runner)."""
-    schema = deployment.parameter_schema or {}
-    props = schema.get("properties")
-    if props is None:
-        return
-    unknown = sorted(set(parameters) - set(props))
-    if unknown and not schema.get("additionalProperties"):
-        raise ParameterValidationError(
-            f"{deployment.full_name} got unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(props) or 'none'}",
-            field=unknown[0],
-        )
-    missing = sorted(set(schema.get("required", [])) - set(parameters))
-    if missing:
-        raise ParameterValidationError(f"{deployment.full_name} needs parameter(s) {', '.join(missing)}", field=missing[0])
-
-
-def _read_deployment(client: Any, name: str) -> Any:
-    """By 'flow-name/deployment-name', or by id; a bare name gets a hint about the full form."""
-    if "/" in name:
-        return client.read_deployment_by_name(name)
-    try:
-        return client.read_deployment(name)
-    except ObjectNotFound:
-        matches = [d.full_name for d in client.read_deployments() if d.name == name]
-        hint = f"; did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ""
-        raise ObjectNotFound(
-            f"No deployment {name!r}: deployments are named 'flow-name/deployment-name' "
-            f"(see `fleetflow deployment ls`){hint}", kind="deployment", name=name,
-        ) from None
-
-
-def _warn_if_no_worker(client: Any, pool_name: str | None) -> None:
+def _warn_if_no_worker(client: OrchestratorAPI, pool_name: str | None) -> None:
     if not pool_name or pool_name in _warned_pools:
         return
     try:
@@ -90,44 +60,33 @@ def create_deployment_run(
     scheduled_time: dt.datetime | None = None,
     infra_overrides: dict[str, Any] | None = None,
     as_subflow: bool = True,
-    client: Any = None,
+    client: OrchestratorAPI | None = None,
 ) -> tuple[FlowRun, str | None]:
-    """Create the SCHEDULED child run; returns it and the parent's task run id (if linked)."""
+    """Create the SCHEDULED child run (one store operation); returns it and the parent's
+    linking task run id (if linked)."""
+    from .worker import resolve  # noqa: F401 - registers the store's infrastructure check
     from .client import get_client
-    from .worker.resolve import resolve_infrastructure
     from .engine.context import flow_run_ctx
 
     client = client or get_client()
-    deployment = _read_deployment(client, name)
-    params = {**(parameters or {})}
-    _check_parameters(deployment, {**deployment.parameters, **params})
-    check_types(deployment.full_name, deployment.parameter_schema, params)  # before any run exists
-    check_serialisable(deployment.full_name, params, json_dumps)
-    parent_task_run_id = None
+    # Checked here too (the store checks again): over HTTP a value that cannot be encoded would
+    # otherwise fail inside the client's request encoding, not as an error naming the parameter.
+    check_serialisable(name, dict(parameters or {}), json_dumps)
     ctx = flow_run_ctx.get() if as_subflow else None
+    parent_id = dynamic = None
     if ctx is not None:
-        key = f"run_deployment:{deployment.full_name}"
-        dynamic = ctx.next_dynamic_key(key)
-        idempotency_key = idempotency_key or f"{ctx.flow_run.id}:{key}:{dynamic}"
-        parent_task_run_id = client.create_task_run(
-            ctx.flow_run.id, key, deployment.full_name, dynamic_key=dynamic, states=[st.Pending(), st.Running()]
-        ).id
-    probe = FlowRun(id="", name="", flow_name=deployment.flow_name, work_pool_name=deployment.work_pool_name,
-                    infra_overrides=infra_overrides or {})
-    resolve_infrastructure(client, deployment, probe)  # bad overrides fail here, before a run exists
-    run = client.create_flow_run(
-        deployment.flow_name,
-        state=st.Scheduled(data={"scheduled_time": (scheduled_time or st.utcnow()).isoformat()}),
-        parameters=params, name=flow_run_name, parent_task_run_id=parent_task_run_id,
-        deployment_id=deployment.id, work_pool_name=deployment.work_pool_name,
-        idempotency_key=idempotency_key, infra_overrides=infra_overrides or {},
-        tags=list(tags or deployment.tags), expected_start_time=scheduled_time,
-    )
-    _warn_if_no_worker(client, deployment.work_pool_name)
-    return run, parent_task_run_id
+        full_name = name if "/" in name else client.read_deployment(name).full_name
+        parent_id, dynamic = ctx.flow_run.id, ctx.next_dynamic_key(f"run_deployment:{full_name}")
+    run = client.create_flow_run_from_deployment(
+        name, parameters=parameters, idempotency_key=idempotency_key, parent_flow_run_id=parent_id,
+        parent_dynamic_key=dynamic, flow_run_name=flow_run_name, scheduled_time=scheduled_time,
+        infra_overrides=infra_overrides, tags=tags,
+    )  # fmt: skip
+    _warn_if_no_worker(client, run.work_pool_name)
+    return run, run.parent_task_run_id
 
 
-def _finish_parent_task(client: Any, parent_task_run_id: str | None, run: FlowRun) -> None:
+def _finish_parent_task(client: OrchestratorAPI, parent_task_run_id: str | None, run: FlowRun) -> None:
     if parent_task_run_id and run.state is not None:
         try:
             client.set_task_run_state(parent_task_run_id, run.state.model_copy())
@@ -135,7 +94,7 @@ def _finish_parent_task(client: Any, parent_task_run_id: str | None, run: FlowRu
             pass
 
 
-def _outcome(client: Any, run: FlowRun, parent_task_run_id: str | None, raise_on_failure: bool) -> FlowRun:
+def _outcome(client: OrchestratorAPI, run: FlowRun, parent_task_run_id: str | None, raise_on_failure: bool) -> FlowRun:
     if run.state is not None and run.state.is_final:
         _finish_parent_task(client, parent_task_run_id, run)
         if raise_on_failure and not run.state.is_completed():
@@ -163,14 +122,18 @@ def _waiting(run: FlowRun, deadline: float | None) -> bool:
     return not (run.state and run.state.is_final) and (deadline is None or time.monotonic() < deadline)
 
 
+def _wait_chunk(deadline: float | None) -> float:
+    """Seconds of the next long-poll: up to 30, never past the deadline."""
+    return 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
+
+
 def _sync_run_deployment(name: str, parameters: Any, timeout: float | None, poll_interval: float | None,
                          raise_on_failure: bool, **kwargs: Any) -> FlowRun:
     client, run, parent_task, interval, deadline = _start(name, parameters, timeout, poll_interval, kwargs)
     if timeout == 0:
         return run
     while _waiting(run, deadline):
-        time.sleep(interval)
-        run = client.read_flow_run(run.id)
+        run = client.wait_for_flow_run(run.id, timeout=_wait_chunk(deadline))
     return _outcome(client, run, parent_task, raise_on_failure)
 
 
@@ -180,8 +143,8 @@ async def _async_run_deployment(name: str, parameters: Any, timeout: float | Non
     if timeout == 0:
         return run
     while _waiting(run, deadline):
-        await asyncio.sleep(interval)
-        run = client.read_flow_run(run.id)
+        await asyncio.sleep(0)  # let other children's coroutines create their runs first
+        run = await asyncio.to_thread(client.wait_for_flow_run, run.id, timeout=min(_wait_chunk(deadline), 1.0))
     return _outcome(client, run, parent_task, raise_on_failure)
 
 
@@ -226,13 +189,12 @@ def run_deployments(
     timeout: float | None = None,
     raise_on_failure: bool = True,
 ) -> list[FlowRun]:
-    """Fan out: create every child first, then wait for all in one polling loop.
+    """Fan out: create every child first, then wait for them with one long-poll at a time.
 
     ``requests`` items are ``(name, parameters)`` pairs or dicts of ``run_deployment``
     keyword arguments (``{"name": ..., "parameters": ..., "infra_overrides": ...}``).
     """
     from .client import get_client
-    from .settings import get_settings
 
     client = get_client()
     created = []
@@ -241,13 +203,9 @@ def run_deployments(
         created.append(create_deployment_run(kw.pop("name"), kw.pop("parameters", None), client=client, **kw))
     runs = {run.id: run for run, _ in created}
     deadline = None if timeout is None else time.monotonic() + timeout
-    while any(not (r.state and r.state.is_final) for r in runs.values()):
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        time.sleep(get_settings().run_deployment_poll_interval)
-        for rid, r in runs.items():
-            if not (r.state and r.state.is_final):
-                runs[rid] = client.read_flow_run(rid)
+    for rid in runs:  # one long-poll at a time: children finishing meanwhile return at once
+        while _waiting(runs[rid], deadline):
+            runs[rid] = client.wait_for_flow_run(rid, timeout=_wait_chunk(deadline))
     results = [_outcome(client, runs[run.id], parent, False) for run, parent in created]
     failed = [r for r in results if r.state and r.state.is_final and not r.state.is_completed()]
     if raise_on_failure and failed:

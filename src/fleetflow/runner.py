@@ -14,7 +14,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import states as st
 from .entrypoints import load_flow_from_entrypoint
@@ -23,11 +23,14 @@ from .exceptions import StaleLaunch
 from .faults import fault
 from .infrastructure.base import EXIT_CRASHED, EXIT_FAILED, EXIT_OK, EXIT_OUT_OF_MEMORY, EXIT_STALE_LAUNCH
 
+if TYPE_CHECKING:
+    from .client.protocol import OrchestratorAPI
+
 __all__ = ["EXIT_CRASHED", "EXIT_FAILED", "EXIT_OK", "EXIT_OUT_OF_MEMORY", "EXIT_STALE_LAUNCH",
            "claim_attempt", "load_flow_from_entrypoint", "main", "run"]
 
 
-def code_root(client: Any, deployment: Any) -> Path:
+def code_root(client: OrchestratorAPI, deployment: Any) -> Path:
     """The folder holding the deployment's code: a fetched bundle or a local path (serve)."""
     from .blocks import Block
     from .bundles import fetch_bundle
@@ -43,14 +46,14 @@ def code_root(client: Any, deployment: Any) -> Path:
     return root.resolve()
 
 
-def _mark(client: Any, flow_run_id: str, state: st.State) -> None:
+def _mark(client: OrchestratorAPI, flow_run_id: str, state: st.State) -> None:
     try:
         client.set_flow_run_state(flow_run_id, state)
     except InvalidStateTransition:
         pass
 
 
-def claim_attempt(client: Any, flow_run_id: str) -> Any:
+def claim_attempt(client: OrchestratorAPI, flow_run_id: str) -> Any:
     """Move the run to RUNNING for this runner's launch attempt (FLEETFLOW_LAUNCH_TOKEN) and
     take its lease; raises StaleLaunch when another attempt owns it. Without a token (a run
     started by hand) the engine moves it to RUNNING as for any flow."""
@@ -69,7 +72,7 @@ def claim_attempt(client: Any, flow_run_id: str) -> Any:
     return run
 
 
-def _refuse(client: Any, flow_run_id: str, exc: StaleLaunch) -> int:
+def _refuse(client: OrchestratorAPI, flow_run_id: str, exc: StaleLaunch) -> int:
     """Say why this runner ran nothing: on stderr and in the run's logs."""
     import logging
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import states as st
 from .exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from .client.protocol import OrchestratorAPI
 
 
 def next_slots(schedule: dict[str, Any], *, count: int = 3, after: dt.datetime | None = None) -> list[dt.datetime]:
@@ -68,7 +71,7 @@ def _interval_slots(seconds: float, anchor: str | None, after: dt.datetime, coun
     return [start + dt.timedelta(seconds=seconds * (n + i)) for i in range(count)]
 
 
-def schedule_deployment(client: Any, deployment: Any, *, count: int = 3) -> list[str]:
+def schedule_deployment(client: OrchestratorAPI, deployment: Any, *, count: int = 3) -> list[str]:
     """Create the runs of the next slots (idempotent); returns the run ids."""
     ids = []
     for slot in next_slots(deployment.schedule, count=count):
@@ -83,7 +86,7 @@ def schedule_deployment(client: Any, deployment: Any, *, count: int = 3) -> list
     return ids
 
 
-def run_scheduler(client: Any, *, interval: float = 5.0, once: bool = False) -> None:
+def run_scheduler(client: OrchestratorAPI, *, interval: float = 5.0, once: bool = False) -> None:
     """Loop over scheduled deployments and keep their next slots materialised; also sweep
     expired leases of runs outside any pool (script flows), as every long-running process does."""
     import asyncio

@@ -31,6 +31,16 @@ class Settings(BaseSettings):
         default=None, description="URL of a fleetflow server; when set, clients talk HTTP instead of SQL."
     )
     api_key: SecretStr | None = Field(default=None, description="API key sent to the fleetflow server.")
+    api_timeout: float = Field(default=30.0, gt=0, description="Seconds an HTTP request to the server may take.")
+    api_retry_seconds: float = Field(
+        default=30.0, ge=0,
+        description="How long the HTTP client retries connect errors and 502/503/504 before giving up.",
+    )
+    api_outage_seconds: float = Field(
+        default=300.0, ge=0,
+        description="How long a running flow keeps retrying its state and log writes while the server is "
+        "unreachable (logs are buffered meanwhile) before the run gives up.",
+    )
     encryption_key: SecretStr | None = Field(
         default=None,
         description="Fernet key for secret block fields; default is a key generated at HOME/encryption.key (0600).",

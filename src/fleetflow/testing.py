@@ -16,29 +16,34 @@ import tempfile
 from typing import Iterator
 
 from .client import get_client, reset_client
-from .orchestrator.interface import OrchestratorAPI
+from .client.protocol import OrchestratorAPI
 from .settings import reset_settings
 
-_ENV = ("FLEETFLOW_HOME", "FLEETFLOW_DATABASE_URL", "FLEETFLOW_API_URL")
+_ENV = ("FLEETFLOW_HOME", "FLEETFLOW_DATABASE_URL", "FLEETFLOW_API_URL", "FLEETFLOW_API_KEY")
 
 
 @contextlib.contextmanager
-def temporary_store(database_url: str | None = None) -> Iterator[OrchestratorAPI]:
+def temporary_store(
+    database_url: str | None = None, *, api_url: str | None = None, api_key: str | None = None
+) -> Iterator[OrchestratorAPI]:
     """Point fleetflow at a fresh, empty store for the duration of the block.
 
     Sets ``FLEETFLOW_HOME`` to a new temporary folder (results, keys and the SQLite file live
     there), uses ``database_url`` instead of the SQLite file when given (it should name an empty
-    database), clears cached settings and clients, and yields the client. Everything is
-    restored afterwards and the folder removed.
+    database) -- or, with ``api_url`` (and ``api_key``), a fleetflow server in front of an empty
+    store -- clears cached settings and clients, and yields the client. Everything is restored
+    afterwards and the folder removed.
     """
     saved = {name: os.environ.get(name) for name in _ENV}
     with tempfile.TemporaryDirectory(prefix="fleetflow-test-") as home:
         os.environ["FLEETFLOW_HOME"] = home
-        os.environ.pop("FLEETFLOW_API_URL", None)
-        if database_url:
-            os.environ["FLEETFLOW_DATABASE_URL"] = database_url
-        else:
-            os.environ.pop("FLEETFLOW_DATABASE_URL", None)
+        wanted = {"FLEETFLOW_API_URL": api_url, "FLEETFLOW_API_KEY": api_key,
+                  "FLEETFLOW_DATABASE_URL": None if api_url else database_url}  # fmt: skip
+        for name, value in wanted.items():
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
         reset_settings()
         reset_client()
         try:

@@ -11,6 +11,7 @@ and the parent receives the three results. Nothing in moto or fleetflow is patch
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ from fleetflow import flow
 from fleetflow.aws.ecs import ECSTask
 from fleetflow.aws.s3 import S3
 from fleetflow.bundles import bundle_key
+from fleetflow.client.http import HTTPClient
 from fleetflow.cancellation import cancel_flow_run
 from fleetflow.deployments import Deployment, run_deployment
 from fleetflow.orchestrator import schemas
@@ -161,8 +163,15 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
             assert launch["task_arn"] in (child.infrastructure_pid or "")
             # the child reports COMPLETED before its process has quite ended: wait for the exit
             assert emulator.wait_for_exit(launch["task_arn"]) == 0
-            # the store's URL reached the container through the RunTask overrides only
-            assert launch["env"]["FLEETFLOW_DATABASE_URL"] == resolved_store_url()
+            # the store reached the container through the RunTask overrides only: the database
+            # URL (embedded backends), or the server's URL and a token for this one run (http)
+            if isinstance(temp_store, HTTPClient):
+                assert launch["env"]["FLEETFLOW_API_URL"] == temp_store.base_url
+                assert launch["env"]["FLEETFLOW_API_KEY"].startswith("ffr_")
+                assert "FLEETFLOW_DATABASE_URL" not in launch["env"] and "FLEETFLOW_ENCRYPTION_KEY" not in launch["env"]
+                assert os.environ["FLEETFLOW_API_KEY"] not in json.dumps(launch)  # the worker's key never leaves it
+            else:
+                assert launch["env"]["FLEETFLOW_DATABASE_URL"] == resolved_store_url()
             # it ran in that container, from a bundle it fetched from S3 itself
             assert step["pid"] == launch["pid"]
             assert step["endpoint"] is None  # moto reached through the S3 block's endpoint_url only

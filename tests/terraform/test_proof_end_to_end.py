@@ -197,7 +197,7 @@ def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws
 
 
 def _check_runs(client: Any, emulator: ECSEmulator, outputs: dict[str, Any], aws: dict[str, Any], pipeline: dict) -> None:
-    from fleetflow.engine.results import load_result
+    from fleetflow.results import load_result
 
     # The parent finished with the model trained in the third container.
     (parent,) = client.read_flow_runs(flow_name="ml-pipeline")

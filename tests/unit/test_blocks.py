@@ -10,6 +10,7 @@ import pytest
 from pydantic import Field
 
 from fleetflow.blocks import Block, SecretStr, block_types, get_block_class
+from fleetflow.orchestrator import Orchestrator
 from fleetflow.exceptions import BlockAlreadyExists, BlockNotFound, BlockValidationError, InvalidNameError
 
 
@@ -42,11 +43,16 @@ def test_unknown_name_lists_existing_ones(temp_store):
     assert "alpha" in str(err.value) and "beta" in str(err.value)
 
 
-def test_secret_is_encrypted_at_rest_and_masked(temp_store, capsys):
+def test_secret_is_encrypted_at_rest_and_masked(temp_store, temp_store_url, capsys):
     block = Warehouse(host="db", password="hunter2-plain")
     block.save("sec")
-    raw = temp_store.read_block_document("test-warehouse", "sec").data
-    assert "hunter2-plain" not in str(raw)
+    at_rest = Orchestrator.create(temp_store_url)
+    try:
+        raw = at_rest.read_block_document("test-warehouse", "sec").data
+    finally:
+        at_rest.dispose()
+    assert "hunter2-plain" not in str(raw) and "$fleetflow-secret" in str(raw)
+    assert Warehouse.load("sec").password.get_secret_value() == "hunter2-plain"
     assert "hunter2-plain" not in repr(block) and "********" in repr(block)
     assert block.masked_dict()["password"] == "********"
     print(block)

@@ -15,21 +15,13 @@ from fleetflow.testing import temporary_store
 def test_get_client_is_cached_per_url(tmp_path, monkeypatch):
     first = get_client()
     assert get_client() is first
-    assert str(first.engine.url).endswith("fleetflow.db")
+    assert str(first.store.engine.url).endswith("fleetflow.db")
     monkeypatch.setenv("FLEETFLOW_HOME", str(tmp_path / "other"))
     reset_settings()
     second = get_client()
-    assert second is not first and str(tmp_path / "other") in str(second.engine.url)
+    assert second is not first and str(tmp_path / "other") in str(second.store.engine.url)
     reset_client()
     assert get_client() is not second
-
-
-def test_api_url_is_not_silently_ignored(monkeypatch):
-    monkeypatch.setenv("FLEETFLOW_API_URL", "http://server:4200")
-    reset_settings()
-    with pytest.raises(ConfigurationError) as info:
-        get_client()
-    assert info.value.field == "api_url" and "FLEETFLOW_API_URL" in str(info.value)
 
 
 def test_temporary_store_isolates_and_restores():
@@ -50,4 +42,5 @@ def test_temp_store_fixture_runs_on_each_backend(temp_store, backend):
     run = temp_store.create_flow_run("f")
     assert get_client() is temp_store
     assert get_client().read_flow_run(run.id).flow_name == "f"
-    assert type(temp_store).__name__ == {"sqlite": "SQLiteOrchestrator", "postgres": "PostgresOrchestrator"}[backend]
+    expected = {"sqlite": "SQLiteOrchestrator", "postgres": "PostgresOrchestrator", "http": "HTTPClient"}[backend]
+    assert type(getattr(temp_store, "store", temp_store)).__name__ == expected

@@ -439,3 +439,17 @@ class S3Bucket(_S3Storage, Block):
 
     def _aws_credentials(self) -> AwsCredentials:
         return self.credentials
+
+
+def _result_storage_from_url(descriptor: dict[str, Any]) -> S3:
+    """An unsaved S3 block recorded by location: opened with the default AWS credential chain."""
+    return S3(bucket_path=descriptor["url"].removeprefix("s3://").removesuffix("/results"))
+
+
+def _register_result_storage() -> None:
+    from ..results import register_result_storage
+
+    register_result_storage("s3", _result_storage_from_url)
+
+
+_register_result_storage()

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,9 @@ from ..exceptions import BlockAlreadyExists, ConfigurationError, ObjectNotFound
 from .credentials import AwsClientParameters, AwsCredentials
 from .ecs import ECSTask
 from .s3 import S3
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 __all__ = [
     "OPTIONAL_OUTPUTS",
@@ -323,7 +326,7 @@ def register_blocks_from_terraform(
     *,
     prefix: str = "fleetflow",
     overwrite: bool = False,
-    client: Any = None,
+    client: OrchestratorAPI | None = None,
     aws_client_parameters: Mapping[str, Any] | AwsClientParameters | None = None,
 ) -> RegisteredBlocks:
     """Save the ``AwsCredentials``, ``S3`` and ``ECSTask`` blocks and the ECS work pool that
@@ -360,7 +363,7 @@ def register_blocks_from_terraform(
     return RegisteredBlocks(**items, work_pool=pool_item)
 
 
-def _block_plan(client: Any, block: Block, name: str) -> tuple[str, str]:
+def _block_plan(client: OrchestratorAPI, block: Block, name: str) -> tuple[str, str]:
     """('create' | 'same' | 'conflict', description of the difference)."""
     slug = block.get_block_type_slug()
     try:
@@ -402,7 +405,7 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _save_block(client: Any, block: Block, name: str, plan: str) -> RegisteredItem:
+def _save_block(client: OrchestratorAPI, block: Block, name: str, plan: str) -> RegisteredItem:
     if plan == "same":
         block._block_document_name = name
         status: Status = "unchanged"
@@ -412,7 +415,7 @@ def _save_block(client: Any, block: Block, name: str, plan: str) -> RegisteredIt
     return RegisteredItem(kind=block.get_block_type_slug(), name=name, status=status)
 
 
-def _pool_plan(client: Any, name: str, block_ref: str) -> tuple[tuple[str, str], Any]:
+def _pool_plan(client: OrchestratorAPI, name: str, block_ref: str) -> tuple[tuple[str, str], Any]:
     try:
         pool = client.read_work_pool(name)
     except ObjectNotFound:
@@ -438,7 +441,7 @@ def _placeholder_pool(pool: Any) -> bool:
     return pool.type == "process" and not pool.infrastructure_block and not pool.description and pool.concurrency_limit is None
 
 
-def _save_pool(client: Any, name: str, block_ref: str, plan: str, existing: Any) -> RegisteredItem:
+def _save_pool(client: OrchestratorAPI, name: str, block_ref: str, plan: str, existing: Any) -> RegisteredItem:
     from ..orchestrator.schemas import WorkPool
 
     if plan == "same":

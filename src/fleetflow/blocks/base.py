@@ -10,7 +10,7 @@ upgrades old data in ``_migrate_data``.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, PrivateAttr
@@ -18,6 +18,9 @@ from pydantic_core import to_jsonable_python
 
 from ..exceptions import BlockNotFound, BlockValidationError, ObjectAlreadyExists, ObjectNotFound, BlockAlreadyExists
 from . import secrets as _secrets
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 _REGISTRY: dict[str, type["Block"]] = {}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -85,6 +88,10 @@ class Block(BaseModel):
         dumped = self.model_dump(mode="python", exclude_unset=False)
         return to_jsonable_python(_secrets.encrypt_secrets(dumped))
 
+    def to_open_data(self) -> dict[str, Any]:
+        """JSON-ready field values with secrets as open markers, for the client to seal."""
+        return to_jsonable_python(_secrets.open_secrets(self.model_dump(mode="python")))
+
     def masked_dict(self) -> dict[str, Any]:
         """JSON-ready field values with every secret shown as ``********``."""
         return to_jsonable_python(_secrets.mask_secrets(self.model_dump(mode="python")))
@@ -107,7 +114,7 @@ class Block(BaseModel):
         block._block_document_name = name
         return block
 
-    def save(self, name: str, overwrite: bool = False, client: Any = None) -> str:
+    def save(self, name: str, overwrite: bool = False, client: OrchestratorAPI | None = None) -> str:
         """Persist under ``name``; refuses to replace an existing block unless ``overwrite``."""
         validate_block_name(name)
         client = client or _client()
@@ -115,7 +122,7 @@ class Block(BaseModel):
             doc = client.save_block_document(
                 self._block_type_slug,
                 name,
-                self.to_document_data(),
+                self.to_open_data(),
                 schema_version=self._schema_version,
                 overwrite=overwrite,
             )
@@ -128,7 +135,7 @@ class Block(BaseModel):
         return doc.id
 
     @classmethod
-    def load(cls, name: str, client: Any = None) -> "Block":
+    def load(cls, name: str, client: OrchestratorAPI | None = None) -> "Block":
         """Load a saved block. On ``Block`` itself, ``name`` is ``'type-slug/name'``."""
         target, block_name = cls._resolve(name)
         client = client or _client()
@@ -139,12 +146,12 @@ class Block(BaseModel):
         return target.from_document_data(doc.data, doc.schema_version, name=block_name)
 
     @classmethod
-    def delete(cls, name: str, client: Any = None) -> None:
+    def delete(cls, name: str, client: OrchestratorAPI | None = None) -> None:
         target, block_name = cls._resolve(name)
         (client or _client()).delete_block_document(target._block_type_slug, block_name)
 
     @classmethod
-    def list_names(cls, client: Any = None) -> list[str]:
+    def list_names(cls, client: OrchestratorAPI | None = None) -> list[str]:
         slug = cls._block_type_slug or None
         return [d.name for d in (client or _client()).read_block_documents(slug)]
 
@@ -160,7 +167,7 @@ class Block(BaseModel):
         return cls, name
 
 
-def _client():
+def _client() -> OrchestratorAPI:
     from ..client import get_client
 
     return get_client()

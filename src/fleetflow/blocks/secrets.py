@@ -1,26 +1,17 @@
 """Secret fields: encrypted at rest, masked everywhere else.
 
-The key comes from ``FLEETFLOW_ENCRYPTION_KEY`` or is generated once at
-``FLEETFLOW_HOME/encryption.key`` with 0600 permissions. A team sharing one PostgreSQL store
-shares the key through the setting, never through the database.
+A block hands its client *open* secrets (:func:`open_secrets`); the client seals them with
+the key it holds (the embedded client locally, the server on its side, see
+:mod:`fleetflow.sealing`). Loading accepts open and sealed markers alike.
 """
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import pydantic
-from cryptography.fernet import Fernet, InvalidToken
 
-from ..exceptions import BlockError
-from ..settings import get_settings
-
-MASK = "********"
-SECRET_MARKER = "$fleetflow-secret"
-JSON_MARKER = "$fleetflow-json"  # next to SECRET_MARKER: the plaintext is JSON (SecretDict)
+from ..sealing import JSON_MARKER, MASK, OPEN_MARKER, SECRET_MARKER, decrypt, encrypt, fernet  # noqa: F401 - re-exported
 
 
 class SecretStr(pydantic.SecretStr):
@@ -28,52 +19,6 @@ class SecretStr(pydantic.SecretStr):
 
     def _display(self) -> str:
         return MASK
-
-
-def _key_file() -> Path:
-    return get_settings().resolved_home() / "encryption.key"
-
-
-def _load_or_create_key() -> bytes:
-    configured = get_settings().encryption_key
-    if configured is not None:
-        return configured.get_secret_value().encode()
-    path = _key_file()
-    if not path.exists():
-        key = Fernet.generate_key()
-        # O_EXCL: when two processes race, exactly one creates the key and the other reads it.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key)
-        return key
-    return path.read_bytes().strip()
-
-
-@lru_cache(maxsize=8)
-def _fernet(home: str, configured: str | None) -> Fernet:
-    return Fernet(_load_or_create_key())
-
-
-def fernet() -> Fernet:
-    s = get_settings()
-    return _fernet(str(s.home), s.encryption_key.get_secret_value() if s.encryption_key else None)
-
-
-def encrypt(value: str) -> dict[str, str]:
-    return {SECRET_MARKER: fernet().encrypt(value.encode()).decode()}
-
-
-def decrypt(token: str) -> str:
-    try:
-        return fernet().decrypt(token.encode()).decode()
-    except InvalidToken as exc:
-        raise BlockError(
-            "cannot decrypt a secret block field: the encryption key differs from the one it was saved with. "
-            "Set FLEETFLOW_ENCRYPTION_KEY to the key used when the block was saved."
-        ) from exc
 
 
 def encrypt_secrets(value: Any) -> Any:
@@ -91,15 +36,33 @@ def encrypt_secrets(value: Any) -> Any:
     return value
 
 
+def open_secrets(value: Any) -> Any:
+    """Like :func:`encrypt_secrets`, but secrets become open markers for the client to seal."""
+    if isinstance(value, pydantic.SecretStr):
+        return {OPEN_MARKER: value.get_secret_value()}
+    if isinstance(value, pydantic.Secret):  # structured: JSON text, flagged
+        import json
+
+        return {OPEN_MARKER: json.dumps(value.get_secret_value()), JSON_MARKER: True}
+    if isinstance(value, dict):
+        return {k: open_secrets(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [open_secrets(v) for v in value]
+    return value
+
+
 def decrypt_secrets(value: Any) -> Any:
-    """Inverse of :func:`encrypt_secrets` on stored JSON."""
+    """Inverse of :func:`encrypt_secrets` / :func:`open_secrets` on stored or received JSON."""
     if isinstance(value, dict):
         if set(value) == {SECRET_MARKER}:
             return decrypt(value[SECRET_MARKER])
-        if set(value) == {SECRET_MARKER, JSON_MARKER}:
+        if set(value) == {OPEN_MARKER}:
+            return value[OPEN_MARKER]
+        if set(value) in ({SECRET_MARKER, JSON_MARKER}, {OPEN_MARKER, JSON_MARKER}):
             import json
 
-            return json.loads(decrypt(value[SECRET_MARKER]))
+            text = decrypt(value[SECRET_MARKER]) if SECRET_MARKER in value else value[OPEN_MARKER]
+            return json.loads(text) if text != MASK else MASK
         return {k: decrypt_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [decrypt_secrets(v) for v in value]

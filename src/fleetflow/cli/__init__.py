@@ -34,6 +34,10 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("concurrency-limit", "fleetflow.cli.concurrency", "Limit how many task runs with a tag run at once."),
     ("work-queue", "fleetflow.cli.work_queues", "Create, list, pause and resume work queues inside pools."),
     ("agent", "fleetflow.cli.agents", "Prefect 2's agent: starts a worker (the current form is `worker start`)."),
+    ("server", "fleetflow.cli.server", "Start the fleetflow API server over the store."),
+    ("api-key", "fleetflow.cli.api_keys", "Create, list and revoke the server's scoped API keys."),
+    ("login", "fleetflow.cli.login", "Save a server URL and API key as this machine's profile."),
+    ("logout", "fleetflow.cli.logout", "Remove the saved server profile."),
 ]
 
 

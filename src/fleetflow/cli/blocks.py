@@ -106,10 +106,10 @@ def mask_document(data: dict[str, Any], cls: Any = None) -> dict[str, Any]:
 
 
 def _mask_markers(value: Any) -> Any:
-    from ..blocks.secrets import SECRET_MARKER
+    from ..blocks.secrets import OPEN_MARKER, SECRET_MARKER
 
     if isinstance(value, dict):
-        if SECRET_MARKER in value:
+        if SECRET_MARKER in value or OPEN_MARKER in value:
             return MASK
         return {k: _mask_markers(v) for k, v in value.items()}
     if isinstance(value, list):

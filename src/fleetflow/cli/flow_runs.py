@@ -7,7 +7,7 @@ ids can be copied from a table without reaching for ``--json``.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import typer
 from rich.console import Group
@@ -38,6 +38,9 @@ from ._output import (
     warn,
 )
 
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
+
 app = typer.Typer(name="flow-run", help="List, inspect, follow and cancel flow runs.", no_args_is_help=True)
 
 PREFIX_SCAN_LIMIT = 10_000  # prefixes are matched against this many most recent runs
@@ -55,7 +58,7 @@ class AmbiguousFlowRunId(FleetflowError):
 
 
 # ---- id resolution -----------------------------------------------------------------------------
-def resolve_flow_run(client: Any, ref: str) -> Any:
+def resolve_flow_run(client: OrchestratorAPI, ref: str) -> Any:
     """The run whose id is ``ref`` or starts with ``ref``; clear errors for none or several."""
     ref = ref.strip().lower()
     if not ref:
@@ -133,7 +136,7 @@ def inspect(
         console().print(_inspect_renderable(client, run))
 
 
-def _print_tree(client: Any, run: Any, json_output: bool) -> None:
+def _print_tree(client: OrchestratorAPI, run: Any, json_output: bool) -> None:
     from .tree import rows_to_tree, run_tree_rows
 
     rows = run_tree_rows(client, run.id)
@@ -143,7 +146,7 @@ def _print_tree(client: Any, run: Any, json_output: bool) -> None:
         console().print(rows_to_tree(rows))
 
 
-def _inspect_data(client: Any, run: Any) -> dict[str, Any]:
+def _inspect_data(client: OrchestratorAPI, run: Any) -> dict[str, Any]:
     return {
         "flow_run": run.model_dump(mode="json"),
         "states": [s.model_dump(mode="json") for s in client.read_flow_run_states(run.id)],
@@ -153,12 +156,12 @@ def _inspect_data(client: Any, run: Any) -> dict[str, Any]:
     }
 
 
-def _artifacts(client: Any, flow_run_id: str) -> list[Any]:
+def _artifacts(client: OrchestratorAPI, flow_run_id: str) -> list[Any]:
     reader = getattr(client, "read_artifacts", None)  # a store without artifacts (older server)
     return reader(flow_run_id=flow_run_id) if reader else []
 
 
-def _inspect_renderable(client: Any, run: Any) -> Group:
+def _inspect_renderable(client: OrchestratorAPI, run: Any) -> Group:
     parts: list[Any] = [panel(_details(client, run), f"flow run {run.name}")]
     parts.append(_history_table(client.read_flow_run_states(run.id)))
     if run.parameters:
@@ -174,7 +177,7 @@ def _inspect_renderable(client: Any, run: Any) -> Group:
     return Group(*parts)
 
 
-def _details(client: Any, run: Any) -> Any:
+def _details(client: OrchestratorAPI, run: Any) -> Any:
     rows: list[tuple[str, Any]] = [
         ("id", run.id),
         ("flow", run.flow_name),
@@ -198,7 +201,7 @@ def _details(client: Any, run: Any) -> Any:
     return kv_grid(rows)
 
 
-def _lineage_rows(client: Any, run: Any) -> list[tuple[str, Any]]:
+def _lineage_rows(client: OrchestratorAPI, run: Any) -> list[tuple[str, Any]]:
     """Parent, children and deployment: where this run sits in a pipeline."""
     rows: list[tuple[str, Any]] = []
     if run.parent_flow_run_id:
@@ -229,14 +232,14 @@ def _infra_rows(run: Any) -> list[tuple[str, Any]]:
     return rows
 
 
-def _run_name(client: Any, flow_run_id: str) -> str:
+def _run_name(client: OrchestratorAPI, flow_run_id: str) -> str:
     try:
         return client.read_flow_run(flow_run_id).name
     except ObjectNotFound:
         return "deleted"
 
 
-def _deployment_name(client: Any, deployment_id: str) -> str:
+def _deployment_name(client: OrchestratorAPI, deployment_id: str) -> str:
     try:
         return client.read_deployment(deployment_id).full_name
     except ObjectNotFound:
@@ -260,7 +263,7 @@ def _task_runs_table(task_runs: list[Any]) -> Any:
     return tbl
 
 
-def warn_if_no_worker(client: Any, run: Any) -> None:
+def warn_if_no_worker(client: OrchestratorAPI, run: Any) -> None:
     """A waiting run in a pool nobody polls will wait forever: say so, and how to fix it."""
     if run.state_type not in _WAITING or not run.work_pool_name:
         return
@@ -298,7 +301,7 @@ def logs(
         _follow(client, run.id, records[-1].id if records else 0, printer)
 
 
-def follow_run(client: Any, flow_run_id: str, *, json_output: bool = False, raise_on_failure: bool = True) -> Any:
+def follow_run(client: OrchestratorAPI, flow_run_id: str, *, json_output: bool = False, raise_on_failure: bool = True) -> Any:
     """Stream a run's logs until it is final, then say how it ended; returns the final run.
 
     For ``deployment run --watch``: a run that did not complete raises
@@ -325,7 +328,7 @@ def _report_end(run: Any, *, quiet: bool, raise_on_failure: bool) -> None:
     warn(message)
 
 
-def _read_all_logs(client: Any, flow_run_id: str, *, after_id: int, page: int = 1000) -> Iterator[Any]:
+def _read_all_logs(client: OrchestratorAPI, flow_run_id: str, *, after_id: int, page: int = 1000) -> Iterator[Any]:
     """Every log record after ``after_id``, paging so a huge run never loads in one query."""
     while True:
         batch = client.read_logs(flow_run_id=flow_run_id, after_id=after_id, limit=page)
@@ -335,7 +338,7 @@ def _read_all_logs(client: Any, flow_run_id: str, *, after_id: int, page: int = 
         after_id = batch[-1].id
 
 
-def _follow(client: Any, flow_run_id: str, last_id: int, printer: "_LogPrinter") -> None:
+def _follow(client: OrchestratorAPI, flow_run_id: str, last_id: int, printer: "_LogPrinter") -> None:
     """Print new lines until the run is final; Ctrl-C stops following (exit 130), not the run."""
     try:
         _poll_logs(client, flow_run_id, last_id, printer)
@@ -343,7 +346,7 @@ def _follow(client: Any, flow_run_id: str, last_id: int, printer: "_LogPrinter")
         raise typer.Exit(130) from None
 
 
-def _poll_logs(client: Any, flow_run_id: str, last_id: int, printer: "_LogPrinter") -> None:
+def _poll_logs(client: OrchestratorAPI, flow_run_id: str, last_id: int, printer: "_LogPrinter") -> None:
     """Poll every 0.2 s until the run is final, then drain once more (logs flush after states)."""
     final_seen = False
     while True:
@@ -363,7 +366,7 @@ def _poll_logs(client: Any, flow_run_id: str, last_id: int, printer: "_LogPrinte
 class _LogPrinter:
     """Formats records; remembers task run names so each line says which task logged it."""
 
-    def __init__(self, client: Any, flow_run_id: str, json_output: bool) -> None:
+    def __init__(self, client: OrchestratorAPI, flow_run_id: str, json_output: bool) -> None:
         self.client = client
         self.flow_run_id = flow_run_id
         self.json_output = json_output

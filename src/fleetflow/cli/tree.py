@@ -11,18 +11,21 @@ flagship example prints this tree at the end of a pipeline run.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from rich.tree import Tree
 
 from ._output import duration_seconds, fmt_infra, fmt_seconds, short_handle, state_name, state_text
 
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
+
 _MAX_CHILDREN = 10_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)  # sort key for runs with no times yet
 
 
-def run_tree_rows(client: Any, flow_run_id: str) -> list[dict[str, Any]]:
+def run_tree_rows(client: OrchestratorAPI, flow_run_id: str) -> list[dict[str, Any]]:
     """The run and its descendants, depth first (children oldest first), one dict per run.
 
     Each row: id, name, flow_name, state, state_name, message, depth, parent_flow_run_id,
@@ -34,7 +37,7 @@ def run_tree_rows(client: Any, flow_run_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _walk(client: Any, run: Any, depth: int, rows: list[dict[str, Any]], seen: set[str]) -> None:
+def _walk(client: OrchestratorAPI, run: Any, depth: int, rows: list[dict[str, Any]], seen: set[str]) -> None:
     """Depth-first; ``seen`` guards against a corrupt parent link making a cycle."""
     if run.id in seen:
         return
@@ -44,7 +47,7 @@ def _walk(client: Any, run: Any, depth: int, rows: list[dict[str, Any]], seen: s
         _walk(client, child, depth + 1, rows, seen)
 
 
-def _children(client: Any, flow_run_id: str) -> list[Any]:
+def _children(client: OrchestratorAPI, flow_run_id: str) -> list[Any]:
     """Sub-runs in the order they started (the store returns newest first)."""
     children = client.read_flow_runs(parent_flow_run_id=flow_run_id, limit=_MAX_CHILDREN)
     return sorted(children, key=lambda r: (r.start_time or r.created or r.expected_start_time or _EPOCH, r.id))
@@ -74,7 +77,7 @@ def _row(run: Any, depth: int) -> dict[str, Any]:
     }
 
 
-def render_run_tree(client: Any, flow_run_id: str) -> Tree:
+def render_run_tree(client: OrchestratorAPI, flow_run_id: str) -> Tree:
     """A rich Tree of the run and all its descendants (see :func:`run_tree_rows`)."""
     return rows_to_tree(run_tree_rows(client, flow_run_id))
 

@@ -7,7 +7,7 @@ that the block exists and fits the pool's type now, rather than letting the firs
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Group
@@ -29,6 +29,9 @@ from ._output import (
     success,
     table,
 )
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 app = typer.Typer(name="work-pool", help="Create, list, inspect and delete work pools.", no_args_is_help=True)
 
@@ -73,7 +76,7 @@ def create(
     note(f"Start a worker for it with: fleetflow worker start --pool {pool.name}")
 
 
-def validate_pool_block(client: Any, pool_type: str, block_ref: str | None) -> str | None:
+def validate_pool_block(client: OrchestratorAPI, pool_type: str, block_ref: str | None) -> str | None:
     """The normalised 'type/name' of the pool's block; errors for wrong pool or block types.
 
     A bare name means a block of the pool's own type; a missing block raises the store's
@@ -124,7 +127,7 @@ def ls(json_output: bool = typer.Option(False, "--json", help="Print JSON instea
     console().print(tbl)
 
 
-def _pool_summary(client: Any, pool: Any) -> dict[str, Any]:
+def _pool_summary(client: OrchestratorAPI, pool: Any) -> dict[str, Any]:
     workers = client.read_workers(pool.name)
     return {
         **pool.model_dump(mode="json"),
@@ -157,7 +160,7 @@ def inspect(
     console().print(_inspect_renderable(pool, workers, counts))
 
 
-def run_counts(client: Any, pool_name: str) -> dict[str, int]:
+def run_counts(client: OrchestratorAPI, pool_name: str) -> dict[str, int]:
     """How many of the pool's runs are in each state (all states listed, zeros included)."""
     runs = client.read_flow_runs(work_pool_name=pool_name, limit=_RUN_SCAN_LIMIT)
     counts = Counter(r.state.type.value for r in runs if r.state)

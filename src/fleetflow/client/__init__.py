@@ -1,54 +1,71 @@
 """The Orchestrator as user code, the engine, the worker and the CLI see it.
 
-:func:`get_client` returns the process's shared :class:`~fleetflow.orchestrator.OrchestratorAPI`:
-the embedded store for the settings' database URL (SQLite under ``FLEETFLOW_HOME`` by default,
-or ``FLEETFLOW_DATABASE_URL``). It is cached per URL, so code that changes the settings (tests,
-:func:`fleetflow.testing.temporary_store`) gets a store for the new URL on the next call.
+:func:`get_client` returns the process's shared :class:`~fleetflow.client.protocol.OrchestratorAPI`:
+
+* the HTTP client when ``FLEETFLOW_API_URL`` is set (with ``FLEETFLOW_API_KEY``), or when a
+  profile saved by ``fleetflow login`` exists under ``FLEETFLOW_HOME``;
+* otherwise the embedded store for the settings' database URL (SQLite under
+  ``FLEETFLOW_HOME`` by default, or ``FLEETFLOW_DATABASE_URL``).
+
+Clients are cached per target, so code that changes the settings (tests,
+:func:`fleetflow.testing.temporary_store`) gets a client for the new target on the next call.
 """
 
 from __future__ import annotations
 
 import threading
 
-from ..exceptions import ConfigurationError
-from ..orchestrator.interface import OrchestratorAPI
 from ..settings import get_settings
+from .protocol import OrchestratorAPI
 
 _lock = threading.Lock()
 _clients: dict[str, OrchestratorAPI] = {}
 
 
-def get_client() -> OrchestratorAPI:
-    """The shared client for the current settings (created and migrated on first use)."""
+def _target() -> tuple[str, str | None, str | None]:
+    """("http"|"sql", url, api key) for the current settings and saved profile."""
     settings = get_settings()
     if settings.api_url:
-        # Seam for the HTTP client: it will be chosen here when FLEETFLOW_API_URL is set.
-        raise ConfigurationError(
-            "FLEETFLOW_API_URL is set but the HTTP client is not available yet; unset it to use "
-            "the embedded store (FLEETFLOW_DATABASE_URL or the SQLite file under FLEETFLOW_HOME).",
-            field="api_url",
-        )
-    url = settings.resolved_database_url()
-    client = _clients.get(url)
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        return "http", settings.api_url, key
+    from .profile import read_profile
+
+    profile = read_profile()
+    if profile is not None:
+        return "http", profile["url"], profile.get("key")
+    return "sql", settings.resolved_database_url(), None
+
+
+def get_client() -> OrchestratorAPI:
+    """The shared client for the current settings (created, and migrated, on first use)."""
+    kind, url, key = _target()
+    cache_key = f"{kind}|{url}|{key or ''}"
+    client = _clients.get(cache_key)
     if client is None:
         with _lock:
-            client = _clients.get(url)
+            client = _clients.get(cache_key)
             if client is None:
-                from ..orchestrator.service import Orchestrator
-
-                client = _clients[url] = Orchestrator.create(url)
+                client = _clients[cache_key] = _build(kind, url, key)
     return client
 
 
+def _build(kind: str, url: str | None, key: str | None) -> OrchestratorAPI:
+    if kind == "http":
+        from .http import HTTPClient
+
+        return HTTPClient(url or "", api_key=key)  # type: ignore[return-value]
+    from .embedded import EmbeddedClient
+
+    return EmbeddedClient.create(url)  # type: ignore[return-value]
+
+
 def reset_client() -> None:
-    """Dispose every cached client; the next :func:`get_client` builds a fresh one."""
+    """Close every cached client; the next :func:`get_client` builds a fresh one."""
     with _lock:
         clients = list(_clients.values())
         _clients.clear()
     for client in clients:
-        dispose = getattr(client, "dispose", None)
-        if dispose is not None:
-            dispose()
+        client.close()
 
 
-__all__ = ["get_client", "reset_client"]
+__all__ = ["OrchestratorAPI", "get_client", "reset_client"]

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 
 @contextlib.contextmanager
-def task_slots(client: Any, tags: Sequence[str], task_run_id: str, logger: Any) -> Iterator[None]:
+def task_slots(client: OrchestratorAPI, tags: Sequence[str], task_run_id: str, logger: Any) -> Iterator[None]:
     """Hold one slot per limited tag of the task for the duration of the block."""
     if not tags or not hasattr(client, "acquire_concurrency_slot"):
         yield  # hot path: untagged tasks never touch the limits table
@@ -30,7 +33,7 @@ def task_slots(client: Any, tags: Sequence[str], task_run_id: str, logger: Any) 
             client.release_concurrency_slot(tag, task_run_id)
 
 
-def _acquire(client: Any, tag: str, task_run_id: str, logger: Any) -> bool:
+def _acquire(client: OrchestratorAPI, tag: str, task_run_id: str, logger: Any) -> bool:
     """Wait for a slot of ``tag``; False when the tag has no limit."""
     from ..settings import get_settings
 

@@ -7,10 +7,13 @@ import contextvars
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..orchestrator.schemas import FlowRun, TaskRun
 from .runners import BaseTaskRunner, ConcurrentTaskRunner
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 
 @dataclass
@@ -19,7 +22,7 @@ class FlowRunContext:
 
     flow: Any
     flow_run: FlowRun
-    client: Any
+    client: OrchestratorAPI
     log_prints: bool = False
     task_runner: BaseTaskRunner = field(default_factory=ConcurrentTaskRunner)
     futures: list[Any] = field(default_factory=list)

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 import time
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition, RunCancelled
@@ -28,6 +28,9 @@ from .signals import TerminationSignal, handle_termination
 from .task_engine import exception_data, failed_state, failure_message, log_failure
 from .timeouts import await_with_timeout, call_with_timeout
 
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
+
 
 def process_handle() -> str:
     """Launch handle of the current process (pid and start time): lets `flow-run cancel`
@@ -38,7 +41,7 @@ def process_handle() -> str:
 class FlowRunEngine:
     """The lifecycle of one flow run executing in this process."""
 
-    def __init__(self, flow: Any, parameters: dict[str, Any], client: Any, flow_run: FlowRun | None = None):
+    def __init__(self, flow: Any, parameters: dict[str, Any], client: OrchestratorAPI, flow_run: FlowRun | None = None):
         self.flow = flow
         self.raw_parameters = parameters
         self.client = client
@@ -110,6 +113,7 @@ class FlowRunEngine:
     def _finish(self, state: st.State) -> None:
         """Enter a final state, mirror it on the parent's task run for this sub-flow, log
         ``Finished in state ...`` and call the flow's hooks for it."""
+        shipper.flush()  # whoever sees the run final also sees the lines it logged until then
         try:
             self._set(state)
         except InvalidStateTransition:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..states import State, StateType
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 
 class allow_failure:  # noqa: N801 - Prefect's name
@@ -25,14 +28,14 @@ class allow_failure:  # noqa: N801 - Prefect's name
 class TaskFuture:
     """The eventual result of a submitted task run."""
 
-    def __init__(self, future: cf.Future, task_run_id: str, client: Any, engine: Any = None):
+    def __init__(self, future: cf.Future, task_run_id: str, client: OrchestratorAPI, engine: Any = None):
         self._future = future
         self.task_run_id = task_run_id
         self._client = client
         self._engine = engine
 
     @classmethod
-    def finished(cls, task_run_id: str, client: Any, engine: Any) -> "TaskFuture":
+    def finished(cls, task_run_id: str, client: OrchestratorAPI, engine: Any) -> "TaskFuture":
         """A done future for a task run that was called directly (not submitted)."""
         future: cf.Future = cf.Future()
         state = engine.final_state

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import states as st
 from ..procinfo import ProcessId
 from ..settings import get_settings
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 log = logging.getLogger("fleetflow.lease")
 
@@ -34,7 +37,7 @@ class LeaseKeeper:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def hold(self, client: Any, flow_run_id: str) -> None:
+    def hold(self, client: OrchestratorAPI, flow_run_id: str) -> None:
         with self._lock:
             self._held[flow_run_id] = client
             if self._thread is None or not self._thread.is_alive():
@@ -59,7 +62,7 @@ class LeaseKeeper:
             for client, ids in by_client.values():
                 self._renew(client, ids, seconds)
 
-    def _renew(self, client: Any, ids: list[str], seconds: float) -> None:
+    def _renew(self, client: OrchestratorAPI, ids: list[str], seconds: float) -> None:
         try:
             renewed = set(client.renew_leases(process_owner(), lease_seconds=seconds, take=ids))
         except Exception as exc:  # noqa: BLE001 - the store may be restarting: keep trying

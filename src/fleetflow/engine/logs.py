@@ -13,11 +13,14 @@ import datetime as dt
 import logging
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..orchestrator.schemas import LogRecord
 from ..settings import get_settings
 from .context import flow_run_ctx, task_run_ctx
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 BATCH = 200
 
@@ -34,7 +37,7 @@ class LogShipper:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, client: Any, record: LogRecord) -> None:
+    def add(self, client: OrchestratorAPI, record: LogRecord) -> None:
         with self._lock:
             self._pending.append((client, record))
             full = len(self._pending) >= BATCH
@@ -145,7 +148,7 @@ def get_run_logger() -> logging.LoggerAdapter:
     return run_logger(fctx.flow_run, fctx.client, tctx.task_run if tctx is not None else None)
 
 
-def run_logger(flow_run: Any, client: Any, task_run: Any = None) -> logging.LoggerAdapter:
+def run_logger(flow_run: Any, client: OrchestratorAPI, task_run: Any = None) -> logging.LoggerAdapter:
     """The logger of one given flow run (or of one of its task runs), without a context."""
     logger = _setup_logger()
     extra: dict[str, Any] = {"flow_run_id": flow_run.id, "fleetflow_client": client}

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import states as st
 from ..exceptions import ConfigurationError, InvalidStateTransition, PausedRunTimeout, RunCancelled
 from .context import flow_run_ctx, task_run_ctx
 from .logs import run_logger
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 
 def pause_flow_run(timeout: float = 3600, poll_interval: float | None = None, key: str | None = None) -> None:
@@ -46,7 +49,7 @@ def pause_flow_run(timeout: float = 3600, poll_interval: float | None = None, ke
         time.sleep(interval)
 
 
-def resume_flow_run(flow_run_id: str, client: Any = None) -> None:
+def resume_flow_run(flow_run_id: str, client: OrchestratorAPI | None = None) -> None:
     """Resume a PAUSED flow run (its waiting process continues)."""
     from ..client import get_client
 

@@ -21,12 +21,16 @@ RUNTIME_MIN_MEMORY_MIB = 128
 EXIT_STALE_LAUNCH = 87  # this runner's attempt was not the run's current one: it ran nothing
 
 
-def runner_environment(flow_run_id: str, *, home: str, api_url: str | None, database_url: str) -> dict[str, str]:
+def runner_environment(flow_run_id: str, *, home: str, api_url: str | None, database_url: str,
+                       token: str | None = None) -> dict[str, str]:
     """What a launched runner needs to reach the store (built the same way for a launch and
-    for the size checks done before a run exists)."""
+    for the size checks done before a run exists): the server's URL and a token scoped to this
+    run (never the worker's own key, never a database URL), or, embedded, the database URL."""
     env = {"FLEETFLOW_FLOW_RUN_ID": flow_run_id, "FLEETFLOW_HOME": home}
     if api_url:
         env["FLEETFLOW_API_URL"] = api_url
+        if token:
+            env["FLEETFLOW_API_KEY"] = token
     else:
         env["FLEETFLOW_DATABASE_URL"] = database_url
     return env

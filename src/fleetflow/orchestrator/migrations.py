@@ -156,6 +156,13 @@ def _v3_launch_attempts_and_leases(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE deployments ADD COLUMN {column}")
 
 
+def _api_keys_and_list_indexes(conn: sa.Connection) -> None:
+    for table in (t.api_keys, t.run_tokens, t.audit_log, t.api_requests):
+        table.create(conn, checkfirst=False)
+    for name, columns in t.FLOW_RUN_LIST_INDEXES.items():
+        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON flow_runs ({', '.join(columns)})")
+
+
 def _compat_tables(conn: sa.Connection) -> None:
     """Artifacts, variables, tag concurrency limits and work queues (new tables only)."""
     new = [t.artifacts, t.variables, t.concurrency_limits, t.concurrency_slots, t.work_queues, t.deployment_work_queues]
@@ -167,6 +174,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
     Migration(3, "launch attempts, run leases and infrastructure retries", _v3_launch_attempts_and_leases),
     Migration(4, "artifacts, variables, tag concurrency limits and work queues", _compat_tables),
+    Migration(5, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

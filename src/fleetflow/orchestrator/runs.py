@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import time
 from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -191,21 +192,43 @@ class FlowRunsMixin(_TransitionMixin):
         parent_flow_run_id: str | None = None,
         worker_name: str | None = None,
         limit: int = 200,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+        cursor: str | None = None,
     ) -> list[FlowRun]:
         query = sa.select(_FR).order_by(_FR.c.created.desc(), _FR.c.id.desc()).limit(limit)
-        if state_types is not None:
-            query = query.where(_FR.c.state_type.in_([StateType(s).value for s in state_types]))
-        for column, value in (
-            (_FR.c.flow_name, flow_name),
-            (_FR.c.deployment_id, deployment_id),
-            (_FR.c.work_pool_name, work_pool_name),
-            (_FR.c.parent_flow_run_id, parent_flow_run_id),
-            (_FR.c.worker_name, worker_name),
-        ):
-            if value is not None:
-                query = query.where(column == value)
+        query = _filter_runs(query, state_types=state_types, flow_name=flow_name, deployment_id=deployment_id,
+                             work_pool_name=work_pool_name, parent_flow_run_id=parent_flow_run_id,
+                             worker_name=worker_name, created_after=created_after, created_before=created_before)  # fmt: skip
+        if cursor:
+            created, run_id = parse_cursor(cursor)
+            query = query.where(sa.tuple_(_FR.c.created, _FR.c.id) < sa.tuple_(sa.literal(created, t.UTCDateTime()), sa.literal(run_id)))
         with self._read() as conn:
             return [flow_run_from_row(r) for r in conn.execute(query)]
+
+    def count_flow_runs(
+        self,
+        *,
+        state_types: Iterable[StateType] | None = None,
+        flow_name: str | None = None,
+        work_pool_name: str | None = None,
+        created_after: dt.datetime | None = None,
+        limit: int = 10_000,
+    ) -> int:
+        inner = _filter_runs(sa.select(_FR.c.id), state_types=state_types, flow_name=flow_name,
+                             work_pool_name=work_pool_name, created_after=created_after).limit(limit)  # fmt: skip
+        with self._read() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(inner.subquery())).scalar_one()
+
+    def wait_for_flow_run(self, flow_run_id: str, *, timeout: float = 30.0) -> FlowRun:
+        """Polls every ``WAIT_POLL_INTERVAL`` (the server wakes its waiters on each state
+        change instead; see :mod:`fleetflow.server.api.waiting`)."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        run = self.read_flow_run(flow_run_id)
+        while not (run.state and run.state.is_final) and time.monotonic() < deadline:
+            time.sleep(min(WAIT_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+            run = self.read_flow_run(flow_run_id)
+        return run
 
     def set_flow_run_state(self, flow_run_id: str, state: State, *, force: bool = False) -> FlowRun:
         return flow_run_from_row(self._transition(_FR, flow_run_id, state, force))
@@ -243,7 +266,17 @@ class FlowRunsMixin(_TransitionMixin):
 
     def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10,
                         queues: Sequence[str] | None = None, lease_owner: str | None = None,
-                        lease_seconds: float = 30.0) -> list[FlowRun]:
+                        lease_seconds: float = 30.0, wait: float = 0.0) -> list[FlowRun]:
+        """Claim due runs, waiting up to ``wait`` seconds for one (see :meth:`_claim_now`)."""
+        deadline = time.monotonic() + max(0.0, wait)
+        while True:
+            claimed = self._claim_now(work_pool_name, worker_name, limit, queues, lease_owner, lease_seconds)
+            if claimed or limit <= 0 or time.monotonic() >= deadline:
+                return claimed
+            time.sleep(min(WAIT_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+
+    def _claim_now(self, work_pool_name: str, worker_name: str, limit: int, queues: Sequence[str] | None,
+                   lease_owner: str | None, lease_seconds: float) -> list[FlowRun]:
         """Claim due SCHEDULED runs of the pool: each candidate is moved by a conditional
         UPDATE (``... AND state_type = 'SCHEDULED'``), so a run another worker took first is
         simply skipped. Updating the pool's ``last_polled`` first also serialises claimers of
@@ -303,6 +336,42 @@ class FlowRunsMixin(_TransitionMixin):
             .limit(limit)
         )
         return self._lock_claim_candidates(query)
+
+
+WAIT_POLL_INTERVAL = 0.05  # seconds between checks of the embedded long-polls
+
+
+def page_cursor(run: FlowRun) -> str:
+    """The keyset cursor after ``run`` in a newest-first list (pass it as ``cursor``)."""
+    return f"{run.created.isoformat() if run.created else ''}|{run.id}"
+
+
+def parse_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    created, sep, run_id = cursor.partition("|")
+    try:
+        if not sep:
+            raise ValueError(cursor)
+        return dt.datetime.fromisoformat(created), run_id
+    except ValueError:
+        raise ConfigurationError(
+            f"invalid page cursor {cursor!r}: pass the `next_cursor` of the previous page unchanged", field="cursor"
+        ) from None
+
+
+def _filter_runs(query: sa.Select[Any], *, state_types: Iterable[StateType] | None = None,
+                 created_after: dt.datetime | None = None, created_before: dt.datetime | None = None,
+                 **equal: Any) -> sa.Select[Any]:  # fmt: skip
+    """``query`` narrowed by state types, a creation window and column equalities."""
+    if state_types is not None:
+        query = query.where(_FR.c.state_type.in_([StateType(s).value for s in state_types]))
+    if created_after is not None:
+        query = query.where(_FR.c.created >= created_after)
+    if created_before is not None:
+        query = query.where(_FR.c.created < created_before)
+    for name, value in equal.items():
+        if value is not None:
+            query = query.where(_FR.c[name] == value)
+    return query
 
 
 _CLAIM = (

@@ -14,10 +14,10 @@ from pydantic import BaseModel, Field
 from ..states import State, StateType
 
 
-# The engine's result module registers its loader when imported. A process that only read
+# The results room (fleetflow.results) registers its loader when imported. A process that only read
 # runs (``get_client().read_flow_run(id).result()``) has not imported it yet: load it then, by
 # name. That is a run-time plug-in lookup, deliberately not an import of a layer above.
-RESULT_LOADER_MODULE = "fleetflow.engine.results"
+RESULT_LOADER_MODULE = "fleetflow.results"
 
 
 def _load_default_result_loader(ref: dict[str, Any] | None) -> Any:

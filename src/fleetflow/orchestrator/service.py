@@ -10,17 +10,13 @@ dialect that overrides a few hooks (engine creation and pragmas, row locking), D
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import enum
-import json
 import os
 import sqlite3
 import threading
-import uuid
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import pydantic
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,39 +27,24 @@ from . import migrations
 from . import tables as t
 from .base import StoreBase
 from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
+from .deployment_runs import DeploymentRunsMixin
 from .extras import ArtifactsMixin, ConcurrencyMixin, VariablesMixin
-from .queues import WorkQueuesMixin
+from .keys import KeysMixin
 from .leases import LeasesMixin
+from .queues import WorkQueuesMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
+from .jsoncodec import _json_default, json_dumps  # noqa: F401  (json_dumps: public path)
 from .sqlite_fast import SQLiteFastPath
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
-def _json_default(value: Any) -> Any:
-    """Let JSON columns hold the values flows commonly put in parameters and state data."""
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, pydantic.BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (uuid.UUID, Path)):
-        return str(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable; store a reference to it instead")
-
-
-def json_dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default)
-
-
 class Orchestrator(
-    FlowRunsMixin, TaskRunsMixin, LeasesMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin, PoolsMixin,
-    ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, StoreBase,
+    FlowRunsMixin, TaskRunsMixin, DeploymentRunsMixin, LeasesMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin,
+    PoolsMixin, ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, KeysMixin, StoreBase,
 ):
-    """The state store, implementing :class:`~fleetflow.orchestrator.OrchestratorAPI`.
+    """The state store. :class:`fleetflow.client.embedded.EmbeddedClient` exposes it as the
+    :class:`~fleetflow.client.protocol.OrchestratorAPI`; the server calls it directly.
 
     Build it with :meth:`create`, which picks the dialect subclass from the URL. Instances are
     thread-safe (every method checks out its own pooled connection) and should be shared.
@@ -215,10 +196,26 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see SQLiteOrchestrator)
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    _enable_wal(cursor)
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while the file is locked: switching the journal
+    mode of a new database takes an exclusive lock for which SQLite does not call the busy
+    handler, so processes opening one fresh store at once could fail with "database is locked"
+    despite ``busy_timeout`` (seen with four processes lined up on a barrier)."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _sqlite_on_begin(conn: sa.Connection) -> None:

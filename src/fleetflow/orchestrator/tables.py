@@ -353,3 +353,62 @@ deployment_work_queues = sa.Table(
     sa.Column("deployment_id", sa.String(36), primary_key=True),
     sa.Column("work_queue_name", sa.String(200), nullable=False),
 )
+
+
+# ---- the server's auth and bookkeeping (added by the "api keys" migration) ----------------
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    # SHA-256 of the 256-bit random key: a key is found by its hash, never stored in clear.
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    _created(),
+    sa.Column("expires", UTCDateTime()),
+    sa.Column("last_used", UTCDateTime()),
+    sa.Column("revoked", UTCDateTime()),
+    sa.UniqueConstraint("name"),
+    sa.UniqueConstraint("key_hash"),
+)
+
+run_tokens = sa.Table(
+    "run_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("flow_run_id", sa.String(36), nullable=False),
+    _created(),
+    sa.Index(None, "flow_run_id"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _int_id(),
+    sa.Column("timestamp", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(250), nullable=False),
+    sa.Column("action", sa.String(200), nullable=False),
+    sa.Column("target", sa.String(500)),
+    sa.Column("status", sa.Integer()),
+)
+
+# Client-generated request ids of mutating requests: a retried request returns the response
+# recorded the first time instead of being applied twice.
+api_requests = sa.Table(
+    "api_requests",
+    metadata,
+    sa.Column("request_id", sa.String(100), primary_key=True),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("response", json_type()),
+    _created(),
+    sa.Index(None, "created"),
+)
+
+# Indexes for the server's lists (created in the same migration with CREATE INDEX IF NOT
+# EXISTS; kept out of the flow_runs Table so version 1 stays frozen): the first page of
+# runs in a state, newest first, and per-pool lists.
+FLOW_RUN_LIST_INDEXES = {
+    "ix_flow_runs_state_type_created_id": ("state_type", "created", "id"),
+    "ix_flow_runs_flow_name_created_id": ("flow_name", "created", "id"),
+    "ix_flow_runs_work_pool_name_created_id": ("work_pool_name", "created", "id"),
+}

@@ -23,7 +23,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition
@@ -36,6 +36,9 @@ from . import capacity
 from .resolve import ensure_work_pool, load_pool_infrastructure, resolve_infrastructure
 from .retries import crash_or_relaunch
 from .sweep import Found, Sweeper
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 log = logging.getLogger("fleetflow.worker")
 
@@ -51,10 +54,16 @@ class Watched:
     started: bool = False
 
 
-def runner_env(flow_run_id: str) -> dict[str, str]:
-    """What the launched runner needs to reach the same store."""
+def runner_env(flow_run_id: str, *, api_url: str | None = None, token: str | None = None) -> dict[str, str]:
+    """What the launched runner needs to reach the same store: the server's URL and a token
+    scoped to this run (never the worker's own key, never a database URL), or, embedded,
+    the database URL."""
     s = get_settings()
-    return runner_environment(flow_run_id, home=str(s.home), api_url=s.api_url, database_url=s.resolved_database_url())
+    return runner_environment(flow_run_id, home=str(s.home), api_url=api_url or s.api_url, token=token,
+                              database_url=s.resolved_database_url())
+
+
+CLAIM_LONG_POLL_SECONDS = 5.0  # how long one claim request waits on the server for a run
 
 
 def runner_command(flow_run_id: str) -> list[str]:
@@ -92,7 +101,7 @@ class Worker:
     """Launches the runs of one work pool."""
 
     def __init__(self, pool_name: str, *, name: str | None = None, limit: int | None = None,
-                 poll_interval: float | None = None, client: Any = None, queues: Sequence[str] | None = None):
+                 poll_interval: float | None = None, client: OrchestratorAPI | None = None, queues: Sequence[str] | None = None):
         from ..client import get_client
 
         settings = get_settings()
@@ -116,6 +125,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._last_heartbeat = 0.0
         self._last_sweep = 0.0
+        self._claimer: asyncio.Future[None] | None = None
         self._sweeper = _WorkerSweeper(self)
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -145,9 +155,15 @@ class Worker:
             await self.shutdown()
 
     async def tick(self) -> None:
-        """One round: heartbeat, claim and launch, check launches, handle cancellations, sweep."""
+        """One round: heartbeat, claim and launch, check launches, handle cancellations, sweep.
+
+        Over HTTP, claiming is a long-poll in its own task instead (one request waits on the
+        server until a run is claimable: new runs start at once, without a request per tick)."""
         self._heartbeat()
-        await self._claim_and_launch()
+        if getattr(self.client, "base_url", None) is None:
+            await self._claim_and_launch()
+        elif self._claimer is None or self._claimer.done():
+            self._claimer = asyncio.ensure_future(self._long_poll_claims())
         await self._check_launches()
         await self._handle_cancellations()
         if time.monotonic() - self._last_sweep >= self.reconcile_interval:
@@ -164,6 +180,9 @@ class Worker:
     async def shutdown(self) -> None:
         """Stop claiming. Launched runs keep running (their handles are stored; a restarted
         worker re-attaches); runs claimed but not launched go back to SCHEDULED."""
+        self._stop.set()  # the long-poll claimer stops after its current request
+        if self._claimer is not None:
+            await asyncio.gather(self._claimer, return_exceptions=True)  # a long-poll ends within its wait
         if self._launching:
             await asyncio.gather(*self._launching, return_exceptions=True)
         await self._settle_finished()
@@ -240,6 +259,24 @@ class Worker:
         except FleetflowError:
             self._pool_run_memory = None
 
+    async def _long_poll_claims(self) -> None:
+        """Claim over HTTP until the worker stops, the waiting done off the event loop."""
+        while not self._stop.is_set():
+            capacity = self._capacity()
+            if capacity <= 0:
+                await asyncio.to_thread(self.client.claim_flow_runs, self.pool_name, self.name, limit=0)
+                await asyncio.sleep(max(self.poll_interval, 0.5))
+                continue
+            claimed = await asyncio.to_thread(
+                self.client.claim_flow_runs, self.pool_name, self.name, limit=capacity, queues=self.queues,
+                lease_owner=self.lease_owner, lease_seconds=self.lease_seconds, wait=CLAIM_LONG_POLL_SECONDS,
+            )  # fmt: skip
+            for run in claimed:
+                if self._stop.is_set():  # claimed while stopping: hand it back to the pool
+                    self.client.reschedule_flow_run(run.id, self.lease_owner, f"released by worker {self.name} at shutdown")
+                else:
+                    self._start_launch(run)
+
     async def _claim_and_launch(self) -> None:
         capacity = self._capacity()
         if capacity <= 0:
@@ -271,7 +308,9 @@ class Worker:
             attempt = self.client.begin_launch_attempt(run.id, self.lease_owner, lease_seconds=self.lease_seconds)
             if attempt is None:
                 return  # no longer ours (cancelled, or reconciled by another worker)
-            env = {**runner_env(run.id), **attempt_env(attempt, getattr(block, "kind", ""))}
+            api_url = getattr(self.client, "base_url", None)  # set on the HTTP client only
+            token = await asyncio.to_thread(self.client.mint_run_token, run.id) if api_url else None
+            env = {**runner_env(run.id, api_url=api_url, token=token), **attempt_env(attempt, getattr(block, "kind", ""))}
             result = await self._launcher(block).launch(block, attempt, env=env, command=runner_command(run.id))
         except Exception as exc:
             crash_or_relaunch(self.client, run.id, f"launch failed: {type(exc).__name__}: {exc}")

@@ -6,11 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import WorkerNameInUse
 from ..procinfo import ProcessId
 from ..states import utcnow
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 
 def default_name(pool_name: str) -> str:
@@ -34,7 +37,7 @@ def _local_alive(holder: Any) -> bool | None:
     return ProcessId(holder.hostname, holder.pid, ProcessId.current(holder.pid).start).alive()
 
 
-def claim_name(client: Any, pool_name: str, name: str, instance_id: str, *, stale_after: float) -> None:
+def claim_name(client: OrchestratorAPI, pool_name: str, name: str, instance_id: str, *, stale_after: float) -> None:
     """Take ``name`` in ``pool_name`` for this process, or raise WorkerNameInUse with the holder."""
     for _ in range(5):  # compare-and-set: retry if another starter changed the row meanwhile
         holder = client.read_worker(pool_name, name)

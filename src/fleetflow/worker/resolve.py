@@ -7,14 +7,18 @@ overrides fail before a run exists), which is why it lives apart from the worker
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..blocks import Block
 from ..exceptions import ConfigurationError, ObjectNotFound
 from ..orchestrator import schemas
+from ..orchestrator.deployment_runs import register_infrastructure_check
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 
-def ensure_work_pool(client: Any, name: str, type: str = "process") -> schemas.WorkPool:
+def ensure_work_pool(client: OrchestratorAPI, name: str, type: str = "process") -> schemas.WorkPool:
     """Read a pool, creating a process pool on first use (the embedded default)."""
     try:
         return client.read_work_pool(name)
@@ -22,7 +26,7 @@ def ensure_work_pool(client: Any, name: str, type: str = "process") -> schemas.W
         return client.create_work_pool(schemas.WorkPool(id="", name=name, type=type))
 
 
-def load_pool_infrastructure(client: Any, pool: schemas.WorkPool) -> Block:
+def load_pool_infrastructure(client: OrchestratorAPI, pool: schemas.WorkPool) -> Block:
     """The pool's default infrastructure block, or a plain Process for process pools."""
     if pool.infrastructure_block:
         return Block.load(pool.infrastructure_block, client=client)
@@ -36,7 +40,7 @@ def load_pool_infrastructure(client: Any, pool: schemas.WorkPool) -> Block:
     return Process()
 
 
-def resolve_infrastructure(client: Any, deployment: schemas.Deployment, flow_run: schemas.FlowRun) -> Block:
+def resolve_infrastructure(client: OrchestratorAPI, deployment: schemas.Deployment, flow_run: schemas.FlowRun) -> Block:
     """Block for a run: deployment's (saved or inline) or the pool's, with overrides merged."""
     from ..blocks.base import get_block_class
     from ..blocks.overrides import apply_overrides
@@ -50,3 +54,11 @@ def resolve_infrastructure(client: Any, deployment: schemas.Deployment, flow_run
         block = load_pool_infrastructure(client, client.read_work_pool(flow_run.work_pool_name or deployment.work_pool_name))
     merged = apply_overrides(block, deployment.infra_overrides)
     return apply_overrides(merged, flow_run.infra_overrides)
+
+
+def _check_run_infrastructure(store: Any, deployment: schemas.Deployment, probe: schemas.FlowRun) -> None:
+    """The store's check for new runs from deployments: overrides must fit the block."""
+    resolve_infrastructure(store, deployment, probe)
+
+
+register_infrastructure_check(_check_run_infrastructure)

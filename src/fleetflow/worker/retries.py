@@ -12,10 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import states as st
 from ..exceptions import InvalidStateTransition, ObjectNotFound
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 RELAUNCH_STATE_NAME = "AwaitingRelaunch"
 
@@ -71,11 +74,11 @@ def decide_relaunch(message: str | None, *, used: int, retries: int, retry_on: l
     return RetryDecision(True, cause, f"relaunch {used + 1} of {retries}")
 
 
-def relaunches_so_far(client: Any, flow_run_id: str) -> int:
+def relaunches_so_far(client: OrchestratorAPI, flow_run_id: str) -> int:
     return sum(1 for s in client.read_flow_run_states(flow_run_id) if s.name == RELAUNCH_STATE_NAME)
 
 
-def crash_or_relaunch(client: Any, flow_run_id: str, message: str) -> bool:
+def crash_or_relaunch(client: OrchestratorAPI, flow_run_id: str, message: str) -> bool:
     """CRASH the run, or relaunch it when its deployment's policy says so; True if relaunched."""
     run = client.read_flow_run(flow_run_id)
     policy = _policy(client, run)
@@ -94,7 +97,7 @@ def crash_or_relaunch(client: Any, flow_run_id: str, message: str) -> bool:
     return False
 
 
-def _policy(client: Any, run: Any) -> tuple[int, float, list[str] | None] | None:
+def _policy(client: OrchestratorAPI, run: Any) -> tuple[int, float, list[str] | None] | None:
     if not run.deployment_id:
         return None
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition
@@ -20,6 +20,9 @@ from ..settings import get_settings
 from ..states import utcnow
 from .reconcile import Action, Decision, Launch, LeaseView, RunView, decide
 from .retries import crash_or_relaunch
+
+if TYPE_CHECKING:
+    from ..client.protocol import OrchestratorAPI
 
 log = logging.getLogger("fleetflow.reconcile")
 LAUNCH_TOKEN_ENV = "FLEETFLOW_LAUNCH_TOKEN"
@@ -59,7 +62,7 @@ class Sweeper:
     """Reconciles runs whose lease lapsed. ``block_for(run)`` and ``launcher_for(block)`` come
     from a worker; without them only local processes can be checked."""
 
-    def __init__(self, client: Any, owner: str, *, block_for: Callable[[Any], Any] | None = None,
+    def __init__(self, client: OrchestratorAPI, owner: str, *, block_for: Callable[[Any], Any] | None = None,
                  launcher_for: Callable[[Any], Any] | None = None):
         self.client = client
         self.owner = owner
@@ -171,7 +174,7 @@ def sweeper_owner(role: str) -> str:
     return f"{role}:{ProcessId.current()}"
 
 
-async def sweep_unpooled(client: Any, owner: str) -> list[Outcome]:
+async def sweep_unpooled(client: OrchestratorAPI, owner: str) -> list[Outcome]:
     """Runs outside every pool (``python script.py`` flows): any long-running process sweeps them."""
     return await Sweeper(client, owner).sweep(pooled=False)
 
@@ -200,7 +203,7 @@ def _quiet_launcher(block: Any) -> Any:
     return ProcessLauncher(warm=0) if getattr(block, "kind", "") == "process" else block.launcher()
 
 
-async def reconcile_all(client: Any, *, owner: str | None = None) -> list[Outcome]:
+async def reconcile_all(client: OrchestratorAPI, *, owner: str | None = None) -> list[Outcome]:
     """Sweep every expired lease once, checking each run's infrastructure (``fleetflow
     flow-run reconcile``)."""
     from .resolve import resolve_infrastructure

@@ -15,6 +15,7 @@ from aws_server import credentials_for
 from fleetflow.aws.credentials import AwsClientParameters, AwsCredentials
 from fleetflow.blocks import MASK
 from fleetflow.exceptions import BlockValidationError, ConfigurationError
+from fleetflow.orchestrator import Orchestrator
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TOKEN = "FwoGZXIvYXdzEXAMPLE-session-token"
@@ -272,13 +273,17 @@ def test_secrets_stay_out_of_logs(aws_env, caplog):
     assert SECRET not in caplog.text and TOKEN not in caplog.text
 
 
-def test_saved_secrets_are_encrypted_and_load_back(temp_store, aws_env):
+def test_saved_secrets_are_encrypted_and_load_back(temp_store, temp_store_url, aws_env):
     creds = credentials_for(
         aws_env.url, aws_access_key_id="AKIASAVED", aws_secret_access_key=SECRET, aws_session_token=TOKEN
     )
     creds.save("prod", client=temp_store)
 
-    raw = json.dumps(temp_store.read_block_document("aws-credentials", "prod").data)
+    at_rest = Orchestrator.create(temp_store_url)  # what the database holds
+    try:
+        raw = json.dumps(at_rest.read_block_document("aws-credentials", "prod").data)
+    finally:
+        at_rest.dispose()
     assert SECRET not in raw and TOKEN not in raw
     assert "AKIASAVED" in raw  # the key id is not a secret (prefect-aws keeps it plain too)
 

@@ -20,6 +20,7 @@ from fleetflow.aws import s3 as s3_module
 from fleetflow.aws.credentials import AwsCredentials
 from fleetflow.aws.s3 import S3, S3Bucket, is_transient_error
 from fleetflow.blocks import Block
+from fleetflow.orchestrator import Orchestrator
 from fleetflow.bundles import build_bundle, fetch_bundle, upload_bundle
 from fleetflow.exceptions import (
     AwsError,
@@ -244,15 +245,19 @@ def test_describe_and_location(store, temp_store, bucket):
 
 
 # --- saving and loading -------------------------------------------------------------------------
-def test_s3_save_load_round_trip_with_encrypted_secrets(temp_store, aws_env, bucket):
+def test_s3_save_load_round_trip_with_encrypted_secrets(temp_store, temp_store_url, aws_env, bucket):
     creds = credentials_for(aws_env.url, aws_access_key_id="AKIAS3", aws_secret_access_key=SECRET)
     S3(bucket_path=f"{bucket}/prod", credentials=creds).save("code", client=temp_store)
     shorthand = S3(bucket_path=f"{bucket}/p", aws_access_key_id="AKIASHORT", aws_secret_access_key=SECRET)
     shorthand.save("shorthand", client=temp_store)
 
-    for name in ("code", "shorthand"):
-        raw = json.dumps(temp_store.read_block_document("s3", name).data)
-        assert SECRET not in raw and "AKIASHORT" not in raw  # Prefect's S3 keeps both keys secret
+    at_rest = Orchestrator.create(temp_store_url)  # what the database holds
+    try:
+        for name in ("code", "shorthand"):
+            raw = json.dumps(at_rest.read_block_document("s3", name).data)
+            assert SECRET not in raw and "AKIASHORT" not in raw  # Prefect's S3 keeps both keys secret
+    finally:
+        at_rest.dispose()
     loaded = S3.load("code", client=temp_store)
     assert loaded.credentials.aws_secret_access_key.get_secret_value() == SECRET
     loaded.put_bytes("k", b"1")

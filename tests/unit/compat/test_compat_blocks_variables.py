@@ -13,11 +13,21 @@ from fleetflow.blocks.fields import SecretDict
 from fleetflow.blocks.system import JSON, DateTime, Secret, String
 from fleetflow.blocks import SecretStr
 from fleetflow.exceptions import ConfigurationError, ObjectAlreadyExists
+from fleetflow.orchestrator import Orchestrator
 from fleetflow import variables
 from fleetflow.variables import Variable
 
 
-def test_system_blocks_round_trip_and_secret_is_encrypted_and_masked(temp_store):
+def _at_rest(url: str, block_type: str, name: str) -> dict:
+    """The block's data as the database holds it (the client hands secrets out opened)."""
+    store = Orchestrator.create(url)
+    try:
+        return store.read_block_document(block_type, name).data
+    finally:
+        store.dispose()
+
+
+def test_system_blocks_round_trip_and_secret_is_encrypted_and_masked(temp_store, temp_store_url):
     Secret(value="s3cr3t-token").save("api-token")
     JSON(value={"a": [1, 2]}).save("cfg")
     String(value="hello").save("greeting")
@@ -26,7 +36,7 @@ def test_system_blocks_round_trip_and_secret_is_encrypted_and_masked(temp_store)
     loaded = Secret.load("api-token")
     assert loaded.get() == "s3cr3t-token"
     assert "s3cr3t" not in repr(loaded) and "s3cr3t" not in str(loaded.masked_dict())
-    stored = temp_store.read_block_document("secret", "api-token").data
+    stored = _at_rest(temp_store_url, "secret", "api-token")
     assert "s3cr3t" not in str(stored)
     assert JSON.load("cfg").value == {"a": [1, 2]}
     assert String.load("greeting").value == "hello"
@@ -44,12 +54,12 @@ class Service(Block):
     credentials: ApiCredentials
 
 
-def test_custom_blocks_nest_other_blocks_with_secrets(temp_store):
+def test_custom_blocks_nest_other_blocks_with_secrets(temp_store, temp_store_url):
     Service(url="https://x", credentials=ApiCredentials(token="tok-1", headers={"X-Key": "k-2"})).save("svc")
     svc = Service.load("svc")
     assert svc.credentials.token.get_secret_value() == "tok-1"
     assert svc.credentials.headers.get_secret_value() == {"X-Key": "k-2"}
-    raw = str(temp_store.read_block_document("service", "svc").data)
+    raw = str(_at_rest(temp_store_url, "service", "svc"))
     assert "tok-1" not in raw and "k-2" not in raw
     assert "k-2" not in repr(svc) and svc.masked_dict()["credentials"]["headers"] == "********"
 

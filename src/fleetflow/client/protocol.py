@@ -1,8 +1,14 @@
 """The one interface every part of fleetflow uses to reach the state store.
 
-The embedded store (:class:`fleetflow.orchestrator.service.Orchestrator` on SQLite or
-PostgreSQL) and the HTTP client implement the same methods, so the engine, the worker, the
-runner and the CLI never care which one they hold.
+Two implementations: :class:`~fleetflow.client.embedded.EmbeddedClient` (the store in this
+process, on SQLite or PostgreSQL) and :class:`~fleetflow.client.http.HTTPClient` (a fleetflow
+server over HTTP). The engine, the worker, the runner and the CLI hold an ``OrchestratorAPI``
+and never care which one it is. Errors are the same classes on both (see
+:mod:`fleetflow.exceptions`, ``code``).
+
+Block documents cross this interface *open*: secret values travel as
+``{"$fleetflow-secret-value": ...}`` markers and are sealed (encrypted) by whoever holds the
+encryption key -- the embedded client on its own machine, or the server.
 """
 
 from __future__ import annotations
@@ -10,11 +16,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable, Protocol, Sequence
 
+from ..orchestrator.extras import ExtrasAPI
+from ..orchestrator.keys import ApiKey, Scope
+from ..orchestrator.schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
 from ..states import State, StateType
-from .schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
 
 
-class OrchestratorAPI(Protocol):
+class OrchestratorAPI(ExtrasAPI, Protocol):
+    """Everything below, plus artifacts, variables and tag concurrency limits (:class:`ExtrasAPI`)."""
+
     # ---- flow runs --------------------------------------------------------------------------
     def create_flow_run(
         self,
@@ -35,6 +45,27 @@ class OrchestratorAPI(Protocol):
         """Create a run (default state PENDING). With ``deployment_id`` + ``idempotency_key``
         an existing run with that key is returned instead of creating a second one."""
 
+    def create_flow_run_from_deployment(
+        self,
+        deployment: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        parent_flow_run_id: str | None = None,
+        parent_dynamic_key: str | None = None,
+        flow_run_name: str | None = None,
+        scheduled_time: dt.datetime | None = None,
+        infra_overrides: dict[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> FlowRun:
+        """One store operation: a SCHEDULED run of ``deployment`` (an id or 'flow/name').
+
+        Checks the parameters (merged onto the deployment's defaults) against its schema and
+        the overrides against its infrastructure before anything is written. With
+        ``parent_flow_run_id`` it also creates the parent's linking task run (PENDING ->
+        RUNNING), and defaults the idempotency key from the parent and ``parent_dynamic_key``;
+        a run already created with the same key is returned instead of a second one."""
+
     def read_flow_run(self, flow_run_id: str) -> FlowRun:
         """Raise ObjectNotFound when missing."""
 
@@ -48,8 +79,27 @@ class OrchestratorAPI(Protocol):
         parent_flow_run_id: str | None = None,
         worker_name: str | None = None,
         limit: int = 200,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+        cursor: str | None = None,
     ) -> list[FlowRun]:
-        """Newest first."""
+        """Newest first. Keyset pages: pass the previous page's :func:`page_cursor` as
+        ``cursor``; ``created_after``/``created_before`` bound the time window."""
+
+    def count_flow_runs(
+        self,
+        *,
+        state_types: Iterable[StateType] | None = None,
+        flow_name: str | None = None,
+        work_pool_name: str | None = None,
+        created_after: dt.datetime | None = None,
+        limit: int = 10_000,
+    ) -> int:
+        """How many runs match, counting at most ``limit`` (a bounded count never scans a
+        million-row table: a result equal to ``limit`` means "at least")."""
+
+    def wait_for_flow_run(self, flow_run_id: str, *, timeout: float = 30.0) -> FlowRun:
+        """The run once it is final, or as it is after ``timeout`` seconds (long-poll)."""
 
     def set_flow_run_state(self, flow_run_id: str, state: State, *, force: bool = False) -> FlowRun:
         """Atomically validate and apply a transition; append it to the history.
@@ -65,10 +115,15 @@ class OrchestratorAPI(Protocol):
 
     def claim_flow_runs(self, work_pool_name: str, worker_name: str, *, limit: int = 10,
                         queues: Sequence[str] | None = None, lease_owner: str | None = None,
-                        lease_seconds: float = 30.0) -> list[FlowRun]:
+                        lease_seconds: float = 30.0, wait: float = 0.0) -> list[FlowRun]:
         """Move up to ``limit`` due SCHEDULED runs of the pool to PENDING for this worker, leased
         to ``lease_owner`` (only runs of ``queues`` when given; work-queue priority, pause and
-        limits apply). Atomic: two workers never claim the same run. Records the poll."""
+        limits apply). Atomic: two workers never claim the same run. Records the poll. With
+        ``wait`` > 0 it waits up to that many seconds for a claimable run (long-poll)."""
+
+    def mint_run_token(self, flow_run_id: str) -> str | None:
+        """A token scoped to this flow run, for its launch to report with (HTTP); None when
+        the store is reached directly (embedded) and no token is needed."""
 
     # ---- launch attempts and leases (see fleetflow.orchestrator.leases) ---------------------
     def begin_launch_attempt(self, flow_run_id: str, lease_owner: str, *, lease_seconds: float) -> FlowRun | None:
@@ -181,3 +236,17 @@ class OrchestratorAPI(Protocol):
     def worker_heartbeat(self, work_pool_name: str, worker_name: str, *, hostname: str | None = None, pid: int | None = None) -> None: ...
 
     def read_workers(self, work_pool_name: str) -> list[Worker]: ...
+
+    # ---- API keys (server auth) -------------------------------------------------------------
+    def create_api_key(self, name: str, scope: Scope, *, expires: dt.datetime | None = None) -> tuple[ApiKey, str]:
+        """A new key: its record and the secret, which is shown once and stored only hashed."""
+
+    def read_api_keys(self) -> list[ApiKey]:
+        """Every key (never the secret), newest first."""
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        """Revoke by name; ObjectNotFound lists the existing names."""
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release connections (pooled database connections or HTTP keep-alives)."""

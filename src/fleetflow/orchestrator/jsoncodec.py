@@ -1,0 +1,32 @@
+"""How the store writes JSON columns: one encoder shared by the engines (SQLAlchemy's
+``json_serializer``) and by checks that must refuse a value before it reaches a column."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+
+def _json_default(value: Any) -> Any:
+    """Let JSON columns hold the values flows commonly put in parameters and state data."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (uuid.UUID, Path)):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable; store a reference to it instead")
+
+
+def json_dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default)
