@@ -20,6 +20,8 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from waiting import scaled
+
 DUMMY_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -64,7 +66,7 @@ class MotoServer:
     def reset(self) -> None:
         """Forget every bucket, object, cluster and task (moto's reset API)."""
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST", data=b"")
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=scaled(60)) as response:
             response.read()
 
     def stop(self) -> None:

@@ -232,7 +232,7 @@ class ECSEmulator:
             f"{self.endpoint_url}/moto-api/state-manager/{action}", data=json.dumps(body).encode(), method="POST",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=scaled(60)) as response:
             response.read()
 
     # ---- the loop --------------------------------------------------------------------------

@@ -162,7 +162,7 @@ class DirectoryBundleStore:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, 0o600)  # the project's code: owner-only, like the rest of FLEETFLOW_HOME
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .blocks import Block
 from .exceptions import ConfigurationError, InvalidNameError, ObjectNotFound
 from .orchestrator import schemas
+from .orchestrator.names import check_name
 from .run_deployments import run_deployment, run_deployments
 from .worker.resolve import ensure_work_pool, load_pool_infrastructure, resolve_infrastructure
 
@@ -161,6 +162,8 @@ class Deployment(BaseModel):
         from .engine.parameters import parameters_for_storage
 
         check_deployment_name(self.name)
+        check_name("flow", self.flow_name, field="flow_name")  # 'team/etl' would deploy and never run
+        check_name("work queue" if self.work_queue_name else "work pool", self.pool_name, field="work_pool_name")
         _check_retry_on(self.retry_on)
         flow = self.load_flow()
         flow.validate_parameters(dict(self.parameters), partial=True)  # raises ParameterValidationError

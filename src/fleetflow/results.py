@@ -44,8 +44,8 @@ class LocalResultStorage:
         self.root = Path(root or get_settings().resolved_results_dir())
 
     def write_result(self, key: str, data: bytes) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")  # 0600: results may be private data
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, self.root / key)

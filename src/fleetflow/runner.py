@@ -88,6 +88,14 @@ def _refuse(client: OrchestratorAPI, flow_run_id: str, exc: StaleLaunch) -> int:
     return EXIT_STALE_LAUNCH
 
 
+def _out_of_memory(client: Any, flow_run_id: str, when: str) -> int:
+    """An out-of-memory death is reported as such, not as a fetch or import failure."""
+    limit = os.environ.get("FLEETFLOW_MEMORY_LIMIT_MIB")
+    where = f"its memory limit of {limit} MiB" if limit else "the memory available"
+    _mark(client, flow_run_id, st.Crashed(message=f"out of memory {when}: the run exceeded {where}"))
+    return EXIT_OUT_OF_MEMORY
+
+
 def run(flow_run_id: str) -> int:
     """Execute one flow run; returns the process exit code."""
     from .client import get_client
@@ -102,12 +110,16 @@ def run(flow_run_id: str) -> int:
     deployment = client.read_deployment(flow_run.deployment_id)
     try:
         root = code_root(client, deployment)
+    except MemoryError:
+        return _out_of_memory(client, flow_run_id, "while fetching the code")
     except Exception as exc:
         _mark(client, flow_run_id, st.Crashed(message=f"could not fetch the code: {type(exc).__name__}: {exc}"))
         return EXIT_CRASHED
     try:
         os.chdir(root)
         flow = load_flow_from_entrypoint(deployment.entrypoint, root)
+    except MemoryError:
+        return _out_of_memory(client, flow_run_id, f"while importing {deployment.entrypoint}")
     except Exception as exc:
         _mark(client, flow_run_id, st.Failed(message=f"could not import {deployment.entrypoint}: {type(exc).__name__}: {exc}"))
         return EXIT_FAILED

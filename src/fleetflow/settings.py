@@ -94,9 +94,14 @@ class Settings(BaseSettings):
     )
 
     def resolved_home(self) -> Path:
-        """HOME expanded and created."""
+        """HOME expanded, created, and private (0700): it holds the store, results, logs and key."""
         home = self.home.expanduser()
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            if home.stat().st_mode & 0o077:
+                home.chmod(0o700)
+        except OSError:  # not ours (a shared, admin-made folder): leave it as it is
+            pass
         return home
 
     def resolved_database_url(self) -> str:

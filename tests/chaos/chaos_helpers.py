@@ -154,22 +154,19 @@ class WorkerProc:
 
 def wait_until(predicate: Callable[[], Any], *, timeout: float = 60, what: str = "condition",
                seen: Callable[[], Any] | None = None) -> Any:
-    """Poll ``predicate`` until truthy; on timeout say what was last seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {seen() if seen else value!r}")
-        time.sleep(0.05)
+    """The suite's shared waiter (tests/waiting.py): a condition, a generous scaled deadline."""
+    from waiting import wait_until as shared
+
+    return shared(predicate, what, timeout=timeout, observe=seen)
 
 
 def settle(client: Any, run_ids: Iterable[str], *, timeout: float = SETTLE_DEADLINE) -> tuple[list[Any], float]:
     """Wait until every run is final (or the deadline); returns the runs and seconds taken."""
+    from waiting import scaled
+
     ids = list(run_ids)
     start = time.monotonic()
-    deadline = start + timeout
+    deadline = start + scaled(timeout)
     runs = [client.read_flow_run(i) for i in ids]
     while time.monotonic() < deadline and not all(r.state and r.state.is_final for r in runs):
         time.sleep(0.1)

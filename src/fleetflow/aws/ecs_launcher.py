@@ -34,7 +34,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import tenacity
 from botocore import xform_name
@@ -44,12 +44,10 @@ from ..infrastructure.base import LaunchResult, LaunchStatus
 from . import ecs_requests as rq
 from . import ecs_watch as watch
 from .credentials import AwsCredentials
-from .ecs_validation import validate_ecs_task
+from .ecs_validation import is_secret_env as _is_secret_env
+from .ecs_validation import secret_env_error, validate_ecs_task
 from .ecs_logs import LogCopier, StreamCursor, log_stream_for
 from .fargate import check_fargate_size
-
-if TYPE_CHECKING:
-    from ..client.protocol import OrchestratorAPI
 
 log = logging.getLogger("fleetflow.aws.ecs")
 
@@ -68,33 +66,9 @@ DEFAULT_STOP_REASON = "Stopped by fleetflow: the flow run was cancelled or did n
 
 
 # --- pure launch-side rules ------------------------------------------------------------------------
-_URL_WITH_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:[^/?#@]+@")
-ALWAYS_SECRET = frozenset({"FLEETFLOW_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
-RUN_TOKEN_PREFIX = "ffr_"  # fleetflow.orchestrator.keys.TOKEN_PREFIX
-
-
 def is_secret_env(name: str, value: str | None) -> bool:
-    """True for values that must never be a plain environment override: API keys / AWS secret
-    keys by name, and any URL with a password in it (``postgresql://user:pw@host/db``)."""
-    if not value:
-        return False
-    if name == "FLEETFLOW_API_KEY" and value.startswith(RUN_TOKEN_PREFIX):
-        # A per-run token (minted by the server for this launch) is scoped to this one run and
-        # stops working when the run is final; the worker's own key never reaches a container.
-        return False
-    return name in ALWAYS_SECRET or bool(_URL_WITH_PASSWORD.match(value))
-
-
-def _secret_env_error(name: str, where: str) -> ECSConfigError:
-    ref = f"arn:aws:ssm:<region>:<account>:parameter/fleetflow/{name.lower()}"
-    return ECSConfigError(
-        f"{name} ({where}) carries a secret (an API key, or a password in a URL) and would be sent as a plain "
-        "RunTask environment override, readable by anyone who can describe the task. Store it in SSM Parameter "
-        f"Store or Secrets Manager and map it in the block: ECSTask(secrets={{{name!r}: {ref!r}}}) (the execution "
-        "role needs ssm:GetParameters or secretsmanager:GetSecretValue), or use a URL without a password "
-        "(e.g. IAM database authentication)",
-        field="secrets",
-    )
+    """The worker's own variables: secret by name (keys, tokens) or a URL with a password."""
+    return _is_secret_env(name, value, by_suffix=False)
 
 
 _WORKER_LOCAL = frozenset({"FLEETFLOW_HOME"})
@@ -110,11 +84,11 @@ def container_environment(block: Any, env: Mapping[str, str]) -> dict[str, str]:
         if name in (block.secrets or {}) or name in (block.env or {}):
             continue  # ECS injects it / the block's own env replaces or unsets it
         if is_secret_env(name, value):
-            raise _secret_env_error(name, "the worker's runner environment")
+            raise secret_env_error(name, "the worker's runner environment")
         out[name] = value
     for name, value in (block.env or {}).items():
-        if is_secret_env(name, value):
-            raise _secret_env_error(name, "the block's env")
+        if _is_secret_env(name, value):
+            raise secret_env_error(name, "the block's env")
     return out
 
 
@@ -327,7 +301,7 @@ class ECSLauncher:
         self._logs = LogCopier(store or _default_store)
 
     # ---- AWS call with the one retry policy ----------------------------------------------------
-    async def _call(self, client: OrchestratorAPI, operation: str, **params: Any) -> dict[str, Any]:
+    async def _call(self, client: Any, operation: str, **params: Any) -> dict[str, Any]:
         """``operation`` with tenacity retries on transient errors; botocore errors become AwsError."""
         method = getattr(client, xform_name(operation))
         retrying = tenacity.AsyncRetrying(

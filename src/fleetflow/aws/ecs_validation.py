@@ -12,6 +12,7 @@ import re
 from typing import Any, Mapping
 
 from ..exceptions import ECSConfigError
+from ..infrastructure.base import RUNTIME_MIN_MEMORY_MIB
 from . import ecs_requests as rq
 from .fargate import check_fargate_size
 
@@ -152,6 +153,10 @@ def _check_sizes(block: Any) -> None:
         value = getattr(block, field)
         if value is not None and value <= 0:
             raise ECSConfigError(f"{field} must be a positive integer, got {value}", field=field)
+    if block.memory is not None and 0 < block.memory < RUNTIME_MIN_MEMORY_MIB:
+        raise ECSConfigError(
+            f"memory={block.memory} MiB is too small to import the fleetflow runtime in the container; use at "
+            f"least {RUNTIME_MIN_MEMORY_MIB} MiB", field="memory")
     if block.task_definition_arn and (block.cpu is None or block.memory is None):
         return  # the other half comes from the registered definition; checked after DescribeTaskDefinition
     if rq.uses_fargate(block):
@@ -215,6 +220,49 @@ def _check_secrets(block: Any) -> None:
     rq.check_no_secret_in_environment(block, [{"name": k} for k, v in block.env.items() if v is not None])
 
 
+# What must never be a plain environment variable of a task (anyone allowed to DescribeTasks
+# reads overrides): AWS keys, passwords, tokens, fleetflow's key, and URLs with a password.
+_URL_WITH_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:[^/?#@]+@")
+ALWAYS_SECRET = frozenset({"FLEETFLOW_API_KEY", "FLEETFLOW_ENCRYPTION_KEY", "AWS_ACCESS_KEY_ID",
+                           "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
+_SECRET_SUFFIXES = ("_PASSWORD", "_PASSWD", "_TOKEN", "_SECRET", "_SECRET_KEY", "_PRIVATE_KEY", "_API_KEY")
+# The launch attempt token identifies an attempt (the runner claims with it); it grants nothing.
+NOT_SECRET = frozenset({"FLEETFLOW_LAUNCH_TOKEN"})
+RUN_TOKEN_PREFIX = "ffr_"  # fleetflow.orchestrator.keys.TOKEN_PREFIX
+
+
+def is_secret_env(name: str, value: str | None, *, by_suffix: bool = True) -> bool:
+    """True for a value that must go in ``secrets`` (an ARN), never in plain ``env``."""
+    if not value or name in NOT_SECRET:
+        return False
+    if name == "FLEETFLOW_API_KEY" and value.startswith(RUN_TOKEN_PREFIX):
+        # A per-run token (minted by the server for this launch) is scoped to this one run and
+        # stops working when the run is final; the worker's own key never reaches a container.
+        return False
+    upper = name.upper()
+    if upper in ALWAYS_SECRET or _URL_WITH_PASSWORD.match(value):
+        return True
+    return by_suffix and upper.endswith(_SECRET_SUFFIXES)
+
+
+def secret_env_error(name: str, where: str) -> ECSConfigError:
+    ref = f"arn:aws:ssm:<region>:<account>:parameter/fleetflow/{name.lower()}"
+    return ECSConfigError(
+        f"{name} ({where}) carries a secret (an AWS key, a password or token, or a password in a URL) and would "
+        "be sent as a plain RunTask environment override, readable by anyone who can describe the task. Store it "
+        f"in SSM Parameter Store or Secrets Manager and map it in the block: ECSTask(secrets={{{name!r}: {ref!r}}}) "
+        "(the execution role needs ssm:GetParameters or secretsmanager:GetSecretValue), or use a URL without a "
+        "password (e.g. IAM database authentication)",
+        field="secrets",
+    )
+
+
+def _check_env_secrets(block: Any) -> None:
+    for name, value in (block.env or {}).items():
+        if is_secret_env(name, value):
+            raise secret_env_error(name, "the block's env")
+
+
 def _check_runtime_platform(block: Any) -> None:
     platform = block.runtime_platform
     if not platform:
@@ -255,11 +303,28 @@ def _check_timing(block: Any) -> None:
         )
 
 
+def worker_env_placeholder(block: Any, run_id: str) -> dict[str, str]:
+    """The environment a worker adds at launch, as this process's settings would build it
+    (store URL, run id, attempt token), minus what the launcher never sends (a path on the
+    worker's machine; variables the block maps in ``secrets``). The overrides limit counts it."""
+    from ..infrastructure.base import LAUNCH_TOKEN_CHARS, attempt_environment, runner_environment
+    from ..settings import get_settings
+
+    s = get_settings()
+    env = {**runner_environment(run_id, home=str(s.home), api_url=s.api_url, database_url=s.resolved_database_url()),
+           **attempt_environment("0" * LAUNCH_TOKEN_CHARS, 1, "ecs")}
+    skip = {"FLEETFLOW_HOME", *(block.secrets or {}), *(block.env or {})}
+    # A secret-looking value is refused at launch with its own message; here it only must not count.
+    return {k: v for k, v in env.items() if k not in skip and not is_secret_env(k, v, by_suffix=False)}
+
+
 def _check_requests(block: Any) -> None:
-    """Build both requests with placeholders: customizations must apply, overrides must fit."""
+    """Build both requests as the worker will (its environment, the attempt token, the command):
+    customizations must apply and overrides must fit in 8192 characters, before any run exists."""
     region = rq.block_region(block, None) or "us-east-1"
     plan = rq.plan_task_definition(block, region=region)
-    placeholder_run_task_request(block, plan, region, rq.PLACEHOLDER_FLOW_RUN_ID)
+    run_id = str(rq.PLACEHOLDER_FLOW_RUN_ID)
+    placeholder_run_task_request(block, plan, region, run_id, env=worker_env_placeholder(block, run_id))
 
 
 _CHECKS = (
@@ -270,6 +335,7 @@ _CHECKS = (
     _check_gpu_and_storage,
     _check_logs,
     _check_secrets,
+    _check_env_secrets,
     _check_runtime_platform,
     _check_network,
     _check_timing,
@@ -289,7 +355,8 @@ def validate_ecs_task(block: Any) -> None:
         check(block)
 
 
-def placeholder_run_task_request(block: Any, plan: rq.TaskDefinitionPlan, region: str, run_id: Any) -> dict:
+def placeholder_run_task_request(block: Any, plan: rq.TaskDefinitionPlan, region: str, run_id: Any,
+                                 env: Mapping[str, str] | None = None) -> dict:
     """The RunTask request a launch would send, with placeholders for what only a launch knows."""
     arn = plan.arn or rq.placeholder_task_definition_arn(region, plan.family)
     network = None
@@ -299,7 +366,7 @@ def placeholder_run_task_request(block: Any, plan: rq.TaskDefinitionPlan, region
         block,
         task_definition_arn=arn,
         flow_run_id=run_id,
-        env={},
+        env=dict(env or {}),
         command=block.command or rq.default_command(run_id),
         network_configuration=network,
         client_token=rq.make_client_token(run_id, 1),

@@ -15,7 +15,33 @@ from ..blocks import Block
 # Exit codes of ``python -m fleetflow.runner``: the runner sets them, every launcher reads them.
 EXIT_OK, EXIT_FAILED, EXIT_CRASHED = 0, 1, 2
 EXIT_OUT_OF_MEMORY = 86  # the run exceeded its memory limit; reported as out of memory
+# Measured: the runner (Python, fleetflow, SQLAlchemy, pydantic) runs a small flow in 96 MiB of
+# address space; below this a limit cannot even import the runtime, so it is refused up front.
+RUNTIME_MIN_MEMORY_MIB = 128
 EXIT_STALE_LAUNCH = 87  # this runner's attempt was not the run's current one: it ran nothing
+
+
+def runner_environment(flow_run_id: str, *, home: str, api_url: str | None, database_url: str,
+                       token: str | None = None) -> dict[str, str]:
+    """What a launched runner needs to reach the store (built the same way for a launch and
+    for the size checks done before a run exists): over HTTP the server's URL and a token for
+    this run only (never the worker's key, never a database URL)."""
+    env = {"FLEETFLOW_FLOW_RUN_ID": flow_run_id, "FLEETFLOW_HOME": home}
+    if api_url:
+        env["FLEETFLOW_API_URL"] = api_url
+        if token:
+            env["FLEETFLOW_API_KEY"] = token
+    else:
+        env["FLEETFLOW_DATABASE_URL"] = database_url
+    return env
+
+
+LAUNCH_TOKEN_CHARS = 32  # secrets.token_hex(16)
+
+
+def attempt_environment(token: str, attempt: int, kind: str) -> dict[str, str]:
+    """What a runner needs to claim its launch attempt: the token (and the number, for messages)."""
+    return {"FLEETFLOW_LAUNCH_TOKEN": token, "FLEETFLOW_LAUNCH_ATTEMPT": str(attempt), "FLEETFLOW_LAUNCH_KIND": kind}
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 ``memory`` (MiB) is a hard address-space limit (RLIMIT_AS) on Linux/macOS; a run that hits it
 is reported as out of memory with the limit. ``cpu`` (ECS-style units, 1024 = 1 vCPU) is
-recorded and shown, not enforced: a laptop has no CPU quota to give.
+enforced (:mod:`.cpu`: cgroup v2 ``cpu.max`` where writable, else CPU affinity) and the run's
+``infrastructure`` record says how.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from pydantic import Field, field_validator
 
 from ..exceptions import LaunchError
 from ..procinfo import ProcessId, find_by_environment
-from .base import EXIT_OUT_OF_MEMORY, EXIT_STALE_LAUNCH, Infrastructure, LaunchResult, LaunchStatus
+from .cpu import enforce_cpu
+from .base import (
+    EXIT_OUT_OF_MEMORY, EXIT_STALE_LAUNCH, RUNTIME_MIN_MEMORY_MIB, Infrastructure, LaunchResult, LaunchStatus,
+)
 
 class Process(Infrastructure):
     """A local subprocess running ``python -m fleetflow.runner <flow-run-id>``."""
@@ -31,11 +35,21 @@ class Process(Infrastructure):
     env: dict[str, str | None] = Field(default_factory=dict, description="Extra environment variables (None unsets).")
     command: list[str] | None = Field(default=None, description="Command to run; default is the fleetflow runner.")
     working_dir: str | None = Field(default=None, description="Working directory of the process.")
-    cpu: int | None = Field(default=None, ge=1, description="CPU units (1024 = 1 vCPU); recorded, not enforced.")
-    memory: int | None = Field(default=None, ge=64, description="Memory limit in MiB, enforced as RLIMIT_AS.")
+    cpu: int | None = Field(default=None, ge=1, description="CPU units (1024 = 1 vCPU), enforced with cgroup v2 "
+                            "cpu.max where writable, else CPU affinity; the run's record says which.")
+    memory: int | None = Field(default=None, description="Memory limit in MiB, enforced as RLIMIT_AS "
+                               f"(at least {RUNTIME_MIN_MEMORY_MIB}: the runtime itself needs that much).")
     stream_output: bool = Field(default=True, description="Pass the process's stdout/stderr through to the worker.")
     labels: dict[str, str] = Field(default_factory=dict, description="Free-form labels (Prefect compatibility).")
     name: str | None = Field(default=None, description="Display name (Prefect compatibility).")
+
+    @field_validator("memory")
+    @classmethod
+    def _enough_to_start(cls, v: int | None) -> int | None:
+        if v is not None and v < RUNTIME_MIN_MEMORY_MIB:
+            raise ValueError(f"memory={v} MiB is too small to import the fleetflow runtime; use at least "
+                             f"{RUNTIME_MIN_MEMORY_MIB} MiB (the runner alone needs about 96 MiB of address space)")
+        return v
 
     @field_validator("command")
     @classmethod
@@ -96,7 +110,9 @@ class ProcessLauncher:
             proc = self._spawn_cold(block, env, command)
         handle = str(ProcessId.current(proc.pid))
         self._procs[handle] = (proc, block.memory)
-        return LaunchResult(handle=handle, infrastructure={**block.summary(), "pid": proc.pid})
+        enforcement = enforce_cpu(proc.pid, block.cpu)
+        return LaunchResult(handle=handle, infrastructure={**block.summary(), "pid": proc.pid,
+                                                           "cpu_enforcement": enforcement})
 
     def _spawn_cold(self, block: Process, env: dict[str, str], command: list[str]) -> subprocess.Popen:
         full_env = {**os.environ, "MALLOC_ARENA_MAX": "2"}

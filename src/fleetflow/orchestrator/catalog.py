@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from ..exceptions import BlockAlreadyExists, BlockNotFound, ObjectAlreadyExists, ObjectNotFound
 from . import tables as t
 from .base import StoreBase, new_id, utcnow
+from .names import check_name
 from .schemas import BlockDocument, Deployment, LogRecord, Worker, WorkPool
 
 _L, _C, _B, _D, _P, _W = t.logs, t.task_cache, t.block_documents, t.deployments, t.work_pools, t.workers
@@ -192,6 +193,7 @@ class DeploymentsMixin(StoreBase):
 
 class PoolsMixin(StoreBase):
     def create_work_pool(self, pool: WorkPool, *, overwrite: bool = False) -> WorkPool:
+        check_name("work pool", pool.name)
         values = pool.model_dump(exclude={"last_polled", "created"})
         values.update(id=pool.id or new_id(), created=utcnow())
         stmt = self._insert(_P).values(values)

@@ -8,13 +8,16 @@ and build the returned models from values already in hand.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 
-from ..exceptions import ConfigurationError, InvalidStateTransition, ObjectAlreadyExists, ObjectNotFound
+from ..exceptions import (
+    ConfigurationError, InvalidStateTransition, ObjectAlreadyExists, ObjectNotFound, ParameterValidationError,
+)
 from ..states import State, StateType, check_transition
 from . import tables as t
 from . import transitions as tr
@@ -146,7 +149,25 @@ class FlowRunsMixin(_TransitionMixin):
             if idempotent and (existing := self._find_idempotent(deployment_id, idempotency_key)):
                 return existing  # another caller created it between our check and insert
             raise ObjectAlreadyExists(f"A flow run with id {run_id!r} already exists.") from exc
+        except (sa.exc.StatementError, TypeError, ValueError) as exc:
+            # SQLite wraps the JSON serialiser's TypeError in a StatementError; psycopg raises it as is.
+            unstorable = self._unstorable(flow_name, values)
+            if unstorable is None:
+                raise
+            raise unstorable from None
         return flow_run_from_row(row)
+
+    def _unstorable(self, flow_name: str, values: dict[str, Any]) -> ParameterValidationError | None:
+        """Name the parameter the JSON columns cannot hold (instead of a raw StatementError)."""
+        dumps = getattr(self.engine.dialect, "_json_serializer", None) or json.dumps
+        for name, value in (values.get("parameters") or {}).items():
+            try:
+                dumps(value)
+            except (TypeError, ValueError) as exc:
+                return ParameterValidationError(
+                    f"flow {flow_name!r}: parameter {name!r} cannot be stored ({exc}); pass plain data "
+                    "(numbers, strings, lists, dicts) or a reference to the value", field=name)
+        return None
 
     def _find_idempotent(self, deployment_id: str | None, key: str | None) -> FlowRun | None:
         query = sa.select(_FR).where(_FR.c.deployment_id == deployment_id, _FR.c.idempotency_key == key)

@@ -149,6 +149,7 @@ class SQLiteOrchestrator(SQLiteFastPath, Orchestrator):
                     "Check FLEETFLOW_HOME or FLEETFLOW_DATABASE_URL.",
                     field="database_url",
                 ) from exc
+            private_sqlite_files(Path(url.database))
         engine = sa.create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -158,6 +159,9 @@ class SQLiteOrchestrator(SQLiteFastPath, Orchestrator):
             json_serializer=json_dumps,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
+        if url.database and not url.database.startswith("file:"):
+            database = Path(url.database)
+            event.listen(engine, "connect", lambda *_: private_sqlite_files(database, create=False))
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
 
@@ -191,6 +195,23 @@ def _process_write_lock(database: str) -> threading.Lock:
     key = os.path.realpath(os.path.expanduser(database))
     with _write_locks_guard:
         return _write_locks.setdefault(key, threading.Lock())
+
+
+def private_sqlite_files(database: Path, *, create: bool = True) -> None:
+    """The database, its WAL and its shared-memory file are 0600 whatever the umask: they hold
+    every run's parameters, logs and the encrypted blocks. The file is created owner-only
+    before SQLite opens it (SQLite gives -wal and -shm the database file's mode)."""
+    if create and not database.exists():
+        try:
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError:
+            return  # SQLite reports what is wrong when it opens the file
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+        except OSError:
+            pass  # absent (no WAL yet), or another user's file
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -23,22 +23,19 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition
 from ..faults import fault
-from ..infrastructure.base import LaunchStatus
+from ..infrastructure.base import LaunchStatus, attempt_environment, runner_environment
 from ..settings import get_settings
 from ..states import StateType
 from .names import claim_name, default_name
 from . import capacity
 from .resolve import ensure_work_pool, load_pool_infrastructure, resolve_infrastructure
 from .retries import crash_or_relaunch
-from .sweep import LAUNCH_TOKEN_ENV, Found, Sweeper
-
-if TYPE_CHECKING:
-    from ..client.protocol import OrchestratorAPI
+from .sweep import Found, Sweeper
 
 log = logging.getLogger("fleetflow.worker")
 
@@ -56,17 +53,10 @@ class Watched:
 
 def runner_env(flow_run_id: str, *, api_url: str | None = None, token: str | None = None) -> dict[str, str]:
     """What the launched runner needs to reach the same store: the server's URL and a token
-    scoped to this run (never the worker's own key, never a database URL), or, embedded,
-    the database URL."""
+    scoped to this run, or, embedded, the database URL."""
     s = get_settings()
-    env = {"FLEETFLOW_FLOW_RUN_ID": flow_run_id, "FLEETFLOW_HOME": str(s.home)}
-    if api_url:
-        env["FLEETFLOW_API_URL"] = api_url
-        if token:
-            env["FLEETFLOW_API_KEY"] = token
-    else:
-        env["FLEETFLOW_DATABASE_URL"] = s.resolved_database_url()
-    return env
+    return runner_environment(flow_run_id, home=str(s.home), api_url=api_url, database_url=s.resolved_database_url(),
+                              token=token)  # fmt: skip
 
 
 CLAIM_LONG_POLL_SECONDS = 5.0  # how long one claim request waits on the server for a run
@@ -78,8 +68,7 @@ def runner_command(flow_run_id: str) -> list[str]:
 
 def attempt_env(run: Any, kind: str) -> dict[str, str]:
     """What a runner needs to claim its attempt: the token (and the number, for messages)."""
-    return {LAUNCH_TOKEN_ENV: run.launch_token, "FLEETFLOW_LAUNCH_ATTEMPT": str(run.launch_attempt),
-            "FLEETFLOW_LAUNCH_KIND": kind}
+    return attempt_environment(run.launch_token, run.launch_attempt, kind)
 
 
 class _WorkerSweeper(Sweeper):

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pytest
 
 from aws_server import RequestCounter, boto3_client
-from waiting import async_wait_until
+from waiting import async_wait_until, scaled
 from fleetflow.aws import ECSTask
 from fleetflow.aws import ecs_requests as rq
 from fleetflow.aws.ecs_launcher import ECSLauncher, started_by_for
@@ -35,7 +35,7 @@ FAST = (0.01, 0.05)  # retry waits for tests
 
 def _moto_api(url: str, path: str, body: dict) -> None:
     request = urllib.request.Request(f"{url}/moto-api/{path}", data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=scaled(60)) as response:
         response.read()
 
 

@@ -284,15 +284,17 @@ def test_preview_uses_explicit_subnets_and_task_definition_arn():
 def test_preview_masks_secrets():
     task = ECSTask(
         aws_credentials=AwsCredentials(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="wJalrXUtnFEMI/K7MDENG"),
-        env={"GITHUB_TOKEN": "ghp_abcdef", "MODE": "fast", "ECHO": "wJalrXUtnFEMI/K7MDENG"},
+        env={"MODE": "fast", "ECHO": "wJalrXUtnFEMI/K7MDENG", "CREDENTIAL_HINT": "see vault"},
         secrets={"DB_PASSWORD": "/prod/db/password"},
         execution_role_arn=EXEC_ROLE,
     )
     text = json.dumps(task.preview())
-    assert "ghp_abcdef" not in text and "wJalrXUtnFEMI/K7MDENG" not in text
+    assert "wJalrXUtnFEMI/K7MDENG" not in text  # a credential value echoed anywhere is masked
     assert MASK in text and '"fast"' in text
     env = task.preview()["run_task_request"]["overrides"]["containerOverrides"][0]["environment"]
-    assert {"name": "GITHUB_TOKEN", "value": MASK} in env
+    assert {"name": "CREDENTIAL_HINT", "value": MASK} in env  # secret-looking names are masked too
+    with pytest.raises(ECSConfigError, match="secrets="):  # a token in plain env is refused outright
+        ECSTask(env={"GITHUB_TOKEN": "ghp_abcdef"})
     assert "DB_PASSWORD" not in {e["name"] for e in env}  # only in the task definition's secrets
     secrets = task.preview()["task_definition"]["containerDefinitions"][0]["secrets"]
     assert secrets == [{"name": "DB_PASSWORD", "valueFrom": "/prod/db/password"}]

@@ -9,7 +9,8 @@ from fleetflow.cli import app
 
 
 def test_preview_prints_requests_with_overrides_and_masked_secrets(temp_store):
-    ECSTask(image="img:1", cluster="c", env={"API_TOKEN": "tok-plain"}).save("prod")
+    # A token in plain env is refused at creation now; a secret-looking name still is masked.
+    ECSTask(image="img:1", cluster="c", env={"CREDENTIAL_NOTE": "tok-plain"}).save("prod")
     out = CliRunner().invoke(app, ["block", "preview", "ecs-task/prod", "--override", "cpu=512",
                                    "--override", "memory=2048", "--flow-run-id", "run-9"])
     assert out.exit_code == 0, out.output

@@ -90,3 +90,35 @@ def test_fault_point_kills_only_where_named(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == -signal.SIGKILL and out.stdout.split() == ["passed"]
     assert marker.read_text().split()[0] == "worker.after_start"
+
+
+def test_cpu_plan_is_pure():
+    from fleetflow.infrastructure.cpu import cpu_max, cpus_for
+
+    assert cpus_for(512, [0, 1, 2, 3]) == [0]
+    assert cpus_for(2048, [3, 1, 2]) == [1, 2]
+    assert cpus_for(99999, [0, 1]) == [0, 1]
+    assert cpu_max(512) == "50000 100000" and cpu_max(2048) == "200000 100000"
+
+
+def test_cpu_is_enforced_on_a_real_process(child):
+    from fleetflow.infrastructure.cpu import enforce_cpu
+
+    how = enforce_cpu(child.pid, 1024)
+    if how.startswith("cpu affinity"):
+        assert len(os.sched_getaffinity(child.pid)) == 1
+    else:
+        assert how.startswith("cgroup cpu.max")
+    assert enforce_cpu(child.pid, None) == "none (cpu not set)"
+
+
+def test_memory_too_small_for_the_runtime_is_refused_with_the_minimum():
+    from fleetflow.aws import ECSTask
+    from fleetflow.exceptions import BlockValidationError, ECSConfigError
+    from fleetflow.infrastructure import Process
+
+    with pytest.raises(BlockValidationError, match="at least 128 MiB"):
+        Process(memory=100)
+    assert Process(memory=128).memory == 128
+    with pytest.raises(ECSConfigError, match="at least 128 MiB"):
+        ECSTask(launch_type="EC2", cpu=256, memory=64)
