@@ -17,10 +17,10 @@ from typing import Any, Iterable, Sequence
 
 from . import states as st
 from .exceptions import InvalidStateTransition, ObjectNotFound, RunFailed
-from .orchestrator.jsoncodec import json_dumps
-from .orchestrator.parameter_checks import check_serialisable
+from .orchestrator.parameter_checks import check_serialisable, check_types
 from .client.protocol import OrchestratorAPI
 from .orchestrator.schemas import FlowRun
+from .orchestrator.service import json_dumps
 
 STALE_POOL_SECONDS = 30.0
 _warned_pools: set[str] = set()  # one "no worker" warning per pool per process, not one per run
@@ -50,6 +50,21 @@ def _warn_if_no_worker(client: OrchestratorAPI, pool_name: str | None) -> None:
         )
 
 
+def _read_deployment(client: OrchestratorAPI, name: str) -> Any:
+    """By 'flow-name/deployment-name', or by id; a bare name gets a hint about the full form."""
+    if "/" in name:
+        return client.read_deployment_by_name(name)
+    try:
+        return client.read_deployment(name)
+    except ObjectNotFound:
+        matches = [d.full_name for d in client.read_deployments() if d.name == name]
+        hint = f"; did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ""
+        raise ObjectNotFound(
+            f"No deployment {name!r}: deployments are named 'flow-name/deployment-name' "
+            f"(see `fleetflow deployment ls`){hint}", kind="deployment", name=name,
+        ) from None
+
+
 def create_deployment_run(
     name: str,
     parameters: dict[str, Any] | None = None,
@@ -69,16 +84,16 @@ def create_deployment_run(
     from .engine.context import flow_run_ctx
 
     client = client or get_client()
-    # Checked here too (the store checks again): over HTTP a value that cannot be encoded would
-    # otherwise fail inside the client's request encoding, not as an error naming the parameter.
-    check_serialisable(name, dict(parameters or {}), json_dumps)
+    deployment = _read_deployment(client, name)
+    params = {**(parameters or {})}
+    check_types(deployment.full_name, deployment.parameter_schema, params)  # before any run exists
+    check_serialisable(deployment.full_name, params, json_dumps)
     ctx = flow_run_ctx.get() if as_subflow else None
     parent_id = dynamic = None
     if ctx is not None:
-        full_name = name if "/" in name else client.read_deployment(name).full_name
-        parent_id, dynamic = ctx.flow_run.id, ctx.next_dynamic_key(f"run_deployment:{full_name}")
+        parent_id, dynamic = ctx.flow_run.id, ctx.next_dynamic_key(f"run_deployment:{deployment.full_name}")
     run = client.create_flow_run_from_deployment(
-        name, parameters=parameters, idempotency_key=idempotency_key, parent_flow_run_id=parent_id,
+        deployment.id, parameters=params, idempotency_key=idempotency_key, parent_flow_run_id=parent_id,
         parent_dynamic_key=dynamic, flow_run_name=flow_run_name, scheduled_time=scheduled_time,
         infra_overrides=infra_overrides, tags=tags,
     )  # fmt: skip

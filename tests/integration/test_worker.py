@@ -169,7 +169,9 @@ def test_worker_sigkill_and_restart_reattaches_or_crashes(temp_store, project, t
         final = wait_final(temp_store, run.id)
     finally:
         w2.stop()
-    assert len(marker.read_text().split()) == 1  # never launched twice
+    # never launched twice (a child killed right after RUNNING may not have reached its body yet)
+    launches = len(marker.read_text().split()) if marker.exists() else 0
+    assert launches == 1 if child_survives else launches <= 1
     if child_survives:
         assert final.state.type is StateType.COMPLETED
     else:

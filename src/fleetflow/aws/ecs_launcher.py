@@ -34,7 +34,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import tenacity
 from botocore import xform_name
@@ -48,9 +48,6 @@ from .ecs_validation import is_secret_env as _is_secret_env
 from .ecs_validation import secret_env_error, validate_ecs_task
 from .ecs_logs import LogCopier, StreamCursor, log_stream_for
 from .fargate import check_fargate_size
-
-if TYPE_CHECKING:
-    from ..client.protocol import OrchestratorAPI
 
 log = logging.getLogger("fleetflow.aws.ecs")
 
@@ -304,7 +301,7 @@ class ECSLauncher:
         self._logs = LogCopier(store or _default_store)
 
     # ---- AWS call with the one retry policy ----------------------------------------------------
-    async def _call(self, client: OrchestratorAPI, operation: str, **params: Any) -> dict[str, Any]:
+    async def _call(self, client: Any, operation: str, **params: Any) -> dict[str, Any]:
         """``operation`` with tenacity retries on transient errors; botocore errors become AwsError."""
         method = getattr(client, xform_name(operation))
         retrying = tenacity.AsyncRetrying(

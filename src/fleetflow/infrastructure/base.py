@@ -24,8 +24,8 @@ EXIT_STALE_LAUNCH = 87  # this runner's attempt was not the run's current one: i
 def runner_environment(flow_run_id: str, *, home: str, api_url: str | None, database_url: str,
                        token: str | None = None) -> dict[str, str]:
     """What a launched runner needs to reach the store (built the same way for a launch and
-    for the size checks done before a run exists): the server's URL and a token scoped to this
-    run (never the worker's own key, never a database URL), or, embedded, the database URL."""
+    for the size checks done before a run exists): over HTTP the server's URL and a token for
+    this run only (never the worker's key, never a database URL)."""
     env = {"FLEETFLOW_FLOW_RUN_ID": flow_run_id, "FLEETFLOW_HOME": home}
     if api_url:
         env["FLEETFLOW_API_URL"] = api_url

@@ -56,11 +56,10 @@ class Watched:
 
 def runner_env(flow_run_id: str, *, api_url: str | None = None, token: str | None = None) -> dict[str, str]:
     """What the launched runner needs to reach the same store: the server's URL and a token
-    scoped to this run (never the worker's own key, never a database URL), or, embedded,
-    the database URL."""
+    scoped to this run, or, embedded, the database URL."""
     s = get_settings()
-    return runner_environment(flow_run_id, home=str(s.home), api_url=api_url or s.api_url, token=token,
-                              database_url=s.resolved_database_url())
+    return runner_environment(flow_run_id, home=str(s.home), api_url=api_url, database_url=s.resolved_database_url(),
+                              token=token)  # fmt: skip
 
 
 CLAIM_LONG_POLL_SECONDS = 5.0  # how long one claim request waits on the server for a run
