@@ -22,6 +22,7 @@ from pathlib import Path
 import importlib
 from typing import Any, Callable, Protocol
 
+from .blocks.references import contains_reference, decode_blocks, encode_blocks
 from .exceptions import MissingResult
 from .orchestrator.schemas import register_result_loader
 from .settings import get_settings
@@ -99,6 +100,7 @@ def storage_for(descriptor: dict[str, Any]) -> ResultStorage:
 
 
 def _inline(value: Any) -> str | None:
+    value = encode_blocks(value)  # a returned saved block is stored as its reference
     if value is None or isinstance(value, (bool, int, float, str)):
         return json.dumps(value)
     if isinstance(value, (list, dict)):
@@ -152,7 +154,8 @@ def load_result(ref: dict[str, Any] | None) -> Any:
     if not ref:
         raise MissingResult("this run has no persisted result")
     if ref.get("serializer") == "json":
-        return json.loads(ref["value"])
+        value = json.loads(ref["value"])
+        return decode_blocks(value) if contains_reference(value) else value
     return pickle.loads(storage_for(ref.get("storage", {})).read_result(ref["key"]))
 
 

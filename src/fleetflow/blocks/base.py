@@ -54,6 +54,9 @@ def validate_block_name(name: str) -> str:
     return name
 
 
+BLOCK_REF_KEY = "$fleetflow_block"  # how a block is written when it travels (blocks/references.py)
+
+
 class Block(BaseModel):
     """Base of every block (ECSTask, S3, AwsCredentials, Process, LocalFileSystem...)."""
 
@@ -79,6 +82,18 @@ class Block(BaseModel):
             raise BlockValidationError(format_validation_error(type(self).__name__, exc)) from None
 
     # ---- persistence ------------------------------------------------------------------------
+    def __fleetflow_json__(self) -> dict[str, str]:
+        """How the store's JSON codec writes a block: by reference (see blocks/references.py).
+        TypeError for an unsaved block: the parameter checks turn it into an error naming the
+        parameter, before any run exists."""
+        if not self._block_document_name:
+            kind = type(self).__name__
+            raise TypeError(
+                f"an unsaved {kind} block cannot travel to another process: save it first "
+                f"({kind}(...).save('name')) and pass the saved block"
+            )
+        return {BLOCK_REF_KEY: f"{self.get_block_type_slug()}/{self._block_document_name}"}
+
     @classmethod
     def get_block_type_slug(cls) -> str:
         return cls._block_type_slug

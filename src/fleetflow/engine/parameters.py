@@ -15,6 +15,7 @@ from typing import Any, Callable
 import pydantic
 from pydantic_core import to_jsonable_python
 
+from ..blocks.references import contains_reference, decode_blocks, encode_blocks
 from ..exceptions import ParameterValidationError
 
 
@@ -59,6 +60,8 @@ def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any], *, p
     ``partial=True`` (deployment defaults) allows required parameters to be missing: they
     can still be given per run.
     """
+    if contains_reference(parameters):  # block references from the store load as blocks
+        parameters = decode_blocks(parameters)
     sig = inspect.signature(fn)
     var_kw = next((n for n, p in sig.parameters.items() if p.kind is p.VAR_KEYWORD), None)
     var_pos = next((n for n, p in sig.parameters.items() if p.kind is p.VAR_POSITIONAL), None)
@@ -118,8 +121,9 @@ def call_with_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> 
 
 
 def parameters_for_storage(parameters: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe copy for the run record (objects that are not JSON become their repr)."""
-    return to_jsonable_python(parameters, fallback=repr)
+    """JSON-safe copy for the run record (saved blocks as references, other objects that are
+    not JSON as their repr)."""
+    return to_jsonable_python(encode_blocks(parameters), fallback=repr)
 
 
 def parameter_schema(fn: Callable[..., Any]) -> dict[str, Any]:

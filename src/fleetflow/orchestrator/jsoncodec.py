@@ -15,6 +15,9 @@ import pydantic
 
 def _json_default(value: Any) -> Any:
     """Let JSON columns hold the values flows commonly put in parameters and state data."""
+    own = getattr(value, "__fleetflow_json__", None)
+    if own is not None:  # blocks: a reference, never their (masked) fields
+        return own()
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, pydantic.BaseModel):

@@ -120,11 +120,13 @@ class ServerContext:
 
     def blocks_for_token(self, principal: Principal) -> set[str]:
         """'type/name' of the blocks a run token may read: its deployment's and pool's
-        infrastructure and storage, and the server's result storage."""
+        infrastructure and storage, the server's result storage, and the saved blocks passed
+        to the run as parameters (they travel by reference, see blocks/references.py)."""
+        from ...blocks.references import referenced_blocks
         from ...settings import get_settings
 
         run = self.store.read_flow_run(principal.flow_run_id or "")
-        refs: set[str] = set()
+        refs: set[str] = referenced_blocks(run.parameters or {})
         if get_settings().result_storage:
             refs.add(get_settings().result_storage or "")
         if run.deployment_id:
