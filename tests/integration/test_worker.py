@@ -132,13 +132,15 @@ def test_several_workers_never_launch_a_run_twice(temp_store, project, tmp_path)
     ensure_work_pool(temp_store, "race")
     marker = tmp_path / "launches.txt"
     deploy(project, "sleepy", "race", pool="race")
-    workers = [WorkerProcess("race", f"racer-{i}") for i in range(3)]
+    # Each worker holds at most two runs at a time and each run lasts a moment, so no single
+    # worker can drain the queue alone while the others are starting: the claims really race.
+    workers = [WorkerProcess("race", f"racer-{i}", "--limit", "2") for i in range(3)]
     try:
         for w in workers:
             w.wait_polling(temp_store, "race")
         # every worker registered (the pool's last_polled only says that one of them polled)
         wait_for(lambda: len(temp_store.read_workers("race")) == 3, what="three workers registered")
-        ids = [run_deployment("sleepy/race", parameters={"seconds": 0.0, "marker": str(marker)}, timeout=0,
+        ids = [run_deployment("sleepy/race", parameters={"seconds": 0.5, "marker": str(marker)}, timeout=0,
                               as_subflow=False).id for _ in range(24)]
         finals = [wait_final(temp_store, i) for i in ids]
     finally:
