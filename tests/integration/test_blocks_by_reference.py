@@ -12,7 +12,6 @@ from fleetflow import flow
 from fleetflow.aws import AwsCredentials
 from fleetflow.deployments import run_deployment
 from fleetflow.exceptions import ParameterValidationError
-from worker_helpers import deploy
 
 SECRET = "wJalrXUtnFEMI-by-reference-only"
 
@@ -52,11 +51,17 @@ def test_a_saved_block_reaches_the_child_with_its_secret(temp_store, project, wo
 
 
 def test_an_unsaved_block_is_refused_before_any_run_exists(temp_store, project, worker):
-    deploy(project, "echo", "unsaved")
+    from fleetflow.deployments import Deployment
+    from fleetflow.entrypoints import load_flow_from_entrypoint
+
+    (project / "untyped.py").write_text("from fleetflow import flow\n\n@flow\ndef take_any(x=None):\n    return 1\n")
+    Deployment.build_from_flow(load_flow_from_entrypoint("untyped.py:take_any", project), "unsaved",
+                               path=str(project), work_pool_name="test-pool").apply()  # fmt: skip
     unsaved = AwsCredentials(aws_access_key_id="AKIAUNSAVED", aws_secret_access_key=SECRET)
-    with pytest.raises(ParameterValidationError, match="parameter 'x'.*save it first"):
-        run_deployment("echo/unsaved", parameters={"x": unsaved}, timeout=0, as_subflow=False)
-    assert temp_store.read_flow_runs(flow_name="echo") == []
+    with pytest.raises(ParameterValidationError, match="parameter 'x'.*save it first") as info:
+        run_deployment("take-any/unsaved", parameters={"x": unsaved}, timeout=0, as_subflow=False)
+    assert SECRET not in str(info.value)
+    assert temp_store.read_flow_runs(flow_name="take-any") == []
 
 
 def test_a_returned_saved_block_is_stored_as_a_reference(temp_store, creds):

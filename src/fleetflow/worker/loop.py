@@ -270,6 +270,8 @@ class Worker:
                 self.client.claim_flow_runs, self.pool_name, self.name, limit=capacity, queues=self.queues,
                 lease_owner=self.lease_owner, lease_seconds=self.lease_seconds, wait=CLAIM_LONG_POLL_SECONDS,
             )  # fmt: skip
+            if claimed:
+                fault("worker.after_claim")  # the same fault point as the embedded claim path
             for run in claimed:
                 if self._stop.is_set():  # claimed while stopping: hand it back to the pool
                     self.client.reschedule_flow_run(run.id, self.lease_owner, f"released by worker {self.name} at shutdown")

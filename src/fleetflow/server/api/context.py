@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Request
 
-from ...exceptions import AuthenticationError, PermissionDenied
+from ...exceptions import AuthenticationError, ObjectNotFound, PermissionDenied
 from ...orchestrator.keys import Scope
 from ...orchestrator.service import Orchestrator
 from .auth import ANONYMOUS_ADMIN, ENDED, Authenticator, Principal, require
@@ -137,7 +137,23 @@ class ServerContext:
                 pool = self.store.read_work_pool(pool_name)
                 if pool.infrastructure_block:
                     refs.add(pool.infrastructure_block)
+        refs |= self._result_storage_of(refs)
         return refs
+
+    def _result_storage_of(self, infrastructure: set[str]) -> set[str]:
+        """The result storage an infrastructure block points its runs at (its ``env`` sets
+        ``FLEETFLOW_RESULT_STORAGE``, as register-blocks does for ECS): the run writes there."""
+        found: set[str] = set()
+        for ref in infrastructure:
+            block_type, _, name = ref.partition("/")
+            try:
+                env = (self.store.read_block_document(block_type, name).data or {}).get("env") or {}
+            except ObjectNotFound:
+                continue
+            value = env.get("FLEETFLOW_RESULT_STORAGE") if isinstance(env, dict) else None
+            if isinstance(value, str) and "/" in value:
+                found.add(value)
+        return found
 
 
 def context(request: Request) -> ServerContext:
