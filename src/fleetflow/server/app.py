@@ -37,7 +37,12 @@ def create_app(store: Orchestrator, *, auth: bool = True, ui_router: APIRouter |
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         ctx.notifier.bind(asyncio.get_running_loop())
-        yield
+        sweeping = asyncio.ensure_future(_sweep_forever(ctx))
+        try:
+            yield
+        finally:
+            sweeping.cancel()
+            await asyncio.gather(sweeping, return_exceptions=True)
 
     app = FastAPI(title="fleetflow", version=__version__, docs_url="/docs", lifespan=lifespan,
                   description="Flow runs, task runs, logs, blocks, deployments, work pools, workers and API keys.")  # fmt: skip
@@ -72,3 +77,22 @@ class _InFlight:
 def server_context(app: Any) -> ServerContext:
     """The app's shared state (tests swap its store with ``use_store``)."""
     return app.state.fleetflow
+
+
+async def _sweep_forever(ctx: ServerContext) -> None:
+    """Reconcile expired leases of runs outside any pool (script flows), as every long-running
+    fleetflow process does: a flow killed while no worker or scheduler runs still ends CRASHED.
+    The sweep runs in a thread (it calls the store synchronously), every ``reconcile_interval``."""
+    import asyncio
+    import logging
+
+    from ..settings import get_settings
+    from ..worker.sweep import sweep_unpooled, sweeper_owner
+
+    owner = sweeper_owner("server")
+    while True:
+        await asyncio.sleep(get_settings().reconcile_interval)
+        try:
+            await asyncio.to_thread(lambda: asyncio.run(sweep_unpooled(ctx.store, owner)))
+        except Exception as exc:  # noqa: BLE001 - a failed sweep must not stop the server
+            logging.getLogger("fleetflow.server").warning("lease sweep failed: %s", exc)
