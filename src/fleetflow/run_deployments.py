@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from . import states as st
 from .exceptions import InvalidStateTransition, ObjectNotFound, RunFailed
-from .orchestrator.parameter_checks import check_serialisable, check_types
+from .orchestrator.parameter_checks import check_serialisable
 from .client.protocol import OrchestratorAPI
 from .orchestrator.schemas import FlowRun
 from .orchestrator.service import json_dumps
@@ -86,7 +86,9 @@ def create_deployment_run(
     client = client or get_client()
     deployment = _read_deployment(client, name)
     params = {**(parameters or {})}
-    check_types(deployment.full_name, deployment.parameter_schema, params)  # before any run exists
+    # Types are checked by the store operation (create_flow_run_from_deployment), before any run
+    # exists; serialisability is checked here too, because over HTTP a value that cannot be
+    # encoded would fail inside the client's request encoding instead of naming the parameter.
     check_serialisable(deployment.full_name, params, json_dumps)
     ctx = flow_run_ctx.get() if as_subflow else None
     parent_id = dynamic = None
