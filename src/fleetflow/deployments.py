@@ -207,8 +207,6 @@ class Deployment(BaseModel):
 
     def _assign_work_queue(self, client: OrchestratorAPI, deployment_id: str) -> None:
         """Put the deployment's runs in its work queue (created on first use, as in Prefect)."""
-        if not hasattr(client, "set_deployment_work_queue"):
-            return
         if self.work_queue_name:
             from .exceptions import ObjectAlreadyExists
 
