@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         description="How long a running flow keeps retrying its state and log writes while the server is "
         "unreachable (logs are buffered meanwhile) before the run gives up.",
     )
+    api_defer_run_writes: bool = Field(
+        default=True,
+        description="Over HTTP, send a running flow's task-run creations, task-run state changes and log lines in "
+        "batches from a background thread (every other call waits until they are stored first) instead of one "
+        "request each.",
+    )
     encryption_key: SecretStr | None = Field(
         default=None,
         description="Fernet key for secret block fields; default is a key generated at HOME/encryption.key (0600).",
