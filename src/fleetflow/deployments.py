@@ -253,7 +253,9 @@ def _entrypoint_of(flow: Any, root: Path) -> str:
 def _inline_infra(block: Block | None) -> dict[str, Any]:
     if block is None or block_ref(block) is not None:
         return {}
-    return {"type": block.get_block_type_slug(), "data": block.to_document_data()}
+    # Open secrets: the client seals them with the key of whoever stores it (the embedded
+    # client's, or the server's), so a worker over HTTP can open them again.
+    return {"type": block.get_block_type_slug(), "data": block.to_open_data()}
 
 
 __all__ = ["Deployment", "run_deployment", "run_deployments", "ensure_work_pool", "resolve_infrastructure"]
