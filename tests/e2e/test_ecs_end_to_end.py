@@ -167,7 +167,10 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
             # URL (embedded backends), or the server's URL and a token for this one run (http)
             if isinstance(temp_store, HTTPClient):
                 assert launch["env"]["FLEETFLOW_API_URL"] == temp_store.base_url
-                assert launch["env"]["FLEETFLOW_API_KEY"].startswith("ffr_")
+                # the run's token only by reference: a per-run Secrets Manager secret the runner read
+                assert "FLEETFLOW_API_KEY" not in launch["env"]
+                assert ":secret:fleetflow/run-tokens/" in launch["env"]["FLEETFLOW_API_KEY_SECRET_ARN"]
+                assert "ffr_" not in json.dumps(launch)
                 assert "FLEETFLOW_DATABASE_URL" not in launch["env"] and "FLEETFLOW_ENCRYPTION_KEY" not in launch["env"]
                 assert os.environ["FLEETFLOW_API_KEY"] not in json.dumps(launch)  # the worker's key never leaves it
             else:
@@ -180,6 +183,10 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
             messages = [record.message for record in temp_store.read_logs(flow_run_id=child.id)]
             assert any(f"{function}:" in message for message in messages), messages
 
+        if isinstance(temp_store, HTTPClient):  # each run's token secret goes once its task stopped
+            secrets = boto3_client(aws_env.url, "secretsmanager")
+            left = lambda: secrets.list_secrets(Filters=[{"Key": "name", "Values": ["fleetflow/run-tokens/"]}])["SecretList"]  # noqa: E731
+            wait_until(lambda: left() == [], "the worker to delete the run-token secrets", observe=left)
         # one bundle object per deployment digest (all three share the project, so one object)
         digests = {temp_store.read_deployment_by_name(name).bundle_digest for name in SIZES}
         objects = boto3_client(aws_env.url, "s3").list_objects_v2(Bucket=BUCKET, Prefix="code/").get("Contents", [])
