@@ -6,12 +6,14 @@ could not take is re-sent by the next flush; refused items are reported."""
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 import pytest
 
 from fleetflow import flow, states as st, task
 from fleetflow.client.http import HTTPClient
-from fleetflow.exceptions import InvalidStateTransition, ObjectNotFound, ServerUnavailable
+from fleetflow.exceptions import AuthenticationError, InvalidStateTransition, ObjectNotFound, ServerUnavailable
 from fleetflow.orchestrator import Orchestrator
 from fleetflow.orchestrator.schemas import LogRecord
 from fleetflow.testing import temporary_store
@@ -136,3 +138,16 @@ def test_an_undelivered_batch_is_resent_by_the_next_flush(behind_proxy):  # noqa
     client.flush()
     assert [s.type for s in store.read_task_run_states(task_run.id)] == [
         st.StateType.PENDING, st.StateType.RUNNING, st.StateType.COMPLETED]
+
+
+def test_a_batch_refused_as_a_whole_is_dropped_not_resent_forever(served):
+    server, store, _secret = served
+    run = store.create_flow_run("f")
+    client = HTTPClient(server.url, api_key="ffk_not-a-key", retry_seconds=0)
+    client.create_task_run(run.id, "k", "t")  # deferred: nothing sent yet
+    # the background sender may meet the refusal first (then this flush has nothing left)
+    with contextlib.suppress(AuthenticationError):
+        client.flush()
+    assert [type(e) for e in client.deferred_rejections()] == [AuthenticationError]
+    client.flush()  # nothing left to send
+    assert store.read_task_runs(run.id) == []

@@ -17,7 +17,8 @@ grow), so batches are as large as the server's pace makes them, with no timer de
 
 Failures: a batch that cannot be delivered (server down past the outage budget) is kept, with
 its request id, and re-sent first by the next flush, which raises the same
-:class:`~fleetflow.exceptions.ServerUnavailable` an unbatched write would have. An item the
+:class:`~fleetflow.exceptions.ServerUnavailable` an unbatched write would have; a batch the
+server refuses as a whole (a revoked key) is dropped, its items reported. An item the
 server refuses (say, a run token used after its run ended) is reported on stderr and kept in
 :meth:`WriteBehind.rejections`: the write it stood for happened in the past, so there is no
 caller left to raise to.
@@ -32,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..exceptions import FleetflowError, error_from_payload
+from ..exceptions import FleetflowError, ServerUnavailable, error_from_payload
 
 MAX_BATCH = 1000  # items per request (the server accepts up to 2000)
 MAX_REJECTIONS = 100  # refused items remembered for inspection
@@ -97,7 +98,15 @@ class WriteBehind:
     def _deliver(self, batch: _Batch) -> None:
         """Post one batch; kept for the next flush if it cannot be delivered."""
         self._undelivered = batch
-        results = self._send(batch.items, batch.request_id)  # raises: stays undelivered
+        try:
+            results = self._send(batch.items, batch.request_id)
+        except ServerUnavailable:
+            raise  # stays undelivered: the next flush re-sends it with the same request id
+        except FleetflowError as exc:  # refused as a whole (say, a revoked key): re-sending cannot help
+            self._undelivered = None
+            for item in batch.items:
+                self._reject(item, exc)
+            raise
         self._undelivered = None
         for item, result in zip(batch.items, results):
             if "error" in result:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import inspect
 import socket
@@ -143,9 +144,12 @@ class HTTPClient:
         return result
 
     def close(self) -> None:
-        """Store the deferred writes, then close the connections."""
+        """Store the deferred writes (saying so on stderr when the server cannot take them),
+        then close the connections."""
         try:
             self.flush()
+        except FleetflowError as exc:
+            print(f"fleetflow: closing the client with deferred writes unsent: {exc}", file=sys.stderr)
         finally:
             self._http.close()
 
@@ -167,8 +171,9 @@ class HTTPClient:
         if task_run.state is not None and task_run.state.type in TERMINAL:
             self._task_runs.pop(task_run.id, None)
             return
-        if len(self._task_runs) >= MAX_TRACKED:
-            self._task_runs.pop(next(iter(self._task_runs)), None)
+        if len(self._task_runs) >= MAX_TRACKED:  # forget the oldest: its later changes are sent unbatched
+            with contextlib.suppress(StopIteration, RuntimeError):
+                self._task_runs.pop(next(iter(self._task_runs)), None)
         self._task_runs[task_run.id] = task_run
 
     # ---- flow runs ------------------------------------------------------------------------
