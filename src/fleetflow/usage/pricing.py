@@ -106,7 +106,10 @@ def rate_for(platform: dict[str, Any], settings: Any, prices: dict[str, Any]) ->
         if (platform.get("launch_type") or "FARGATE").upper() == "EC2":
             rate = hourly_rate(settings.ecs_ec2_vcpu_hour_price, settings.ecs_ec2_gb_hour_price, "EC2 instance share")
             return rate, "EC2 instance share" if rate else "n/a: ECS on EC2 (set FLEETFLOW_ECS_EC2_VCPU_HOUR_PRICE)"
-        rate = fargate_rate(prices, platform.get("region"), platform.get("arch"), spot=bool(platform.get("spot")),
+        # "capacity providers" (a strategy that may mix FARGATE and FARGATE_SPOT) is priced
+        # On-Demand: the estimate errs high rather than low.
+        spot = bool(platform.get("spot")) or platform.get("launch_type") == "FARGATE_SPOT"
+        rate = fargate_rate(prices, platform.get("region"), platform.get("arch"), spot=spot,
                             spot_discount=settings.fargate_spot_discount)
         region = platform.get("region") or DEFAULT_REGION
         return rate, rate.basis if rate else f"n/a: no Fargate price for {region} (FLEETFLOW_USAGE_PRICES_FILE)"

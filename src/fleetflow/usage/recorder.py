@@ -92,7 +92,7 @@ def build_usage(m: Measurement, infra: dict[str, Any], task: dict[str, Any] | No
         requested_cpu=cpu, requested_memory_mib=memory, samples=m.samples, interval_seconds=m.interval,
         platform=Platform(kind=kind, launch_type=infra.get("launch_type") or (task or {}).get("LaunchType"),
                           region=_region(task), arch=_arch(),
-                          spot=bool(infra.get("spot")) or infra.get("capacity_provider") == "FARGATE_SPOT"),
+                          spot=bool(infra.get("spot")) or infra.get("launch_type") == "FARGATE_SPOT"),
     )
 
 

@@ -124,20 +124,34 @@ def own_cgroup_v2(root: int | None = None) -> Path | None:
     (see the module docstring); None otherwise."""
     root = root or os.getpid()
     try:
-        lines = (PROC / str(root) / "cgroup").read_text().splitlines()
+        relative = unified_cgroup((PROC / str(root) / "cgroup").read_text())
     except OSError:
         return None
-    if len(lines) != 1 or not lines[0].startswith("0::"):
-        return None  # cgroup v1 or hybrid: memory is accounted elsewhere
-    folder = CGROUP_ROOT / lines[0][3:].lstrip("/")
+    if relative is None:
+        return None
+    folder = CGROUP_ROOT / relative
     try:
         members = {int(p) for p in (folder / "cgroup.procs").read_text().split()}
     except (OSError, ValueError):
         return None
-    ours = {root, *descendants(root), *ancestors(root)}
-    if not (folder / "memory.peak").exists() or not members <= ours:
+    if not (folder / "memory.peak").exists() or not holds_only_this_run(members, root):
         return None
     return folder
+
+
+def unified_cgroup(proc_cgroup: str) -> str | None:
+    """The cgroup v2 path from /proc/<pid>/cgroup on a pure v2 host ('0::/path'); None on
+    cgroup v1 or hybrid hosts, where memory is accounted in the v1 hierarchy."""
+    lines = [line for line in proc_cgroup.splitlines() if line.strip()]
+    if len(lines) != 1 or not lines[0].startswith("0::"):
+        return None
+    return lines[0][3:].lstrip("/")
+
+
+def holds_only_this_run(members: set[int], root: int) -> bool:
+    """True when every process in the cgroup is ``root``, one of its descendants, or one of its
+    ancestors (a container's init and shell): then the cgroup's memory is this run's."""
+    return members <= {root, *descendants(root), *ancestors(root)}
 
 
 def cgroup_memory_peak_mib(folder: Path | None) -> float | None:
@@ -170,7 +184,12 @@ def ecs_task_metadata(uri: str | None) -> dict[str, Any] | None:
 
 def ecs_task_memory(uri: str | None) -> tuple[float, str] | None:
     """Memory of the whole task from ``/task/stats``: (MiB, which statistic), or None."""
-    stats = _get_json(f"{uri}/task/stats") if uri else None
+    return task_memory_from_stats(_get_json(f"{uri}/task/stats") if uri else None)
+
+
+def task_memory_from_stats(stats: Any) -> tuple[float, str] | None:
+    """Sum over the task's containers of ``memory_stats.max_usage`` (cgroup v1 hosts keep the
+    peak), else of ``usage`` (cgroup v2 hosts report only the current value)."""
     if not isinstance(stats, dict) or not stats:
         return None
     peaks = [((s or {}).get("memory_stats") or {}) for s in stats.values()]
