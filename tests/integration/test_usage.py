@@ -118,7 +118,10 @@ def test_recommend_apply_makes_the_next_run_use_the_new_size(temp_store, project
     assert after.infrastructure["cpu"] == cpu and after.infrastructure["memory"] == memory
     assert _usage(temp_store, after.id).requested_memory_mib.value == memory
     text = cli("deployment", "recommend", "echo/big").stdout
-    assert "right-size echo/big" in text and "past runs would have run out of memory" in text or "right-sized" in text
+    assert "right-size echo/big" in text and "past runs would have run out of memory" in text
+    from fleetflow.usage.advice import deployment_badge
+
+    assert deployment_badge(temp_store, "echo/big") == text.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("client_backend", ["sqlite"], indirect=True)
@@ -194,3 +197,16 @@ def test_a_run_token_writes_only_its_own_runs_usage(served):
     with pytest.raises(ObjectNotFound):
         admin.write_flow_run_usage("no-such-run", record)
     as_run.set_flow_run_state(mine.id, st.Running())
+
+
+@pytest.mark.parametrize("client_backend", ["sqlite"], indirect=True)
+def test_an_out_of_memory_run_pushes_the_recommendation_above_its_limit(temp_store, project, usage_worker):
+    deploy(project, "hog", "burst", infra_overrides={"cpu": 512, "memory": 1024})
+    for _ in range(2):
+        assert run_deployment("hog/burst", parameters={"mib": 8}, as_subflow=False).state.is_completed()
+    crashed = run_deployment("hog/burst", parameters={"mib": 2048}, as_subflow=False, raise_on_failure=False)
+    assert crashed.state.type is st.StateType.CRASHED and "out of memory" in crashed.state.message
+    shown = json.loads(cli("deployment", "recommend", "hog/burst", "--json").stdout)
+    assert shown["oom_runs"] == 1 and shown["runs"] == 3
+    assert shown["proposed"][1] > 1024  # above the limit the burst died at, though the other runs were tiny
+    assert "out of memory" in shown["reasons"][0]

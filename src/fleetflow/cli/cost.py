@@ -57,7 +57,7 @@ def report(
 ) -> None:
     """Cost per deployment (or per run of --deployment) over the window, and the total."""
     from ..usage.display import money
-    from ..usage.rollup import by_deployment, costs_for, total, window_runs
+    from ..usage.rollup import MAX_RUNS, by_deployment, costs_for, total, window_runs
 
     client = open_client()
     start = parse_since(since)
@@ -76,6 +76,8 @@ def report(
         return
     console().print(_runs_table(costs) if dep is not None else _deployments_table(data["deployments"]))
     extra = f" ({unknown} runs without an estimate)" if unknown else ""
+    if len(costs) >= MAX_RUNS:
+        extra += f"; only the newest {MAX_RUNS} runs were read, narrow --since"
     console().print(f"[bold]total[/] {money(amount)} over {len(costs)} runs since {start:%Y-%m-%d %H:%M} UTC{extra}")
 
 

@@ -85,3 +85,10 @@ def recommend_deployment(client: OrchestratorAPI, name: str, *, headroom: float 
     rec = recommend(observations, current_size(deployment, recent), headroom=headroom, rate=rate,
                     runs_per_month=runs_per_month(recent), price_basis=basis)
     return deployment, rec
+
+
+def deployment_badge(client: OrchestratorAPI, name: str, *, runs: int = 20) -> str:
+    """The recommendation text for the deployments page's badge (same text as the CLI's summary)."""
+    from .recommend import recommendation_summary
+
+    return recommendation_summary(recommend_deployment(client, name, runs=runs)[1])

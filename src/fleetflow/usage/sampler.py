@@ -47,8 +47,14 @@ class Sampler:
     def start(self) -> "Sampler":
         self.t0 = self._last_t = time.monotonic()
         self.cpu0 = self._last_cpu = src.tree_cpu_seconds(self.root)
-        self._thread = threading.Thread(target=self._loop, name="fleetflow-usage-sampler", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._loop, name="fleetflow-usage-sampler", daemon=True)
+        try:
+            thread.start()
+            self._thread = thread
+        except (RuntimeError, MemoryError):
+            # A tight address-space limit (Process memory) may not fit another thread's stack:
+            # measure at the end only, rather than fail the run.
+            self._thread = None
         return self
 
     def _loop(self) -> None:
