@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     )
     usage_prices_file: Path | None = Field(
         default=None,
-        description="JSON file of Fargate prices (the shape of fleetflow/usage/fargate_prices.json); its regions "
+        description="JSON file of Fargate prices (the shape of PRICES in fleetflow/usage/fargate_prices.py); its regions "
         "replace the shipped ones.",
     )
     fargate_spot_discount: float = Field(

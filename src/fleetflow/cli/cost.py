@@ -1,6 +1,6 @@
 """``fleetflow cost report``: what launched runs cost, per deployment (or per run of one
 deployment) over a window, with totals. Estimates: requested size x Fargate's published
-prices (see fleetflow/usage/fargate_prices.json), local Process runs free unless priced."""
+prices (see fleetflow/usage/fargate_prices.py), local Process runs free unless priced."""
 
 from __future__ import annotations
 

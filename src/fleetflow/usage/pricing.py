@@ -1,10 +1,11 @@
 """What a run cost: requested vCPU x vCPU-second price + requested GB x GB-second price, over
-the billed duration (Fargate's published model; see ``fargate_prices.json`` for the prices,
-their date and source, and the billing rule).
+the billed duration (Fargate's published model).
 
 * Fargate: per second, with a one-minute minimum for Linux; Spot takes ``fargate_spot_discount`` off.
 * ECS on EC2: the instance share is "n/a" unless ``ecs_ec2_*_hour_price`` is set.
 * Process: free unless ``process_*_hour_price`` is set (no minimum).
+
+The prices, their date and source, and the billing rule are in :mod:`.fargate_prices`.
 
 Everything here is a pure function of its arguments except :func:`load_prices` (reads the file).
 """
@@ -20,7 +21,6 @@ from typing import Any
 
 from ..exceptions import ConfigurationError
 
-PRICES_FILE = Path(__file__).with_name("fargate_prices.json")
 DEFAULT_REGION = "us-east-1"
 
 
@@ -65,8 +65,10 @@ def _read(path: str) -> dict[str, Any]:
 
 
 def load_prices(override: Path | None = None) -> dict[str, Any]:
-    """The shipped price data, with the regions of ``override`` (a file of the same shape) on top."""
-    data = dict(_read(str(PRICES_FILE)))
+    """The shipped price data, with the regions of ``override`` (a JSON file of the same shape) on top."""
+    from .fargate_prices import PRICES
+
+    data = dict(PRICES)
     if override is not None:
         extra = _read(str(Path(override).expanduser()))
         data["regions"] = {**data["regions"], **extra.get("regions", {})}
