@@ -13,8 +13,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[all]"
+	bash scripts/venv_install.sh $(VENV) -e ".[all]"
 	touch $@
 
 # Flagship example on the embedded default (SQLite + local worker + subprocesses).
@@ -28,7 +27,7 @@ test-deps: setup
 
 # Whole suite: unit, integration (real PostgreSQL, moto server), e2e, terraform, browser.
 test: test-deps
-	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -q --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not postgres and not terraform" $(PYTEST_ARGS)
