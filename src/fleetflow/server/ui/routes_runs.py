@@ -24,6 +24,7 @@ PAGE_SIZE = 50
 COUNT_LIMIT = 10_000
 MAX_CHILDREN = 500
 LOG_PAGE = 300
+TASK_PAGE = 100  # task-run rows per page: a 1,000-task run stays a light page
 
 
 class RunFilters:
@@ -108,7 +109,16 @@ def run_page(request: Request, flow_run_id: str, who: Viewer = Depends(page_view
                 states=ctx.store.read_flow_run_states(flow_run_id)[::-1], logs=logs,
                 task_names={t.id: t.name for t in task_runs}, result=views.result_preview(view["run"].state),
                 timeline=timeline.svg(task_runs, tree["children"]), last_log_id=logs[-1].id if logs else 0,
-                levels=views.LEVELS)  # fmt: skip
+                levels=views.LEVELS, task_page=TASK_PAGE, total=len(task_runs), run_id=flow_run_id)  # fmt: skip
+
+
+@router.get("/runs/{flow_run_id}/task-runs", response_class=HTMLResponse)
+def task_rows(request: Request, flow_run_id: str, offset: int = Query(default=0, ge=0), who: Viewer = Depends(page_viewer),
+              ctx: ServerContext = Depends(context)) -> Response:  # fmt: skip
+    """More rows of the task-runs table (its "Show more" button)."""
+    task_runs = ctx.store.read_task_runs(flow_run_id)
+    return page(request, "_task_rows.html", who, rows=task_runs[offset:offset + TASK_PAGE], offset=offset,
+                total=len(task_runs), task_page=TASK_PAGE, run_id=flow_run_id, now=utcnow())  # fmt: skip
 
 
 @router.get("/runs/{flow_run_id}/header", response_class=HTMLResponse)

@@ -3,7 +3,7 @@
 Readable at 1,000 task runs: bars are packed into lanes (a bar goes in the first lane free at
 its start), so concurrent work stacks and sequential work shares a row; child flow runs get
 their own lanes on top; lane height shrinks as lanes grow so the picture keeps a bounded
-height. Each bar carries a ``<title>`` (name, state, duration) for hover. Pure: records in,
+height (past :data:`MAX_LANES` concurrent bars, lanes fold onto each other, translucent). Each bar carries a ``<title>`` (name, state, duration) for hover. Pure: records in,
 markup out (escaped).
 """
 
@@ -19,10 +19,11 @@ from .views import duration
 
 WIDTH, AXIS = 1000, 18
 MAX_HEIGHT = 420
-_COLOURS = {
-    StateType.COMPLETED: "#2f9e61", StateType.RUNNING: "#2f6fde", StateType.FAILED: "#d6403a",
-    StateType.CRASHED: "#b8328a", StateType.CANCELLED: "#7d8590", StateType.CANCELLING: "#a0a7b0",
-    StateType.PENDING: "#c9a227", StateType.SCHEDULED: "#d9b44a",
+MAX_LANES = 100  # past this, lanes fold onto each other (drawn translucent) so rows stay >= 4 px
+# Bars are coloured by a one-letter class (style.css) so 1,000 bars stay small markup.
+_CLASS = {
+    StateType.COMPLETED: "c", StateType.RUNNING: "r", StateType.FAILED: "f", StateType.CRASHED: "x",
+    StateType.CANCELLED: "k", StateType.CANCELLING: "k", StateType.PENDING: "p", StateType.SCHEDULED: "p",
 }  # fmt: skip
 
 
@@ -71,6 +72,8 @@ def svg(task_runs: Sequence[Any], children: Sequence[Any], *, now: dt.datetime |
     if not items:
         return ""
     lane_of = lanes(items, now)
+    folded = max(lane_of) >= MAX_LANES
+    lane_of = [lane % MAX_LANES for lane in lane_of]
     count = max(lane_of) + 1
     row = max(3.0, min(16.0, (MAX_HEIGHT - AXIS) / count))
     height = AXIS + row * count + 4
@@ -78,7 +81,8 @@ def svg(task_runs: Sequence[Any], children: Sequence[Any], *, now: dt.datetime |
     t1 = max((b.end or now) for b in items)
     span = max((t1 - t0).total_seconds(), 0.001)
     x = lambda moment: (moment - t0).total_seconds() / span * WIDTH  # noqa: E731
-    parts = [f'<svg class="timeline" viewBox="0 0 {WIDTH} {height:.0f}" preserveAspectRatio="none" '
+    css = "timeline folded" if folded else "timeline"
+    parts = [f'<svg class="{css}" viewBox="0 0 {WIDTH} {height:.0f}" preserveAspectRatio="none" '
              f'role="img" aria-label="timeline of {len(items)} runs" xmlns="http://www.w3.org/2000/svg">']  # fmt: skip
     parts += _axis(span, height)
     for bar, lane in zip(items, lane_of):
@@ -98,11 +102,10 @@ def _axis(span: float, height: float) -> list[str]:
 
 
 def _bar(bar: Bar, x: float, w: float, y: float, row: float, now: dt.datetime) -> str:
-    colour = _COLOURS.get(bar.state, "#9aa4b2") if bar.state else "#9aa4b2"
-    title = escape(f"{bar.name} — {bar.state.value if bar.state else 'NEW'} — {duration(bar.start, bar.end, now)}")
-    css = ' class="tl-child"' if bar.child else ""
-    rect = (f'<rect x="{x:.1f}" y="{y + 1:.1f}" width="{w:.1f}" height="{max(row - 2, 1.5):.1f}" rx="2" '
-            f'fill="{colour}"{css}><title>{title}</title></rect>')  # fmt: skip
+    css = _CLASS.get(bar.state, "n") if bar.state else "n"
+    title = escape(f"{bar.name} {bar.state.value if bar.state else 'NEW'} {duration(bar.start, bar.end, now)}")
+    rect = (f'<rect class="{css}{" ch" if bar.child else ""}" x="{x:.0f}" y="{y + 1:.0f}" width="{w:.1f}" '
+            f'height="{max(row - 2, 1.5):.0f}"><title>{title}</title></rect>')  # fmt: skip
     label = ""
     if row >= 12 and w > 60:
         label = f'<text x="{x + 4:.1f}" y="{y + row - 4:.1f}" class="tl-label">{escape(bar.name[:40])}</text>'
