@@ -150,3 +150,20 @@ def test_pages_stay_under_200_kb_with_their_assets(ui):
     assert more.count("<tr>") == 100 and "step-999" in more and "more of" not in more
     assert browser.get("/static/../pyproject.toml").status_code == 404
     assert browser.get("/static/VENDORED.md").status_code == 404
+
+
+def test_pausing_a_pool_stops_claims_until_it_is_resumed(ui):
+    dep = make_deployment(ui.store)
+    ui.store.set_deployment_work_queue(dep.id, "gpu")  # a deployment in its own queue is paused too
+    other = make_deployment(ui.store, name="other")
+    runs = {ui.store.create_flow_run_from_deployment(d.id).id for d in (dep, other)}
+    admin = ui.browser("admin")
+    token = csrf_of(admin.get("/work-pools").text)
+    assert ui.browser("run").post("/work-pools/ml-pool/pause", data={"csrf": token}).status_code == 403
+    assert admin.post("/work-pools/ml-pool/pause", data={"csrf": token}).status_code == 303
+    page = admin.get("/work-pools").text
+    assert "PAUSED" in page and 'action="/work-pools/ml-pool/resume"' in page
+    assert ui.store.claim_flow_runs("ml-pool", "w1", limit=10) == []
+    assert admin.post("/work-pools/ml-pool/resume", data={"csrf": token}).status_code == 303
+    assert {r.id for r in ui.store.claim_flow_runs("ml-pool", "w1", limit=10)} == runs
+    assert "PAUSED" not in admin.get("/work-pools").text

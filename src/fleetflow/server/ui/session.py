@@ -50,6 +50,11 @@ class Viewer:
         return self.principal.scope in (Scope.RUN, Scope.ADMIN)
 
     @property
+    def may_admin(self) -> bool:
+        """Pause and resume work pools."""
+        return self.principal.scope is Scope.ADMIN
+
+    @property
     def scope(self) -> str:
         return self.principal.scope.value if self.principal.scope else "?"
 
