@@ -59,7 +59,7 @@ def main() -> int:
     console.print(f"inspect it again with: fleetflow flow-run inspect {parent.id} --tree")
     api_url = get_settings().api_url  # set when a fleetflow server is running for this store
     if api_url:
-        console.print(f"[bold]see it in the web UI:[/] {api_url.rstrip('/')}/runs/{parent.id}")
+        console.print(f"[bold]see it in the web UI:[/] {api_url.rstrip('/')}/runs/{parent.id}", soft_wrap=True)
     return 0
 
 
