@@ -25,7 +25,7 @@ apt_install() {
   fi
   export DEBIAN_FRONTEND=noninteractive
   # apt holds its own lock and fails a second caller instead of waiting: serialise callers.
-  exec 8>"${APT_LOCK:-/tmp/fleetflow-apt.lock}"
+  exec 8>/tmp/fleetflow-apt.lock
   flock 8
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "$@" >/dev/null
@@ -43,7 +43,7 @@ if ! command -v chromium >/dev/null; then
   step "installing chromium (browser tests)"
   exec 9>/tmp/fleetflow-chromium.lock
   flock 9
-  command -v chromium >/dev/null || APT_LOCK=/tmp/fleetflow-apt.lock apt_install chromium fonts-dejavu-core
+  command -v chromium >/dev/null || apt_install chromium fonts-dejavu-core
   exec 9>&-
 fi
 
