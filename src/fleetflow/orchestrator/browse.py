@@ -9,7 +9,7 @@ migration), so pages stay fast at millions of runs.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import sqlalchemy as sa
 
@@ -18,7 +18,29 @@ from . import tables as t
 from .base import StoreBase
 from .schemas import FlowRun, LogRecord
 
-_FR, _L = t.flow_runs, t.logs
+_FR, _L, _TR = t.flow_runs, t.logs, t.task_runs
+
+
+class StateView(NamedTuple):
+    """The current state of a listed task run (no data: lists never show results)."""
+
+    type: StateType
+    name: str
+    message: str | None
+    timestamp: dt.datetime | None
+
+
+class TaskRunRow(NamedTuple):
+    """A task run as a list shows it: plain tuples, because building a thousand pydantic
+    models was most of the time of the flow-run page of a run with 1,000 task runs."""
+
+    id: str
+    name: str
+    dynamic_key: str
+    state: StateView | None
+    start_time: dt.datetime | None
+    end_time: dt.datetime | None
+    run_count: int
 
 
 class BrowseMixin(StoreBase):
@@ -78,6 +100,16 @@ class BrowseMixin(StoreBase):
                 run = flow_run_from_row(row)
                 found[run.deployment_id or ""].append(run)
         return found
+
+    def browse_task_runs(self, flow_run_id: str) -> list[TaskRunRow]:
+        """A run's task runs, oldest first, as light rows."""
+        columns = (_TR.c.id, _TR.c.name, _TR.c.dynamic_key, _TR.c.state_type, _TR.c.state_name, _TR.c.state_message,
+                   _TR.c.state_timestamp, _TR.c.start_time, _TR.c.end_time, _TR.c.run_count)  # fmt: skip
+        query = sa.select(*columns).where(_TR.c.flow_run_id == flow_run_id).order_by(_TR.c.created, _TR.c.id)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [TaskRunRow(r[0], r[1], r[2], StateView(StateType(r[3]), r[4] or "", r[5], r[6]) if r[3] else None,
+                           r[7], r[8], r[9]) for r in rows]  # fmt: skip
 
     def count_children(self, flow_run_ids: Sequence[str]) -> dict[str, int]:
         """How many child runs each of ``flow_run_ids`` has (absent: none)."""

@@ -32,7 +32,7 @@ def logs(request: Request, flow_run_id: str, level: str = "", q: str = "", who: 
     """The newest lines matching the filter (the log pane's content)."""
     records = ctx.store.search_logs(flow_run_id, min_level=views.LEVELS.get(level.upper(), 0), text=q.strip() or None,
                                     limit=LOG_PAGE, latest=True)  # fmt: skip
-    names = {t.id: t.name for t in ctx.store.read_task_runs(flow_run_id)}
+    names = {t.id: t.name for t in ctx.store.browse_task_runs(flow_run_id)}
     return page(request, "_log_lines.html", who, logs=records, task_names=names, filtered=bool(level or q))
 
 
@@ -40,7 +40,7 @@ def logs(request: Request, flow_run_id: str, level: str = "", q: str = "", who: 
 def download(flow_run_id: str, who: Viewer = Depends(page_viewer), ctx: ServerContext = Depends(context)) -> Response:
     """Every line, in pages, as one text file."""
     run = ctx.store.read_flow_run(flow_run_id)
-    names = {t.id: t.name for t in ctx.store.read_task_runs(flow_run_id)}
+    names = {t.id: t.name for t in ctx.store.browse_task_runs(flow_run_id)}
 
     def lines() -> Iterator[bytes]:
         after = 0
@@ -73,7 +73,7 @@ async def _tail(request: Request, ctx: ServerContext, flow_run_id: str, after: i
                                                                         after_id=after, limit=LOG_PAGE))  # fmt: skip
         if records:
             after = records[-1].id or after
-            names = await run_in_threadpool(lambda: {t.id: t.name for t in ctx.store.read_task_runs(flow_run_id)})
+            names = await run_in_threadpool(lambda: {t.id: t.name for t in ctx.store.browse_task_runs(flow_run_id)})
             html = templates.get_template("_log_lines.html").render(logs=records, task_names=names, v=views, filtered=True)
             yield {"event": "log", "data": html, "id": str(after)}
         state = (run.state.type.value, run.state.name, run.state.timestamp.isoformat()) if run.state else None

@@ -103,7 +103,7 @@ def run_page(request: Request, flow_run_id: str, who: Viewer = Depends(page_view
     except ObjectNotFound as exc:
         return error_page(request, who, exc)
     tree = _children(ctx, flow_run_id)
-    task_runs = ctx.store.read_task_runs(flow_run_id)
+    task_runs = ctx.store.browse_task_runs(flow_run_id)
     logs = ctx.store.search_logs(flow_run_id, limit=LOG_PAGE, latest=True)
     return page(request, "run.html", who, **view, **tree, task_runs=task_runs,
                 states=ctx.store.read_flow_run_states(flow_run_id)[::-1], logs=logs,
@@ -116,7 +116,7 @@ def run_page(request: Request, flow_run_id: str, who: Viewer = Depends(page_view
 def task_rows(request: Request, flow_run_id: str, offset: int = Query(default=0, ge=0), who: Viewer = Depends(page_viewer),
               ctx: ServerContext = Depends(context)) -> Response:  # fmt: skip
     """More rows of the task-runs table (its "Show more" button)."""
-    task_runs = ctx.store.read_task_runs(flow_run_id)
+    task_runs = ctx.store.browse_task_runs(flow_run_id)
     return page(request, "_task_rows.html", who, rows=task_runs[offset:offset + TASK_PAGE], offset=offset,
                 total=len(task_runs), task_page=TASK_PAGE, run_id=flow_run_id, now=utcnow())  # fmt: skip
 

@@ -1,7 +1,7 @@
 """The flow-run timeline: task runs and child runs as bars over time, as server-rendered SVG.
 
-Readable at 1,000 task runs: bars are packed into lanes (a bar goes in the first lane free at
-its start), so concurrent work stacks and sequential work shares a row; child flow runs get
+Readable at 1,000 task runs: bars are packed into lanes (a bar reuses the lane that freed
+up first when that happened before its start), so concurrent work stacks and sequential work shares a row; child flow runs get
 their own lanes on top; lane height shrinks as lanes grow so the picture keeps a bounded
 height (past :data:`MAX_LANES` concurrent bars, lanes fold onto each other, translucent). Each bar carries a ``<title>`` (name, state, duration) for hover. Pure: records in,
 markup out (escaped).
@@ -10,6 +10,7 @@ markup out (escaped).
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from dataclasses import dataclass
 from html import escape
 from typing import Any, Sequence
@@ -47,21 +48,20 @@ def bars(task_runs: Sequence[Any], children: Sequence[Any]) -> list[Bar]:
 
 
 def lanes(items: Sequence[Bar], now: dt.datetime) -> list[int]:
-    """The lane of each bar (children first, then tasks), greedy by start time."""
+    """The lane of each bar, by start time: the lane that frees up first if it is free by the
+    bar's start, else a new lane (a heap per kind: O(n log n) at thousands of bars). Child
+    runs get their own lanes, on top."""
     order = sorted(range(len(items)), key=lambda i: (not items[i].child, items[i].start))
-    ends: list[tuple[bool, dt.datetime]] = []
-    lane_of = [0] * len(items)
+    free: dict[bool, list[tuple[dt.datetime, int]]] = {True: [], False: []}
+    lane_of, count = [0] * len(items), 0
     for i in order:
-        bar, placed = items[i], None
-        for n, (is_child, end) in enumerate(ends):
-            if is_child == bar.child and end <= bar.start:
-                placed = n
-                break
-        if placed is None:
-            ends.append((bar.child, now))
-            placed = len(ends) - 1
-        ends[placed] = (bar.child, bar.end or now)
-        lane_of[i] = placed
+        bar, heap = items[i], free[items[i].child]
+        if heap and heap[0][0] <= bar.start:
+            _end, lane = heapq.heappop(heap)
+        else:
+            lane, count = count, count + 1
+        heapq.heappush(heap, (bar.end or now, lane))
+        lane_of[i] = lane
     return lane_of
 
 

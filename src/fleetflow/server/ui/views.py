@@ -23,13 +23,14 @@ DEFAULT_WINDOW = "7d"
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
-def state_class(state: State | StateType | None) -> str:
-    """The CSS class of a state badge: ``st-running`` ..."""
-    kind = state.type if isinstance(state, State) else state
+def state_class(state: Any) -> str:
+    """The CSS class of a state badge: ``st-running`` ... (a State, a state row, or a StateType)."""
+    kind = state if isinstance(state, StateType) or state is None else state.type
     return f"st-{kind.value.lower()}" if kind else "st-none"
 
 
-def state_label(state: State | None) -> str:
+def state_label(state: Any) -> str:
+    """The badge text: the state's own name when it has one ('RETRYING'), else its type."""
     if state is None:
         return "NEW"
     return state.name.upper() if state.name and state.name.upper() != state.type.value else state.type.value
@@ -168,8 +169,11 @@ def window_start(window: str, now: dt.datetime | None = None) -> dt.datetime | N
     return None if span is None else (now or utcnow()) - span
 
 
+_BY_LEVEL = sorted(((number, name) for name, number in LEVELS.items()), reverse=True)
+
+
 def level_name(level: int) -> str:
-    for name, number in sorted(LEVELS.items(), key=lambda kv: -kv[1]):
+    for number, name in _BY_LEVEL:
         if level >= number:
             return name
     return "DEBUG"
