@@ -156,6 +156,7 @@ def main() -> None:
                     "deployments_page": "/deployments",
                 }
                 results = {}
+                print(f"load average before measuring: {os.getloadavg()}", flush=True)
                 for name, path in pages.items():
                     results[name] = timed(client, path, SAMPLES)
                     print(f"{name:32s} p50 {results[name]['p50']:7.1f} ms  p95 {results[name]['p95']:7.1f} ms  "
@@ -169,8 +170,10 @@ def main() -> None:
     print(f"worst p95 {worst:.1f} ms (target < {TARGET_P95 * 1000:.0f} ms): {'OK' if worst < TARGET_P95 * 1000 else 'OVER'}")
     path = record("ui_scale", {"flow_runs": N, "task_runs": N * TASKS_PER_RUN + 1000, "samples": SAMPLES,
                                "seed_seconds": seeded, "target_p95_ms": TARGET_P95 * 1000, "pages_ms": results,
+                               "load_average_at_end": os.getloadavg(), "worst_p95_ms": worst,
                                "note": "server time as seen by a client on 127.0.0.1 (one request at a time), "
-                                       "server in a thread of the benchmark process"})  # fmt: skip
+                                       "server in a thread of the benchmark process; the machine (2 cores) is "
+                                       "shared, see load_average_at_end"})  # fmt: skip
     print(f"recorded {path}")
 
 

@@ -129,7 +129,11 @@ def test_timeline_stays_bounded_at_a_thousand_task_runs_and_escapes_names():
     tasks.append(TaskRun(id="evil", flow_run_id="r", task_key="k", name="<script>x</script>", start_time=T0,
                          end_time=T0 + dt.timedelta(seconds=1), state=State(type=StateType.FAILED)))  # fmt: skip
     svg = timeline.svg(tasks, [], now=T0 + dt.timedelta(seconds=20))
-    assert svg.count("<rect") == 1001 and "<script>" not in svg and "&lt;script&gt;" in svg
+    assert svg.count("<path") == 2 and svg.count("M") == 1001  # one path per state, one shape per bar
+    assert "<title>1000 completed task runs</title>" in svg and "<title>1 failed task runs</title>" in svg
+    assert len(svg) < 40_000
+    few = timeline.svg(tasks[-3:], [], now=T0 + dt.timedelta(seconds=20))
+    assert few.count("<rect") == 3 and "<script>" not in few and "&lt;script&gt;" in few
     assert 'class="timeline folded"' in svg  # 500 concurrent bars: lanes fold, rows stay visible
     height = float(svg.split('viewBox="0 0 1000 ')[1].split('"')[0])
     assert height <= timeline.MAX_HEIGHT + 10

@@ -23,7 +23,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 COUNT_LIMIT = 10_000
 MAX_CHILDREN = 500
-LOG_PAGE = 300
+LOG_PAGE = 200
 TASK_PAGE = 100  # task-run rows per page: a 1,000-task run stays a light page
 
 

@@ -1,9 +1,11 @@
 """The flow-run timeline: task runs and child runs as bars over time, as server-rendered SVG.
 
-Readable at 1,000 task runs: bars are packed into lanes (a bar reuses the lane that freed
-up first when that happened before its start), so concurrent work stacks and sequential work shares a row; child flow runs get
-their own lanes on top; lane height shrinks as lanes grow so the picture keeps a bounded
-height (past :data:`MAX_LANES` concurrent bars, lanes fold onto each other, translucent). Each bar carries a ``<title>`` (name, state, duration) for hover. Pure: records in,
+Readable at 1,000 task runs: bars are packed into lanes (a bar reuses the lane that freed up
+first when that happened before its start), so concurrent work stacks and sequential work
+shares a row; child flow runs get their own lanes on top; lane height shrinks as lanes grow
+so the picture keeps a bounded height (past :data:`MAX_LANES` concurrent bars, lanes fold onto each other, translucent). Up
+to :data:`TITLED_BARS` bars each carries a ``<title>`` (name, state, duration) for hover; past
+that the task bars of one state are one ``<path>`` (a fifth of the markup). Pure: records in,
 markup out (escaped).
 """
 
@@ -26,6 +28,8 @@ _CLASS = {
     StateType.COMPLETED: "c", StateType.RUNNING: "r", StateType.FAILED: "f", StateType.CRASHED: "x",
     StateType.CANCELLED: "k", StateType.CANCELLING: "k", StateType.PENDING: "p", StateType.SCHEDULED: "p",
 }  # fmt: skip
+_NAMES = {"c": "completed", "r": "running", "f": "failed", "x": "crashed", "k": "cancelled", "p": "waiting", "n": "new"}
+TITLED_BARS = 200  # up to this many bars, each has its own hover title; past it, one per state
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,23 @@ def svg(task_runs: Sequence[Any], children: Sequence[Any], *, now: dt.datetime |
     parts = [f'<svg class="{css}" viewBox="0 0 {WIDTH} {height:.0f}" preserveAspectRatio="none" '
              f'role="img" aria-label="timeline of {len(items)} runs" xmlns="http://www.w3.org/2000/svg">']  # fmt: skip
     parts += _axis(span, height)
+    many = len(items) > TITLED_BARS
+    paths: dict[str, list[str]] = {}
     for bar, lane in zip(items, lane_of):
-        parts.append(_bar(bar, x(bar.start), max(x(bar.end or now) - x(bar.start), 1.5), AXIS + lane * row, row, now))
+        left, y = x(bar.start), AXIS + lane * row
+        width = max(x(bar.end or now) - left, 1.5)
+        if many and not bar.child:  # one path per state: ~20 bytes a bar instead of ~100
+            paths.setdefault(_css(bar), []).append(f"M{left:.0f} {y + 1:.0f}h{width:.1f}v{max(row - 2, 1.5):.0f}h-{width:.1f}z")
+        else:
+            parts.append(_bar(bar, left, width, y, row, now))
+    for css, shapes in paths.items():
+        parts.append(f'<path class="{css}" d="{"".join(shapes)}"><title>{len(shapes)} {_NAMES[css]} task runs</title></path>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _css(bar: Bar) -> str:
+    return _CLASS.get(bar.state, "n") if bar.state else "n"
 
 
 def _axis(span: float, height: float) -> list[str]:
@@ -102,7 +119,7 @@ def _axis(span: float, height: float) -> list[str]:
 
 
 def _bar(bar: Bar, x: float, w: float, y: float, row: float, now: dt.datetime) -> str:
-    css = _CLASS.get(bar.state, "n") if bar.state else "n"
+    css = _css(bar)
     title = escape(f"{bar.name} {bar.state.value if bar.state else 'NEW'} {duration(bar.start, bar.end, now)}")
     rect = (f'<rect class="{css}{" ch" if bar.child else ""}" x="{x:.0f}" y="{y + 1:.0f}" width="{w:.1f}" '
             f'height="{max(row - 2, 1.5):.0f}"><title>{title}</title></rect>')  # fmt: skip
