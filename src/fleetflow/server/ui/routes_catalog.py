@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -143,8 +144,6 @@ def block_page(request: Request, block_type: str, name: str, who: Viewer = Depen
 
 def _masked_fields(data: Any) -> list[tuple[str, str]]:
     """(name, shown value) pairs; masked secrets become ``********``."""
-    import json
-
     def shown(value: Any) -> str:
         if isinstance(value, dict) and set(value) == {sealing.OPEN_MARKER}:
             return str(value[sealing.OPEN_MARKER])
