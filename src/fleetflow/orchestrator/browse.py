@@ -19,6 +19,7 @@ from .base import StoreBase
 from .schemas import FlowRun, LogRecord
 
 _FR, _L, _TR = t.flow_runs, t.logs, t.task_runs
+_STATE_TYPES = {s.value: s for s in StateType}  # a dict lookup: StateType(value) is slow per row
 
 
 class StateView(NamedTuple):
@@ -108,7 +109,7 @@ class BrowseMixin(StoreBase):
         query = sa.select(*columns).where(_TR.c.flow_run_id == flow_run_id).order_by(_TR.c.created, _TR.c.id)
         with self._read() as conn:
             rows = conn.execute(query).all()
-        return [TaskRunRow(r[0], r[1], r[2], StateView(StateType(r[3]), r[4] or "", r[5], r[6]) if r[3] else None,
+        return [TaskRunRow(r[0], r[1], r[2], StateView(_STATE_TYPES[r[3]], r[4] or "", r[5], r[6]) if r[3] else None,
                            r[7], r[8], r[9]) for r in rows]  # fmt: skip
 
     def count_children(self, flow_run_ids: Sequence[str]) -> dict[str, int]:

@@ -23,8 +23,8 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 COUNT_LIMIT = 10_000
 MAX_CHILDREN = 500
-LOG_PAGE = 200
-TASK_PAGE = 100  # task-run rows per page: a 1,000-task run stays a light page
+LOG_PAGE = 150  # log lines a page starts with (the live tail, search and download reach the rest)
+TASK_PAGE = 50  # task-run rows per page: a 1,000-task run stays a light page
 
 
 class RunFilters:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup, escape
+
 from ...orchestrator.schemas import FlowRun
 from ...states import State, StateType, utcnow
 
@@ -34,6 +36,18 @@ def state_label(state: Any) -> str:
     if state is None:
         return "NEW"
     return state.name.upper() if state.name and state.name.upper() != state.type.value else state.type.value
+
+
+def badge(state: Any) -> Markup:
+    """A state badge (Python, not a template macro: a page can hold over a thousand of them)."""
+    title = escape(state.message) if state is not None and getattr(state, "message", None) else ""
+    return Markup(f'<span class="badge {state_class(state)}" title="{title}">{escape(state_label(state))}</span>')
+
+
+def infra_chip(run: FlowRun) -> Markup:
+    """The infrastructure chip of a run: 'ECS 1024 cpu / 4096 MiB', 'Process', ..."""
+    label = infra_label(run.infrastructure or {}, run.infra_overrides)
+    return Markup(f'<span class="infra infra-{infra_kind(run.infrastructure or {})}">{escape(label)}</span>')
 
 
 def duration(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime | None = None) -> str:
