@@ -23,7 +23,8 @@ def test_durations_read_at_a_glance():
 
 def test_infrastructure_labels_prefer_the_launched_size_over_the_requested_one():
     assert views.infra_label({"kind": "ecs-task", "cpu": 1024, "memory": 4096}) == "ECS 1024 cpu / 4096 MiB"
-    assert views.infra_label({}, {"cpu": 512, "memory": 1024}) == "— 512 cpu / 1024 MiB"
+    assert views.infra_label({}, {"cpu": 512, "memory": 1024}) == "requested 512 cpu / 1024 MiB"
+    assert views.infra_label({}) == "—"
     assert views.infra_label({"kind": "process"}) == "Process"
     assert views.infra_kind({"kind": "ecs-task"}) == "ecs" and views.infra_kind({"kind": "in-process"}) == "process"
 

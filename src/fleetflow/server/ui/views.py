@@ -67,11 +67,13 @@ def when(moment: dt.datetime | None) -> str:
 
 
 def infra_label(infra: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
-    """'ECS 1024/4096', 'Process', 'in-process' (launched size first, else requested overrides)."""
+    """'ECS 1024 cpu / 4096 MiB', 'Process', 'requested 512 cpu / 1024 MiB' (not launched yet)."""
     kind = str(infra.get("kind") or "")
     cpu = infra.get("cpu") or (overrides or {}).get("cpu")
     memory = infra.get("memory") or (overrides or {}).get("memory")
     name = {"ecs-task": "ECS", "ecs": "ECS", "process": "Process", "in-process": "in-process"}.get(kind, kind or "—")
+    if not kind and (cpu or memory):
+        name = "requested"  # not launched yet: the size its overrides ask for
     size = f" {cpu or '?'} cpu / {memory or '?'} MiB" if (cpu or memory) else ""
     return name + size
 
