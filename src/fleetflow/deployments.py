@@ -207,8 +207,6 @@ class Deployment(BaseModel):
 
     def _assign_work_queue(self, client: OrchestratorAPI, deployment_id: str) -> None:
         """Put the deployment's runs in its work queue (created on first use, as in Prefect)."""
-        if not hasattr(client, "set_deployment_work_queue"):
-            return
         if self.work_queue_name:
             from .exceptions import ObjectAlreadyExists
 
@@ -255,7 +253,9 @@ def _entrypoint_of(flow: Any, root: Path) -> str:
 def _inline_infra(block: Block | None) -> dict[str, Any]:
     if block is None or block_ref(block) is not None:
         return {}
-    return {"type": block.get_block_type_slug(), "data": block.to_document_data()}
+    # Open secrets: the client seals them with the key of whoever stores it (the embedded
+    # client's, or the server's), so a worker over HTTP can open them again.
+    return {"type": block.get_block_type_slug(), "data": block.to_open_data()}
 
 
 __all__ = ["Deployment", "run_deployment", "run_deployments", "ensure_work_pool", "resolve_infrastructure"]

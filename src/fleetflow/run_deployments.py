@@ -50,21 +50,6 @@ def _warn_if_no_worker(client: OrchestratorAPI, pool_name: str | None) -> None:
         )
 
 
-def _read_deployment(client: OrchestratorAPI, name: str) -> Any:
-    """By 'flow-name/deployment-name', or by id; a bare name gets a hint about the full form."""
-    if "/" in name:
-        return client.read_deployment_by_name(name)
-    try:
-        return client.read_deployment(name)
-    except ObjectNotFound:
-        matches = [d.full_name for d in client.read_deployments() if d.name == name]
-        hint = f"; did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ""
-        raise ObjectNotFound(
-            f"No deployment {name!r}: deployments are named 'flow-name/deployment-name' "
-            f"(see `fleetflow deployment ls`){hint}", kind="deployment", name=name,
-        ) from None
-
-
 def create_deployment_run(
     name: str,
     parameters: dict[str, Any] | None = None,
@@ -84,18 +69,18 @@ def create_deployment_run(
     from .engine.context import flow_run_ctx
 
     client = client or get_client()
-    deployment = _read_deployment(client, name)
     params = {**(parameters or {})}
-    # Types are checked by the store operation (create_flow_run_from_deployment), before any run
-    # exists; serialisability is checked here too, because over HTTP a value that cannot be
-    # encoded would fail inside the client's request encoding instead of naming the parameter.
-    check_serialisable(deployment.full_name, params, json_dumps)
+    # The store operation (create_flow_run_from_deployment) finds the deployment (an id or
+    # 'flow/name', with its hint for a bare name) and checks the types, before any run exists;
+    # serialisability is checked here too, because over HTTP a value that cannot be encoded
+    # would fail inside the client's request encoding instead of naming the parameter.
+    check_serialisable(name, params, json_dumps)
     ctx = flow_run_ctx.get() if as_subflow else None
     parent_id = dynamic = None
     if ctx is not None:
-        parent_id, dynamic = ctx.flow_run.id, ctx.next_dynamic_key(f"run_deployment:{deployment.full_name}")
+        parent_id, dynamic = ctx.flow_run.id, ctx.next_dynamic_key(f"run_deployment:{name}")
     run = client.create_flow_run_from_deployment(
-        deployment.id, parameters=params, idempotency_key=idempotency_key, parent_flow_run_id=parent_id,
+        name, parameters=params, idempotency_key=idempotency_key, parent_flow_run_id=parent_id,
         parent_dynamic_key=dynamic, flow_run_name=flow_run_name, scheduled_time=scheduled_time,
         infra_overrides=infra_overrides, tags=tags,
     )  # fmt: skip

@@ -96,17 +96,31 @@ def _out_of_memory(client: Any, flow_run_id: str, when: str) -> int:
     return EXIT_OUT_OF_MEMORY
 
 
+def _token_from_secret() -> None:
+    """An ECS launch over HTTP names its run token's Secrets Manager secret instead of carrying
+    it (never a plain environment variable): read it with the task role before connecting."""
+    if os.environ.get("FLEETFLOW_API_KEY_SECRET_ARN") and not os.environ.get("FLEETFLOW_API_KEY"):
+        from .aws.run_token_secrets import resolve_token_from_environment
+        from .settings import reset_settings
+
+        resolve_token_from_environment()
+        reset_settings()  # the client reads FLEETFLOW_API_KEY from the settings
+
+
 def run(flow_run_id: str) -> int:
     """Execute one flow run; returns the process exit code."""
     from .client import get_client
     from .engine.flow_engine import FlowRunEngine
+    from .usage.recorder import UsageRecorder
 
+    _token_from_secret()
     client = get_client()
     try:
         flow_run = claim_attempt(client, flow_run_id)
     except StaleLaunch as exc:
         return _refuse(client, flow_run_id, exc)
     fault("runner.after_claim")
+    recorder = UsageRecorder.start(client, flow_run_id)
     deployment = client.read_deployment(flow_run.deployment_id)
     try:
         root = code_root(client, deployment)
@@ -125,6 +139,7 @@ def run(flow_run_id: str) -> int:
         return EXIT_FAILED
     parameters = {**deployment.parameters, **flow_run.parameters}
     engine = FlowRunEngine(flow, parameters, client, flow_run=flow_run)
+    engine.before_final = recorder.finish if recorder else None
     try:
         if flow.is_async:
             asyncio.run(engine.run_async())

@@ -109,3 +109,28 @@ def has_secrets(data: Any) -> bool:
     found: list[bool] = []
     _walk(data, lambda key, v: found.append(True))
     return bool(found)
+
+
+# ---- a deployment's inline infrastructure block: the same three forms as a block document ---
+def _with_infrastructure(deployment: Any, change: Any) -> Any:
+    """``deployment`` (a :class:`~fleetflow.orchestrator.schemas.Deployment`) with ``change``
+    applied to the data of its inline infrastructure block, if it has one."""
+    infra = deployment.infrastructure
+    if not infra or not isinstance(infra.get("data"), dict):
+        return deployment
+    return deployment.model_copy(update={"infrastructure": {**infra, "data": change(infra["data"])}})
+
+
+def seal_deployment(deployment: Any) -> Any:
+    """Before storing: the inline infrastructure's open secrets sealed with this side's key."""
+    return _with_infrastructure(deployment, seal)
+
+
+def open_deployment(deployment: Any) -> Any:
+    """For a reader allowed secrets (a worker launching it): sealed secrets opened."""
+    return _with_infrastructure(deployment, unseal)
+
+
+def mask_deployment(deployment: Any) -> Any:
+    """For everyone else, and for lists: every secret ``********``."""
+    return _with_infrastructure(deployment, mask)

@@ -19,7 +19,9 @@ per launch and registered + deregistered a task definition on every run):
 * **VPC lookups are cached** per (credentials, region, VPC): 200 launches, at most 2 EC2 calls.
 * **No secret in plain environment overrides**: a password-bearing database URL or an API key
   in the runner's environment must be mapped through the block's ``secrets`` (SSM / Secrets
-  Manager), else the launch fails before any AWS call with the fix in the message.
+  Manager), else the launch fails before any AWS call with the fix in the message. The per-run
+  token of a launch over HTTP goes in a per-run Secrets Manager secret the container reads by
+  ARN, deleted once the launch finished (:mod:`.run_token_secrets`).
 
 Only ``fleetflow.aws`` imports boto3/aiobotocore; this module is imported lazily by
 ``ECSTask.launcher()``.
@@ -43,6 +45,7 @@ from ..exceptions import AwsError, ECSConfigError, LaunchError
 from ..infrastructure.base import LaunchResult, LaunchStatus
 from . import ecs_requests as rq
 from . import ecs_watch as watch
+from . import run_token_secrets as tokens
 from .credentials import AwsCredentials
 from .ecs_validation import is_secret_env as _is_secret_env
 from .ecs_validation import secret_env_error, validate_ecs_task
@@ -297,6 +300,7 @@ class ECSLauncher:
         self._subnets: dict[tuple[str, str | None], list[str]] = {}
         self._subnet_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
         self._tracked: dict[str, _Tracked] = {}
+        self._run_secrets: dict[str, tuple[AwsCredentials, str]] = {}  # task ARN -> (creds, run id)
         self._last_poll: dict[tuple[str, str], float] = {}
         self._logs = LogCopier(store or _default_store)
 
@@ -330,8 +334,11 @@ class ECSLauncher:
         ``python -m fleetflow.runner <flow-run-id>``.
         """
         validate_ecs_task(block)  # again: overrides were merged with model_copy, which skips validators
-        run_env = container_environment(block, env)
+        token = env.get(tokens.TOKEN_ENV) if tokens.carries_run_token(env, block.secrets) else None
+        run_env = container_environment(block, tokens.with_secret_reference(env, "") if token else env)
         creds = credentials_of(block)
+        if token:
+            run_env.update(tokens.reference_env(await self._store_token(creds, flow_run.id, token), creds))
         ecs = await self._clients.get(creds, "ecs")
         definition = await self._task_definition(block, creds, ecs)
         network = await self._network_configuration(block, creds, ecs.meta.region_name, definition.content)
@@ -347,10 +354,34 @@ class ECSLauncher:
             tags=run_tags(flow_run),
         )
         cpu, memory = launch_sizes(block, definition.content)
-        response = await self._call(ecs, "RunTask", **request)
-        task = started_task(response, cluster=request.get("cluster") or "default", cpu=cpu, memory=memory)
+        try:
+            response = await self._call(ecs, "RunTask", **request)
+            task = started_task(response, cluster=request.get("cluster") or "default", cpu=cpu, memory=memory)
+        except BaseException:
+            if token:
+                await self._delete_token(creds, flow_run.id)
+            raise
+        if token:
+            self._run_secrets[task["taskArn"]] = (creds, flow_run.id)
         self._track(task, block, definition, flow_run.id, memory)
         return LaunchResult(handle=task["taskArn"], infrastructure=_summary(block, definition, task, cpu, memory))
+
+    async def _store_token(self, creds: AwsCredentials, flow_run_id: str, token: str) -> str:
+        secretsmanager = await self._clients.get(creds, "secretsmanager")
+        return await tokens.store_token(self._call, secretsmanager, flow_run_id, token)
+
+    async def _delete_token(self, creds: AwsCredentials, flow_run_id: str) -> None:
+        try:
+            await tokens.delete_token(self._call, await self._clients.get(creds, "secretsmanager"), flow_run_id)
+        except AwsError as exc:  # it expires with its run anyway; say so and go on
+            log.warning("could not delete the token secret of run %s: %s", flow_run_id, exc)
+
+    async def _delete_finished_tokens(self, statuses: Mapping[str, LaunchStatus]) -> None:
+        """A finished launch's run is final (or crashed): its token secret goes."""
+        done = [handle for handle, status in statuses.items() if status.finished and handle in self._run_secrets]
+        for handle in done:
+            creds, flow_run_id = self._run_secrets.pop(handle)
+            await self._delete_token(creds, flow_run_id)
 
     def _track(self, task: dict, block: Any, definition: _Definition, flow_run_id: str, memory: int | None) -> None:
         arn = task["taskArn"]
@@ -470,7 +501,9 @@ class ECSLauncher:
                 log.warning("could not check %d ECS task(s) on cluster %s: %s", len(items), key[1], outcome)
                 for handle, block in items:
                     self._tracked.setdefault(handle, _Tracked(block, LaunchStatus(handle)))
-        return {handle: self._status(handle) for handle, _ in launches}
+        found = {handle: self._status(handle) for handle, _ in launches}
+        await self._delete_finished_tokens(found)
+        return found
 
     def _group_key(self, handle: str, block: Any) -> tuple[str, str]:
         parsed = watch.parse_task_arn(handle)

@@ -228,16 +228,12 @@ ALWAYS_SECRET = frozenset({"FLEETFLOW_API_KEY", "FLEETFLOW_ENCRYPTION_KEY", "AWS
 _SECRET_SUFFIXES = ("_PASSWORD", "_PASSWD", "_TOKEN", "_SECRET", "_SECRET_KEY", "_PRIVATE_KEY", "_API_KEY")
 # The launch attempt token identifies an attempt (the runner claims with it); it grants nothing.
 NOT_SECRET = frozenset({"FLEETFLOW_LAUNCH_TOKEN"})
-RUN_TOKEN_PREFIX = "ffr_"  # fleetflow.orchestrator.keys.TOKEN_PREFIX
+RUN_TOKEN_PREFIX = "ffr_"  # fleetflow.orchestrator.keys.TOKEN_PREFIX (tokens go by Secrets Manager: run_token_secrets)
 
 
 def is_secret_env(name: str, value: str | None, *, by_suffix: bool = True) -> bool:
     """True for a value that must go in ``secrets`` (an ARN), never in plain ``env``."""
     if not value or name in NOT_SECRET:
-        return False
-    if name == "FLEETFLOW_API_KEY" and value.startswith(RUN_TOKEN_PREFIX):
-        # A per-run token (minted by the server for this launch) is scoped to this one run and
-        # stops working when the run is final; the worker's own key never reaches a container.
         return False
     upper = name.upper()
     if upper in ALWAYS_SECRET or _URL_WITH_PASSWORD.match(value):

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from .. import sealing
 from ._output import console, fmt_time, kv_grid, open_client, plain, print_json, success, table, warn
 
 app = typer.Typer(help="Build, apply, list, inspect, delete and run deployments.", no_args_is_help=True)
@@ -153,7 +154,7 @@ def inspect(name: str = typer.Argument(..., help="flow-name/deployment-name"), a
     """Show one deployment."""
     d = open_client().read_deployment_by_name(name)
     if as_json:
-        return print_json(d.model_dump())
+        return print_json(sealing.mask_deployment(d).model_dump())  # never a secret on the console
     console().print(kv_grid([
         ("name", d.full_name), ("id", d.id), ("entrypoint", d.entrypoint), ("work pool", d.work_pool_name),
         ("storage", d.storage_block or f"local path {d.path}"), ("bundle", d.bundle_digest or "-"),
@@ -229,3 +230,8 @@ def pause_schedule(name: str = typer.Argument(..., help="flow-name/deployment-na
 def resume_schedule(name: str = typer.Argument(..., help="flow-name/deployment-name")) -> None:
     """Start creating scheduled runs for a deployment again."""
     _set_schedule_active(name, True)
+
+
+from .recommend import recommend as _recommend  # noqa: E402 - its own module; registered here
+
+app.command("recommend")(_recommend)

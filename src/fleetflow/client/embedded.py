@@ -4,8 +4,9 @@ It is the store itself for every call (method lookups are delegated once and cac
 instance, so the engine's hot path pays no wrapper cost) except where the client contract
 differs from the store's:
 
-* block documents: the client seals open secrets with the local key before saving and
-  unseals them on reading one (the store only ever holds ciphertext; lists come masked);
+* block documents, and deployments' inline infrastructure blocks: the client seals open
+  secrets with the local key before saving and unseals them on reading one (the store only
+  ever holds ciphertext; lists come masked);
 * ``mint_run_token``: launches reach the same store directly, so no token is needed;
 * ``close``: disposes the store's connection pool.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import sealing
-from ..orchestrator.schemas import BlockDocument
+from ..orchestrator.schemas import BlockDocument, Deployment
 from ..orchestrator.service import Orchestrator
 
 
@@ -57,6 +58,21 @@ class EmbeddedClient:
     def read_block_documents(self, block_type: str | None = None) -> list[BlockDocument]:
         """Lists never carry secrets (masked; nothing is decrypted): load one block for them."""
         return [doc.model_copy(update={"data": sealing.mask(doc.data)}) for doc in self.store.read_block_documents(block_type)]
+
+    # ---- deployments: an inline infrastructure block's secrets, as for blocks --------------
+    def upsert_deployment(self, deployment: Deployment) -> Deployment:
+        return sealing.open_deployment(self.store.upsert_deployment(sealing.seal_deployment(deployment)))
+
+    def read_deployment(self, deployment_id: str) -> Deployment:
+        return sealing.open_deployment(self.store.read_deployment(deployment_id))
+
+    def read_deployment_by_name(self, full_name: str) -> Deployment:
+        return sealing.open_deployment(self.store.read_deployment_by_name(full_name))
+
+    def read_deployments(self, *, flow_name: str | None = None, work_pool_name: str | None = None) -> list[Deployment]:
+        """Lists never carry secrets (masked): read one deployment for them."""
+        found = self.store.read_deployments(flow_name=flow_name, work_pool_name=work_pool_name)
+        return [sealing.mask_deployment(d) for d in found]
 
     # ---- launches and lifecycle ------------------------------------------------------------
     def mint_run_token(self, flow_run_id: str) -> str | None:

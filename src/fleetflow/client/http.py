@@ -9,10 +9,15 @@
   server applies a retried state change or run creation once.
 * Errors come back as ``{"code", "message", "attrs"}`` and are re-raised as the same
   :mod:`fleetflow.exceptions` class the embedded store raises.
+* A running flow's task-run writes and log lines are deferred and sent in batches
+  (``FLEETFLOW_API_DEFER_RUN_WRITES``, :mod:`.batching`); every other call first waits until
+  the deferred writes before it are stored, so a final flow-run state follows its task runs.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime as dt
 import inspect
 import socket
@@ -31,15 +36,18 @@ from ..exceptions import FleetflowError, ServerUnavailable, error_from_payload
 from ..orchestrator.extras import Artifact, ConcurrencyLimit, SlotOutcome, Variable
 from ..orchestrator.keys import ApiKey, Scope
 from ..orchestrator.operations import OPERATIONS
+from ..orchestrator import transitions as tr
 from ..orchestrator.service import json_dumps
 from ..orchestrator.schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
 from ..settings import get_settings
-from ..states import State, StateType
+from ..states import TERMINAL, State, StateType, check_transition, utcnow
+from .batching import WriteBehind
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 PAGE = 500  # the server's largest page of flow runs
 LOG_PAGE = 5000  # ... and of log lines
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_TRACKED = 100_000  # task runs whose state changes may be deferred (the oldest are forgotten)
 
 
 class _Retryable(Exception):
@@ -61,7 +69,8 @@ class HTTPClient:
     per-run token). Thread-safe; share one per process (:func:`fleetflow.client.get_client`)."""
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float | None = None,
-                 retry_seconds: float | None = None, outage_seconds: float | None = None):  # fmt: skip
+                 retry_seconds: float | None = None, outage_seconds: float | None = None,
+                 defer_run_writes: bool | None = None):  # fmt: skip
         settings = get_settings()
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout if timeout is not None else settings.api_timeout
@@ -77,15 +86,23 @@ class HTTPClient:
         self._http = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
                                   timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)))  # fmt: skip
         self._warned = threading.Event()
+        defer = settings.api_defer_run_writes if defer_run_writes is None else defer_run_writes
+        self._deferred = WriteBehind(self._send_batch) if defer else None
+        self._task_runs: dict[str, TaskRun] = {}  # this client's task runs, not final: id -> as it is now
+        self.requests_sent: collections.Counter[str] = collections.Counter()  # "METHOD path" -> attempts
 
     def __repr__(self) -> str:
         return f"HTTPClient({self.base_url!r})"  # never the key
 
     # ---- transport ------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, json: Any = None, params: Any = None, patient: bool = False,
-              timeout: float | None = None) -> Any:  # fmt: skip
-        """One API call: a single attempt on the fast path, retries only once one fails."""
-        headers = {"X-Request-Id": uuid.uuid4().hex, "Content-Type": "application/json"} if method in _MUTATING else None
+              timeout: float | None = None, request_id: str | None = None, flush: bool = True) -> Any:  # fmt: skip
+        """One API call: a single attempt on the fast path, retries only once one fails. The
+        deferred writes made before it are stored first (``flush``)."""
+        if flush and self._deferred is not None and self._deferred.has_pending():
+            self._deferred.flush()
+        request_id = request_id or uuid.uuid4().hex
+        headers = {"X-Request-Id": request_id, "Content-Type": "application/json"} if method in _MUTATING else None
         attempt = lambda: self._once(method, path, json, params, headers, timeout)  # noqa: E731
         try:
             return attempt()
@@ -93,6 +110,7 @@ class HTTPClient:
             return self._retry(attempt, first, patient, path)
 
     def _once(self, method: str, path: str, json: Any, params: Any, headers: Any, timeout: float | None) -> Any:
+        self.requests_sent[f"{method} {path}"] += 1
         try:
             content = None if json is None else json_dumps(json)  # datetimes, sets, models: the store's rules
             response = self._http.request(method, path, content=content, params=params, headers=headers,
@@ -126,7 +144,37 @@ class HTTPClient:
         return result
 
     def close(self) -> None:
-        self._http.close()
+        """Store the deferred writes (saying so on stderr when the server cannot take them),
+        then close the connections."""
+        try:
+            self.flush()
+        except FleetflowError as exc:
+            print(f"fleetflow: closing the client with deferred writes unsent: {exc}", file=sys.stderr)
+        finally:
+            self._http.close()
+
+    # ---- deferred writes (see fleetflow.client.batching) ------------------------------------
+    def flush(self) -> None:
+        """Wait until every deferred write made so far is stored (a no-op when none are)."""
+        if self._deferred is not None:
+            self._deferred.flush()
+
+    def deferred_rejections(self) -> list[FleetflowError]:
+        """Deferred writes the server refused, most recent last (each was also printed on stderr)."""
+        return self._deferred.rejections() if self._deferred is not None else []
+
+    def _send_batch(self, items: list[dict[str, Any]], request_id: str) -> list[dict[str, Any]]:
+        return self._call("POST", "/api/v1/batch", json={"items": items}, patient=True, request_id=request_id,
+                          flush=False)["results"]  # fmt: skip
+
+    def _track(self, task_run: TaskRun) -> None:
+        if task_run.state is not None and task_run.state.type in TERMINAL:
+            self._task_runs.pop(task_run.id, None)
+            return
+        if len(self._task_runs) >= MAX_TRACKED:  # forget the oldest: its later changes are sent unbatched
+            with contextlib.suppress(StopIteration, RuntimeError):
+                self._task_runs.pop(next(iter(self._task_runs)), None)
+        self._task_runs[task_run.id] = task_run
 
     # ---- flow runs ------------------------------------------------------------------------
     def create_flow_run(
@@ -280,9 +328,26 @@ class HTTPClient:
         states: Sequence[State] = (),
         id: str | None = None,  # noqa: A002 - the interface's name
     ) -> TaskRun:
+        if self._deferred is not None:
+            return self._create_task_run_deferred(flow_run_id, task_key, name, dynamic_key, cache_key, states, id)
         body = {"flow_run_id": flow_run_id, "task_key": task_key, "name": name, "dynamic_key": dynamic_key,
                 "cache_key": cache_key, "states": [s.model_dump(mode="json") for s in states], "id": id}  # fmt: skip
         return TaskRun.model_validate(self._call("POST", "/api/v1/task_runs", json=body, patient=True))
+
+    def _create_task_run_deferred(self, flow_run_id: str, task_key: str, name: str, dynamic_key: str,
+                                  cache_key: str | None, states: Sequence[State], id: str | None) -> TaskRun:  # noqa: A002
+        """The task run as the store will record it (the history checked by the same rules),
+        its creation queued for the next batch."""
+        states = list(states) or [State(type=StateType.PENDING)]
+        columns = tr.initial_columns(states)  # raises InvalidStateTransition for a bad history
+        task_run = TaskRun(id=id or str(uuid.uuid4()), flow_run_id=flow_run_id, task_key=task_key, name=name,
+                           dynamic_key=dynamic_key, cache_key=cache_key, state=states[-1], created=utcnow(),
+                           start_time=columns["start_time"], end_time=columns["end_time"], run_count=columns["run_count"])  # fmt: skip
+        body = {"flow_run_id": flow_run_id, "task_key": task_key, "name": name, "dynamic_key": dynamic_key,
+                "cache_key": cache_key, "states": [s.model_dump(mode="json") for s in states], "id": task_run.id}  # fmt: skip
+        self._deferred.add({"op": "create_task_run", "body": body})  # type: ignore[union-attr]
+        self._track(task_run)
+        return task_run
 
     def read_task_run(self, task_run_id: str) -> TaskRun:
         return TaskRun.model_validate(self._call("GET", f"/api/v1/task_runs/{_q(task_run_id)}"))
@@ -292,6 +357,14 @@ class HTTPClient:
 
     def set_task_run_state(self, task_run_id: str, state: State, *, force: bool = False) -> TaskRun:
         body = {"state": state.model_dump(mode="json"), "force": force}
+        known = self._task_runs.get(task_run_id) if self._deferred is not None else None
+        if known is not None:  # one of this client's own: checked here, sent with the next batch
+            if not force:
+                check_transition(known.state.type if known.state else None, state.type)
+            self._deferred.add({"op": "set_task_run_state", "task_run_id": task_run_id, "body": body})  # type: ignore[union-attr]
+            updated = _advanced(known, state)
+            self._track(updated)
+            return updated
         return TaskRun.model_validate(
             self._call("POST", f"/api/v1/task_runs/{_q(task_run_id)}/state", json=body, patient=True)
         )
@@ -301,8 +374,13 @@ class HTTPClient:
 
     # ---- logs and cache -------------------------------------------------------------------
     def write_logs(self, records: Sequence[LogRecord]) -> None:
-        if records:
-            body = {"records": [r.model_dump(mode="json") for r in records]}
+        if not records:
+            return
+        body = {"records": [r.model_dump(mode="json") for r in records]}
+        if self._deferred is not None:  # with the deferred task-run writes before them, in one batch
+            self._deferred.add({"op": "write_logs", "body": body})
+            self._deferred.flush()
+        else:
             self._call("POST", "/api/v1/logs", json=body, patient=True)
 
     def read_logs(
@@ -437,6 +515,17 @@ class HTTPClient:
     def revoke_api_key(self, name: str) -> ApiKey:
         return ApiKey.model_validate(self._call("DELETE", f"/api/v1/api_keys/{_q(name)}"))
 
+    # ---- flow run usage records (fleetflow.server.api.usage) --------------------------------
+    def write_flow_run_usage(self, flow_run_id: str, usage: dict[str, Any]) -> None:
+        self._call("PUT", f"/api/v1/usage/flow_runs/{_q(flow_run_id)}", json=usage, patient=True)
+
+    def read_flow_run_usage(self, flow_run_id: str) -> dict[str, Any] | None:
+        return self._call("GET", f"/api/v1/usage/flow_runs/{_q(flow_run_id)}")["usage"]
+
+    def read_flow_run_usages(self, flow_run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        body = {"flow_run_ids": list(dict.fromkeys(flow_run_ids))}
+        return self._call("POST", "/api/v1/usage/flow_runs", json=body)["usages"]
+
 
 def _remote(name: str) -> Any:
     """An HTTPClient method for the store operation ``name`` (``POST /api/v1/ops/{name}``),
@@ -461,6 +550,19 @@ def _remote(name: str) -> Any:
 
 for _name in OPERATIONS:
     setattr(HTTPClient, _name, _remote(_name))
+
+
+def _advanced(task_run: TaskRun, state: State) -> TaskRun:
+    """``task_run`` after ``state``, with the columns the store's transition sets
+    (:mod:`fleetflow.orchestrator.transitions`): run count and start time on RUNNING, end
+    time on a final state."""
+    update: dict[str, Any] = {"state": state}
+    if state.type is StateType.RUNNING:
+        update["run_count"] = task_run.run_count + 1
+        update["start_time"] = task_run.start_time or state.timestamp
+    if state.type in TERMINAL:
+        update["end_time"] = state.timestamp
+    return task_run.model_copy(update=update)
 
 
 def _error(response: httpx.Response) -> FleetflowError:

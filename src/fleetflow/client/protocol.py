@@ -18,12 +18,15 @@ from typing import Any, Iterable, Protocol, Sequence
 
 from ..orchestrator.extras import ExtrasAPI
 from ..orchestrator.keys import ApiKey, Scope
+from ..orchestrator.queues import WorkQueue
+from ..orchestrator.usage import UsageAPI
 from ..orchestrator.schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
 from ..states import State, StateType
 
 
-class OrchestratorAPI(ExtrasAPI, Protocol):
-    """Everything below, plus artifacts, variables and tag concurrency limits (:class:`ExtrasAPI`)."""
+class OrchestratorAPI(ExtrasAPI, UsageAPI, Protocol):
+    """Everything below, plus artifacts, variables and tag concurrency limits (:class:`ExtrasAPI`)
+    and flow run usage records (:class:`UsageAPI`)."""
 
     # ---- flow runs --------------------------------------------------------------------------
     def create_flow_run(
@@ -236,6 +239,28 @@ class OrchestratorAPI(ExtrasAPI, Protocol):
     def worker_heartbeat(self, work_pool_name: str, worker_name: str, *, hostname: str | None = None, pid: int | None = None) -> None: ...
 
     def read_workers(self, work_pool_name: str) -> list[Worker]: ...
+
+    # ---- work queues (inside work pools; see fleetflow.orchestrator.queues) -------------------
+    def create_work_queue(self, work_pool_name: str, name: str, *, priority: int = 1,
+                          concurrency_limit: int | None = None, description: str | None = None) -> WorkQueue:
+        """A new queue of the pool; ObjectAlreadyExists when the pool has one of that name."""
+
+    def read_work_queues(self, work_pool_name: str | None = None) -> list[WorkQueue]:
+        """By pool, then priority, then name (every pool's when ``work_pool_name`` is None)."""
+
+    def read_work_queue(self, work_pool_name: str, name: str) -> WorkQueue:
+        """Raise ObjectNotFound saying how to create it."""
+
+    def update_work_queue(self, work_pool_name: str, name: str, **fields: Any) -> WorkQueue:
+        """Set ``is_paused``, ``priority``, ``concurrency_limit`` or ``description``."""
+
+    def delete_work_queue(self, work_pool_name: str, name: str) -> None: ...
+
+    def set_deployment_work_queue(self, deployment_id: str, work_queue_name: str | None) -> None:
+        """Put a deployment's runs in a queue (None: the pool's ``default`` queue)."""
+
+    def read_deployment_work_queue(self, deployment_id: str) -> str:
+        """The queue a deployment's runs belong to (``default`` unless set)."""
 
     # ---- API keys (server auth) -------------------------------------------------------------
     def create_api_key(self, name: str, scope: Scope, *, expires: dt.datetime | None = None) -> tuple[ApiKey, str]:

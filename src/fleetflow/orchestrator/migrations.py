@@ -169,6 +169,11 @@ def _compat_tables(conn: sa.Connection) -> None:
     t.metadata.create_all(conn, tables=new, checkfirst=False)
 
 
+def _flow_run_usage(conn: sa.Connection) -> None:
+    """The usage record of each flow run (a new table only)."""
+    t.flow_run_usage.create(conn, checkfirst=False)
+
+
 def _ui_list_indexes(conn: sa.Connection) -> None:
     """The web UI's lists: a deployment's last runs, newest first (Deployments page)."""
     for name, columns in t.UI_LIST_INDEXES.items():
@@ -181,7 +186,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "launch attempts, run leases and infrastructure retries", _v3_launch_attempts_and_leases),
     Migration(4, "artifacts, variables, tag concurrency limits and work queues", _compat_tables),
     Migration(5, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
-    Migration(6, "web UI list indexes", _ui_list_indexes),
+    Migration(6, "flow run usage records", _flow_run_usage),
+    Migration(7, "web UI list indexes", _ui_list_indexes),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -32,6 +32,7 @@ from ..infrastructure.base import LaunchStatus, attempt_environment, runner_envi
 from ..settings import get_settings
 from ..states import StateType
 from .names import claim_name, default_name
+from .offload import off_loop as _off
 from . import capacity
 from .resolve import ensure_work_pool, load_pool_infrastructure, resolve_infrastructure
 from .retries import crash_or_relaunch
@@ -90,7 +91,7 @@ class _WorkerSweeper(Sweeper):
         handle = found.handle or run.infrastructure_pid
         if not handle or run.work_pool_name != self.worker.pool_name:
             return  # not ours to watch (another pool, a script flow): re-checked at the next sweep
-        block = found.block or self.worker._block_for(run)
+        block = found.block or await _off(self.worker._block_for, run)
         started = run.state_type is not StateType.PENDING
         self.worker.watched[run.id] = Watched(run.id, handle, block, started=started)
         log.info("re-attached to run %s (%s)", run.id, handle)
@@ -133,9 +134,9 @@ class Worker:
 
     async def run(self, *, once: bool = False) -> None:
         """Work until stopped (SIGTERM/SIGINT or :meth:`stop`)."""
-        self._learn_pool(ensure_work_pool(self.client, self.pool_name))
+        await _off(self._learn_pool, await _off(ensure_work_pool, self.client, self.pool_name))
         stale_after = max(3 * self.heartbeat_interval, self.lease_seconds)
-        claim_name(self.client, self.pool_name, self.name, self.instance_id, stale_after=stale_after)
+        await _off(claim_name, self.client, self.pool_name, self.name, self.instance_id, stale_after=stale_after)
         self._install_signal_handlers()
         await self.reconcile()
         try:
@@ -158,7 +159,7 @@ class Worker:
 
         Over HTTP, claiming is a long-poll in its own task instead (one request waits on the
         server until a run is claimable: new runs start at once, without a request per tick)."""
-        self._heartbeat()
+        await _off(self._heartbeat)
         if getattr(self.client, "base_url", None) is None:
             await self._claim_and_launch()
         elif self._claimer is None or self._claimer.done():
@@ -185,13 +186,21 @@ class Worker:
         if self._launching:
             await asyncio.gather(*self._launching, return_exceptions=True)
         await self._settle_finished()
+        await _off(self._release_unlaunched)
+        for launcher in self._launchers.values():
+            await launcher.close()
+        await _off(self.client.release_worker_name, self.pool_name, self.name, self.instance_id)
+        log.info("worker %s stopped; %d run(s) left running for re-attachment", self.name, len(self.watched))
+
+    def _release_unlaunched(self) -> None:
+        """Runs claimed but never launched go back to the pool (at shutdown)."""
         for run in self.client.read_flow_runs(worker_name=self.name, state_types=[StateType.PENDING]):
             if not run.infrastructure_pid and run.id not in self.watched:
                 self.client.reschedule_flow_run(run.id, self.lease_owner, f"released by worker {self.name} at shutdown")
-        for launcher in self._launchers.values():
-            await launcher.close()
-        self.client.release_worker_name(self.pool_name, self.name, self.instance_id)
-        log.info("worker %s stopped; %d run(s) left running for re-attachment", self.name, len(self.watched))
+
+    def _finishing(self) -> list[Watched]:
+        """Watched launches whose run already reported a final state."""
+        return [w for w in list(self.watched.values()) if self.client.read_flow_run(w.flow_run_id).state.is_final]
 
     async def _settle_finished(self, grace: float = 3.0) -> None:
         """Record exits since the last tick, giving runs that already reported a final state
@@ -199,7 +208,7 @@ class Worker:
         deadline = time.monotonic() + grace
         while True:
             await self._check_launches()
-            finishing = [w for w in self.watched.values() if self.client.read_flow_run(w.flow_run_id).state.is_final]
+            finishing = await _off(self._finishing)
             if not finishing or time.monotonic() > deadline:
                 return
             await asyncio.sleep(0.05)
@@ -263,10 +272,10 @@ class Worker:
         while not self._stop.is_set():
             capacity = self._capacity()
             if capacity <= 0:
-                await asyncio.to_thread(self.client.claim_flow_runs, self.pool_name, self.name, limit=0)
+                await _off(self.client.claim_flow_runs, self.pool_name, self.name, limit=0)
                 await asyncio.sleep(max(self.poll_interval, 0.5))
                 continue
-            claimed = await asyncio.to_thread(
+            claimed = await _off(
                 self.client.claim_flow_runs, self.pool_name, self.name, limit=capacity, queues=self.queues,
                 lease_owner=self.lease_owner, lease_seconds=self.lease_seconds, wait=CLAIM_LONG_POLL_SECONDS,
             )  # fmt: skip
@@ -274,17 +283,18 @@ class Worker:
                 fault("worker.after_claim")  # the same fault point as the embedded claim path
             for run in claimed:
                 if self._stop.is_set():  # claimed while stopping: hand it back to the pool
-                    self.client.reschedule_flow_run(run.id, self.lease_owner, f"released by worker {self.name} at shutdown")
+                    await _off(self.client.reschedule_flow_run, run.id, self.lease_owner,
+                               f"released by worker {self.name} at shutdown")  # fmt: skip
                 else:
                     self._start_launch(run)
 
     async def _claim_and_launch(self) -> None:
         capacity = self._capacity()
         if capacity <= 0:
-            self.client.claim_flow_runs(self.pool_name, self.name, limit=0)
+            await _off(self.client.claim_flow_runs, self.pool_name, self.name, limit=0)
             return
-        claimed = self.client.claim_flow_runs(self.pool_name, self.name, limit=capacity, queues=self.queues,
-                                              lease_owner=self.lease_owner, lease_seconds=self.lease_seconds)
+        claimed = await _off(self.client.claim_flow_runs, self.pool_name, self.name, limit=capacity, queues=self.queues,
+                             lease_owner=self.lease_owner, lease_seconds=self.lease_seconds)  # fmt: skip
         if claimed:
             fault("worker.after_claim")
         for run in claimed:
@@ -303,24 +313,26 @@ class Worker:
 
     async def _launch(self, run: Any) -> None:
         try:
-            block = self._block_for(run)
+            block = await _off(self._block_for, run)
             # The attempt (number + token) is recorded before anything starts: only its runner
             # may start the run, so a relaunch after any crash cannot execute it twice.
-            attempt = self.client.begin_launch_attempt(run.id, self.lease_owner, lease_seconds=self.lease_seconds)
+            attempt = await _off(self.client.begin_launch_attempt, run.id, self.lease_owner,
+                                 lease_seconds=self.lease_seconds)  # fmt: skip
             if attempt is None:
                 return  # no longer ours (cancelled, or reconciled by another worker)
             api_url = getattr(self.client, "base_url", None)  # set on the HTTP client only
-            token = await asyncio.to_thread(self.client.mint_run_token, run.id) if api_url else None
+            token = await _off(self.client.mint_run_token, run.id) if api_url else None
             env = {**runner_env(run.id, api_url=api_url, token=token), **attempt_env(attempt, getattr(block, "kind", ""))}
             result = await self._launcher(block).launch(block, attempt, env=env, command=runner_command(run.id))
         except Exception as exc:
-            crash_or_relaunch(self.client, run.id, f"launch failed: {type(exc).__name__}: {exc}")
+            await _off(crash_or_relaunch, self.client, run.id, f"launch failed: {type(exc).__name__}: {exc}")
             log.warning("launch of run %s failed: %s", run.id, exc)
             return
         fault("worker.after_start")
         # The handle is stored before anything waits on the launch: a restarted worker finds it
         # (and if this worker dies first, the runner's token finds it).
-        self.client.update_flow_run(run.id, infrastructure_pid=result.handle, infrastructure=result.infrastructure)
+        await _off(self.client.update_flow_run, run.id, infrastructure_pid=result.handle,
+                   infrastructure=result.infrastructure)  # fmt: skip
         self.watched[run.id] = Watched(run.id, result.handle, block)
 
     # ---- watch --------------------------------------------------------------------------
@@ -339,15 +351,15 @@ class Worker:
     async def _on_status(self, w: Watched, status: LaunchStatus) -> None:
         if status.finished:
             self.watched.pop(w.flow_run_id, None)
-            self._on_finished(w, status)
+            await _off(self._on_finished, w, status)
             return
         w.started = w.started or status.started
         timeout = getattr(w.block, "task_start_timeout_seconds", None)
         if not w.started and timeout and time.monotonic() - w.launched_at > timeout:
             await self._launcher(w.block).kill(w.handle, w.block)
             self.watched.pop(w.flow_run_id, None)
-            crash_or_relaunch(self.client, w.flow_run_id,
-                              f"TaskFailedToStart: did not start within task_start_timeout_seconds={timeout}; stopped")
+            await _off(crash_or_relaunch, self.client, w.flow_run_id,
+                       f"TaskFailedToStart: did not start within task_start_timeout_seconds={timeout}; stopped")
 
     def _on_finished(self, w: Watched, status: LaunchStatus) -> None:
         if status.superseded:
@@ -363,7 +375,7 @@ class Worker:
     async def _handle_cancellations(self) -> None:
         if not self.watched:
             return
-        cancelling = self.client.read_flow_runs(worker_name=self.name, state_types=[StateType.CANCELLING])
+        cancelling = await _off(self.client.read_flow_runs, worker_name=self.name, state_types=[StateType.CANCELLING])
         targets = [w for run in cancelling if (w := self.watched.pop(run.id, None)) is not None]
         # Kills wait out a grace period each; run them together so one slow stop delays no other.
         await asyncio.gather(*(self._cancel(w) for w in targets))
@@ -375,7 +387,7 @@ class Worker:
             log.warning("could not stop %s for run %s: %s", w.handle, w.flow_run_id, exc)
             self.watched[w.flow_run_id] = w
             return
-        self._set(w.flow_run_id, st.Cancelled(message="cancelled; infrastructure stopped"))
+        await _off(self._set, w.flow_run_id, st.Cancelled(message="cancelled; infrastructure stopped"))
 
 
 def start_worker(pool_name: str, **kwargs: Any) -> None:

@@ -18,6 +18,7 @@ from ..exceptions import FleetflowError, InvalidStateTransition
 from ..procinfo import ProcessId, find_by_environment
 from ..settings import get_settings
 from ..states import utcnow
+from .offload import off_loop
 from .reconcile import Action, Decision, Launch, LeaseView, RunView, decide
 from .retries import crash_or_relaunch
 
@@ -73,11 +74,12 @@ class Sweeper:
     async def sweep(self, *, work_pool_name: str | None = None, pooled: bool | None = None) -> list[Outcome]:
         outcomes = []
         grace = max(self.lease_seconds * 2, 60.0)
-        for run in self.client.read_expired_leases(work_pool_name=work_pool_name, pooled=pooled,
-                                                   unleased_grace_seconds=grace):
+        expired = await off_loop(self.client.read_expired_leases, work_pool_name=work_pool_name, pooled=pooled,
+                                 unleased_grace_seconds=grace)  # fmt: skip
+        for run in expired:
             if self.skip(run):
                 continue
-            if self.client.take_over_lease(run, self.owner, lease_seconds=self.lease_seconds) is None:
+            if await off_loop(self.client.take_over_lease, run, self.owner, lease_seconds=self.lease_seconds) is None:
                 continue  # renewed meanwhile, or another reconciler won it
             outcome = await self.reconcile_one(run)
             outcomes.append(outcome)
@@ -116,7 +118,7 @@ class Sweeper:
     async def _launcher_status(self, run: Any, handle: str) -> Found:
         if self.block_for is None or self.launcher_for is None:
             return Found(Launch.UNKNOWN, handle)
-        block = self.block_for(run)
+        block = await off_loop(self.block_for, run)
         statuses = await self.launcher_for(block).statuses([(handle, block)])
         status = statuses.get(handle)
         return Found(Launch.GONE if status is None or status.finished else Launch.ALIVE, handle, block)
@@ -129,7 +131,7 @@ class Sweeper:
             return Found(Launch.ALIVE, str(local))
         if self.block_for is None or self.launcher_for is None:
             return Found(Launch.UNKNOWN)
-        block = self.block_for(run)
+        block = await off_loop(self.block_for, run)
         handle = await self.launcher_for(block).find_launch(block, run)
         return Found(Launch.ALIVE if handle else Launch.UNKNOWN, handle, block)
 
@@ -138,17 +140,17 @@ class Sweeper:
         action = decision.action
         if action is Action.REATTACH:
             if found.handle and found.handle != run.infrastructure_pid:
-                self.client.update_flow_run(run.id, infrastructure_pid=found.handle)
+                await off_loop(self.client.update_flow_run, run.id, infrastructure_pid=found.handle)
             await self.on_reattach(run, found)
         elif action is Action.RESCHEDULE:
-            self.client.reschedule_flow_run(run.id, self.owner, decision.message)
+            await off_loop(self.client.reschedule_flow_run, run.id, self.owner, decision.message)
         elif action is Action.CRASH:
-            crash_or_relaunch(self.client, run.id, decision.message)
+            await off_loop(crash_or_relaunch, self.client, run.id, decision.message)
         elif action is Action.KILL:
             await self._kill(run, found)
-            self._set(run.id, st.Cancelled(message=decision.message))
+            await off_loop(self._set, run.id, st.Cancelled(message=decision.message))
         elif action is Action.CANCEL:
-            self._set(run.id, st.Cancelled(message=decision.message))
+            await off_loop(self._set, run.id, st.Cancelled(message=decision.message))
 
     async def on_reattach(self, run: Any, found: Found) -> None:
         """Hook: a worker starts watching; others hold the lease until the next sweep."""

@@ -20,6 +20,11 @@ locals {
   execution_role_arn = "${local.role_arn_prefix}-execution"
   task_role_arn      = "${local.role_arn_prefix}-task"
 
+  # Per-run tokens travel to flow-run containers in one Secrets Manager secret per run under
+  # this fixed prefix (fleetflow.aws.run_token_secrets): launchers write and delete them, flow
+  # runs read them. The trailing * also covers the random suffix Secrets Manager appends.
+  run_token_secret_arns = "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:fleetflow/run-tokens/*"
+
   ecr_repository_arns = coalesce(var.ecr_repository_arns, ["arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/*"])
 }
 
@@ -89,6 +94,12 @@ data "aws_iam_policy_document" "launch" {
       variable = "ecs:CreateAction"
       values   = ["RunTask", "RegisterTaskDefinition"]
     }
+  }
+
+  statement {
+    sid       = "RunTokenSecrets"
+    actions   = ["secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret", "secretsmanager:TagResource"]
+    resources = [local.run_token_secret_arns]
   }
 
   statement {
@@ -212,6 +223,13 @@ data "aws_iam_policy_document" "task" {
       variable = "s3:prefix"
       values   = ["${trim(var.bundles_prefix, "/")}/*", "${trim(var.results_prefix, "/")}/*"]
     }
+  }
+
+  # Its own token (a run reads the secret named in FLEETFLOW_API_KEY_SECRET_ARN at start).
+  statement {
+    sid       = "ReadRunToken"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [local.run_token_secret_arns]
   }
 
   statement {

@@ -578,3 +578,61 @@ async def _tick_until(worker: Any, condition: Callable[[], Any], what: str = "th
         return condition()
 
     return await async_wait_until(ticked, what, observe=observe)
+
+
+def _capture_run_task(sent: list) -> Callable[[Any], None]:
+    """A ``provide-client-params.ecs.RunTask`` hook keeping each RunTask request as sent."""
+
+    def hook(params: dict, **kwargs: Any) -> None:
+        sent.append(json.loads(json.dumps(params, default=str)))
+
+    def register(client: Any) -> None:
+        if client.meta.service_model.service_name == "ecs":
+            client.meta.events.register("provide-client-params.ecs.RunTask", hook)
+
+    return register
+
+
+def test_a_run_token_travels_by_secrets_manager_and_goes_when_the_launch_ends(ecs_env, block):
+    """Over HTTP the runner env holds the run's token: it must reach the container only through
+    a per-run secret under fleetflow/run-tokens/, never RunTask or DescribeTasks text."""
+    block = block.model_copy(update={"task_watch_poll_interval": 0.01})
+    token = "ffr_" + "t0ken-for-this-run-only-9r" * 2
+    env = {"FLEETFLOW_FLOW_RUN_ID": flow_run(5).id, "FLEETFLOW_API_URL": "http://127.0.0.1:4200", "FLEETFLOW_API_KEY": token}
+    sent: list = []
+    secrets = boto3_client(ecs_env.url, "secretsmanager")
+
+    async def scenario():
+        clock = SteppedClock()
+        launcher = make_launcher(None, _capture_run_task(sent), clock=clock)
+        result = await launcher.launch(block, flow_run(5), env=env, command=["ignored"])
+        stored = secrets.get_secret_value(SecretId=f"fleetflow/run-tokens/{flow_run(5).id}")
+        task = describe(ecs_env.url, result.handle)
+        await launcher.kill(result.handle, block)
+        clock.pass_window(block.task_watch_poll_interval)
+        status = (await launcher.statuses([(result.handle, block)]))[result.handle]
+        await launcher.close()
+        return stored, task, status
+
+    stored, task, status = run(scenario())
+    assert stored["SecretString"] == token
+    (override,) = task["overrides"]["containerOverrides"]
+    container_env = {e["name"]: e["value"] for e in override["environment"]}
+    assert container_env["FLEETFLOW_API_KEY_SECRET_ARN"] == stored["ARN"] and "FLEETFLOW_API_KEY" not in container_env
+    assert container_env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] == ecs_env.url  # the block's endpoint (moto)
+    assert len(sent) == 1 and token not in json.dumps(sent) and token not in json.dumps(task, default=str)
+    assert status.finished
+    listed = secrets.list_secrets(Filters=[{"Key": "name", "Values": ["fleetflow/run-tokens/"]}])["SecretList"]
+    assert listed == []  # deleted (no recovery window) once the launch had finished
+
+
+def test_the_runner_reads_its_token_from_the_secret(ecs_env, monkeypatch):
+    from fleetflow.aws.run_token_secrets import resolve_token_from_environment
+
+    arn = boto3_client(ecs_env.url, "secretsmanager").create_secret(
+        Name="fleetflow/run-tokens/r-1", SecretString="ffr_from-the-secret")["ARN"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", ecs_env.url)
+    environ = {"FLEETFLOW_API_KEY_SECRET_ARN": arn}
+    assert resolve_token_from_environment(environ) is True
+    assert environ["FLEETFLOW_API_KEY"] == "ffr_from-the-secret"
+    assert resolve_token_from_environment(environ) is False  # a key already set is kept

@@ -59,27 +59,38 @@ def delete_block_document(block_type: str, name: str, p: Principal = Depends(who
     ctx.store.delete_block_document(block_type, name)
 
 
-# ---- deployments --------------------------------------------------------------------------
+# ---- deployments: an inline infrastructure block's secrets are sealed here too, and opened
+# only for workers, admins and the token of a run of that deployment -------------------------
+def _deployment_shown(ctx: ServerContext, p: Principal, deployment: Deployment) -> Any:
+    if p.is_run_token:
+        own = ctx.store.read_flow_run(p.flow_run_id or "").deployment_id == deployment.id
+    else:
+        own = p.sees_secrets()
+    return dump(sealing.open_deployment(deployment) if own else sealing.mask_deployment(deployment))
+
+
 @router.put("/deployments")
 def upsert_deployment(body: Deployment, p: Principal = Depends(who), ctx: ServerContext = Depends(context)) -> Any:
     require(p, Scope.ADMIN, "creating or replacing a deployment")
-    return dump(ctx.store.upsert_deployment(body))
+    return _deployment_shown(ctx, p, ctx.store.upsert_deployment(sealing.seal_deployment(body)))
 
 
 @router.get("/deployments")
 def read_deployments(flow_name: str | None = None, work_pool_name: str | None = None,
                      p: Principal = Depends(who), ctx: ServerContext = Depends(context)) -> Any:  # fmt: skip
-    return dump(ctx.store.read_deployments(flow_name=flow_name, work_pool_name=work_pool_name))
+    """Lists never carry secrets (masked): read one deployment for them."""
+    found = ctx.store.read_deployments(flow_name=flow_name, work_pool_name=work_pool_name)
+    return [dump(sealing.mask_deployment(d)) for d in found]
 
 
 @router.get("/deployments/by-name")
 def read_deployment_by_name(full_name: str, p: Principal = Depends(who), ctx: ServerContext = Depends(context)) -> Any:
-    return dump(ctx.store.read_deployment_by_name(full_name))
+    return _deployment_shown(ctx, p, ctx.store.read_deployment_by_name(full_name))
 
 
 @router.get("/deployments/{deployment_id}")
 def read_deployment(deployment_id: str, p: Principal = Depends(who), ctx: ServerContext = Depends(context)) -> Any:
-    return dump(ctx.store.read_deployment(deployment_id))
+    return _deployment_shown(ctx, p, ctx.store.read_deployment(deployment_id))
 
 
 @router.delete("/deployments/{deployment_id}", status_code=204)

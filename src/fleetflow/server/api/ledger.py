@@ -5,7 +5,7 @@ Every mutating request from :class:`fleetflow.client.http.HTTPClient` carries
 caller's credentials and that id; a retry of the same request gets the remembered response
 (header ``X-Request-Replayed: true``) instead of being applied again.
 
-Two tiers, by volume: the stream a running flow writes (task runs, logs, cache, claims,
+Two tiers, by volume: the stream a running flow writes (task runs, logs, batches of both, cache, claims,
 heartbeats -- several requests per task) is remembered in memory for ten minutes and not
 audited; everything else (runs, states of flow runs, blocks, deployments, pools, keys) is
 remembered in the store for a day and written to the audit table (who, action, target,
@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .context import ServerContext, _Bounded
 
 MEMORY_SECONDS = 600.0
-_STREAM = re.compile(r"^/api/v1/(task_runs|logs|cache/|work_pools/[^/]+/(claim|workers/heartbeat)|concurrency_limits/[^/]+/(acquire|release)|ops/(renew_leases|acquire_lease|claim_launch))")
+_STREAM = re.compile(r"^/api/v1/(task_runs|batch$|logs|cache/|work_pools/[^/]+/(claim|workers/heartbeat)|concurrency_limits/[^/]+/(acquire|release)|ops/(renew_leases|acquire_lease|claim_launch))")
 _MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 

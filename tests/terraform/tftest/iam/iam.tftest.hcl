@@ -197,3 +197,23 @@ run "rejects_a_malformed_cluster_arn" {
 
   expect_failures = [var.cluster_arn]
 }
+
+run "run_token_secrets_only_under_their_prefix" {
+  command = plan
+
+  assert {
+    condition = one([
+      for s in jsondecode(data.aws_iam_policy_document.worker.json).Statement : s.Resource
+      if s.Sid == "RunTokenSecrets"
+    ]) == "arn:aws:secretsmanager:eu-west-1:111122223333:secret:fleetflow/run-tokens/*"
+    error_message = "The worker writes and deletes run-token secrets under fleetflow/run-tokens/ only."
+  }
+
+  assert {
+    condition = one([
+      for s in jsondecode(data.aws_iam_policy_document.task.json).Statement : s.Resource
+      if s.Sid == "ReadRunToken"
+    ]) == "arn:aws:secretsmanager:eu-west-1:111122223333:secret:fleetflow/run-tokens/*"
+    error_message = "Flow runs read run-token secrets under fleetflow/run-tokens/ only."
+  }
+}
