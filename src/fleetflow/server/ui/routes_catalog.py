@@ -15,7 +15,7 @@ from ...orchestrator.keys import Scope
 from ...orchestrator.schemas import Deployment
 from ...states import StateType
 from ..api.context import ServerContext, context
-from . import forms, pools as pool_pause, views
+from . import forms, pools as pool_pause, usage_views, views
 from .render import audit, error_page, page, page_viewer
 from .session import Viewer, check_csrf, require_scope
 
@@ -27,7 +27,8 @@ COUNT_LIMIT = 10_000
 def deployments_page(request: Request, who: Viewer = Depends(page_viewer), ctx: ServerContext = Depends(context)) -> Response:
     deployments = ctx.store.read_deployments()
     recent = ctx.store.recent_runs_of_deployments([d.id for d in deployments], per=10)
-    return page(request, "deployments.html", who, deployments=deployments, recent=recent, started=request.query_params.get("started"))
+    return page(request, "deployments.html", who, deployments=deployments, recent=recent,
+                advice=usage_views.recommendations(ctx.store, deployments), started=request.query_params.get("started"))
 
 
 def _deployment(ctx: ServerContext, deployment_id: str) -> Deployment:

@@ -15,7 +15,7 @@ from ...orchestrator.keys import Scope
 from ...orchestrator.runs import page_cursor
 from ...states import StateType, utcnow
 from ..api.context import ServerContext, context
-from . import timeline, views
+from . import timeline, usage_views, views
 from .render import audit, error_page, page, page_viewer
 from .session import Viewer, check_csrf, require_scope
 
@@ -87,12 +87,15 @@ def _run_view(ctx: ServerContext, flow_run_id: str) -> dict[str, Any]:
         except ObjectNotFound:
             deployment = None
     parent = ctx.store.read_flow_run(run.parent_flow_run_id) if run.parent_flow_run_id else None
-    return {"run": run, "deployment": deployment, "parent": parent, "handle": views.handle(run), "now": utcnow()}
+    return {"run": run, "deployment": deployment, "parent": parent, "handle": views.handle(run), "now": utcnow(),
+            "usage": usage_views.run_usages(ctx.store, [run])[run.id],
+            "pipeline": usage_views.pipeline_total(ctx.store, run.id)}
 
 
 def _children(ctx: ServerContext, flow_run_id: str) -> dict[str, Any]:
     children = ctx.store.read_flow_runs(parent_flow_run_id=flow_run_id, limit=MAX_CHILDREN)[::-1]  # oldest first
-    return {"children": children, "grandchildren": ctx.store.count_children([c.id for c in children])}
+    return {"children": children, "grandchildren": ctx.store.count_children([c.id for c in children]),
+            "usages": usage_views.run_usages(ctx.store, children)}
 
 
 @router.get("/runs/{flow_run_id}", response_class=HTMLResponse)
