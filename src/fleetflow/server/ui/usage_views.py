@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from ...exceptions import FleetflowError
 from ...usage.advice import deployment_badge
-from ...usage.display import cost_text, usage_line
+from ...usage.display import cost_text, money, usage_line
 from ...usage.rollup import costs_for, total, tree_runs
 
 IN_PROCESS = (None, "in-process")
@@ -42,12 +42,12 @@ def run_usages(store: Any, runs: Iterable[Any]) -> dict[str, UsageView]:
 
 
 def pipeline_total(store: Any, root_id: str) -> str | None:
-    """'pipeline $0.0123 over 4 runs' for a run with sub-flows; None for a run without."""
+    """'pipeline $0.0123 over 4 runs' ('free' when every run was) for a run with sub-flows; None for a run without."""
     runs = tree_runs(store, root_id)
     if len(runs) < 2:
         return None
     known, unknown = total(costs_for(store, runs))
-    text = f"pipeline ${known:.6f} over {len(runs)} runs"
+    text = f"pipeline {money(known) if known else 'free'} over {len(runs)} runs"
     return text + (f" ({unknown} without an estimate)" if unknown else "")
 
 
