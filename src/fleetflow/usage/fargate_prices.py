@@ -11,9 +11,10 @@ PRICES = {'date': '2026-12-01',
  'currency': 'USD',
  'source': ['https://aws.amazon.com/fargate/pricing/ (On-Demand, Linux/X86 and Linux/ARM, per vCPU and per '
             'GB; the US East (N. Virginia) example there states CPU at $0.000011244 per vCPU second)',
-            'Hourly figures as published for these regions: Linux/x86 $0.04048 per vCPU-hour and $0.004445 '
+            'Hourly figures as published for US East (N. Virginia): Linux/x86 $0.04048 per vCPU-hour and $0.004445 '
             'per GB-hour, Linux/ARM $0.03238 and $0.00356; per second = per hour / 3600'],
- 'note': 'Only regions whose prices were checked are listed; add others (or newer prices) with '
+ 'note': 'Only regions whose prices were checked are listed (us-east-1; other regions are often 10-30% '
+         'higher, so they are not assumed equal): add others (or newer prices) with '
          'FLEETFLOW_USAGE_PRICES_FILE, a JSON file of the same shape whose regions replace these.',
  'billing': {'granularity_seconds': 1,
              'minimum_seconds': 60,
@@ -26,10 +27,4 @@ PRICES = {'date': '2026-12-01',
           'source': 'https://aws.amazon.com/fargate/pricing/ (Fargate Spot: "up to a 70% discount off the '
                     'regular Fargate price"; the real discount varies, set FLEETFLOW_FARGATE_SPOT_DISCOUNT)'},
  'regions': {'us-east-1': {'x86_64': {'vcpu_second': 1.1244e-05, 'gb_second': 1.2347e-06},
-                           'arm64': {'vcpu_second': 8.9944e-06, 'gb_second': 9.889e-07}},
-             'us-east-2': {'x86_64': {'vcpu_second': 1.1244e-05, 'gb_second': 1.2347e-06},
-                           'arm64': {'vcpu_second': 8.9944e-06, 'gb_second': 9.889e-07}},
-             'us-west-2': {'x86_64': {'vcpu_second': 1.1244e-05, 'gb_second': 1.2347e-06},
-                           'arm64': {'vcpu_second': 8.9944e-06, 'gb_second': 9.889e-07}},
-             'eu-west-1': {'x86_64': {'vcpu_second': 1.1244e-05, 'gb_second': 1.2347e-06},
                            'arm64': {'vcpu_second': 8.9944e-06, 'gb_second': 9.889e-07}}}}

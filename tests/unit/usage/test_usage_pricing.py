@@ -29,7 +29,7 @@ def test_fargate_cost_is_the_formula_for_several_sizes(cpu, memory, seconds):
 
 def test_arm_and_spot_prices():
     prices = load_prices()
-    arm = fargate_rate(prices, "us-west-2", "aarch64")
+    arm = fargate_rate(prices, "us-east-1", "aarch64")
     assert task_cost(1024, 2048, 600, arm) == pytest.approx(formula(1024, 2048, 600, *ARM))
     spot = fargate_rate(prices, "us-east-1", "x86_64", spot=True, spot_discount=0.7)
     assert task_cost(1024, 2048, 600, spot) == pytest.approx(0.3 * formula(1024, 2048, 600, *X86))
