@@ -143,7 +143,7 @@ class GroupCommit:
 
     def added(self, was_empty: bool) -> None:
         """Wake the flusher when the buffer just became non-empty, or full."""
-        if self._thread is None or not self._thread.is_alive():
+        if self._thread is None:  # first record (or first in a forked child)
             self._thread = threading.Thread(target=self._loop, name="fleetflow-group-commit", daemon=True)
             self._thread.start()
         if was_empty or len(self.buffer) >= self.max_records:

@@ -400,6 +400,25 @@ _CLAIM = (
 )
 
 
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A timestamp as the store's UTC columns give it back."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def _buffered_task_run(m: dict[str, Any]) -> TaskRun:
+    """What reading the buffered row back would give, built from values the store made itself
+    (so without pydantic's validation: this is the engine's hot path)."""
+    state = State.model_construct(
+        type=StateType(m["state_type"]), name=m["state_name"], message=m["state_message"],
+        timestamp=_utc(m["state_timestamp"]), data=m["state_data"] or {},
+    )
+    fields = {name: m[name] for name in _TASK_RUN_FIELDS}
+    fields.update(start_time=_utc(m["start_time"]), end_time=_utc(m["end_time"]))
+    return TaskRun.model_construct(state=state, **fields)
+
+
 def _check_storable(states: Sequence[State]) -> dict[str, Any]:
     """Refuse state data the JSON columns cannot hold now, as an unbuffered write would (a
     buffered record is written later, by another thread, where nobody could handle the error).
@@ -443,7 +462,7 @@ class TaskRunsMixin(_TransitionMixin):
         }
         history = tr.history_rows(states, task_run_id=run_id)
         if self._group is not None and self._buffer_created(flow_run_id, values, states, history):
-            return TaskRun(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
+            return TaskRun.model_construct(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
         try:
             self._insert_task_run(values, history)
         except sa.exc.IntegrityError as exc:
@@ -513,7 +532,7 @@ class TaskRunsMixin(_TransitionMixin):
         if self._group is not None and not force:
             buffered = self._buffer_transition(task_run_id, state)
             if buffered is not None:
-                return task_run_from_mapping(buffered)
+                return _buffered_task_run(buffered)
         return self._set_task_run_state_now(task_run_id, state, force)
 
     def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
