@@ -19,7 +19,6 @@ from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..exceptions import ConfigurationError
 from ..settings import get_settings
@@ -167,6 +166,8 @@ class SQLiteOrchestrator(SQLiteFastPath, Orchestrator):
         Orchestrator.dispose(self)
 
     def _insert(self, table: sa.Table) -> Any:
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table)
 
 
@@ -250,6 +251,9 @@ class PostgresOrchestrator(Orchestrator):
         return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20, json_serializer=json_dumps)
 
     def _insert(self, table: sa.Table) -> Any:
+        # Imported here: only a PostgreSQL store loads the PostgreSQL dialect (see tables.JSONColumn).
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
 
     def _lock_claim_candidates(self, select: sa.Select[Any]) -> sa.Select[Any]:
