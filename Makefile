@@ -13,8 +13,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[all]"
+	bash scripts/venv_install.sh $(VENV) -e ".[all]"
 	touch $@
 
 # Flagship example on the embedded default (SQLite + local worker + subprocesses).

@@ -111,7 +111,9 @@ if [[ "$with_checkov" == 1 ]]; then
     log "installing checkov==$CHECKOV_VERSION into $venv"
     rm -rf "$venv"
     "$PYTHON" -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+    # The project venv's uv, when `make setup` put one there: checkov's venv needs none of its own.
+    [[ -z "${UV:-}" && -x "$REPO_ROOT/.venv/bin/uv" ]] && export UV="$REPO_ROOT/.venv/bin/uv"
+    bash "$REPO_ROOT/scripts/venv_install.sh" "$venv" "checkov==$CHECKOV_VERSION"
   fi
   echo "CHECKOV=$venv/bin/checkov"
 fi
