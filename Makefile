@@ -27,7 +27,7 @@ test-deps: setup
 
 # Whole suite: unit, integration (real PostgreSQL, moto server), e2e, terraform, browser.
 test: test-deps
-	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -q --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not postgres and not terraform" $(PYTEST_ARGS)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Iterator
 
 import pytest
@@ -74,7 +75,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """URL of an empty store on each configured store backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg_server").fresh_database()
+    return _fresh_pg_database(request)
 
 
 @pytest.fixture(params=_params(BACKENDS))
@@ -102,8 +103,16 @@ def orchestrator(store_url: str) -> Iterator[Orchestrator]:
 def temp_store_url(client_backend: str, request: pytest.FixtureRequest, tmp_path) -> str:
     """URL of the (empty) database behind ``temp_store``, to check what is stored at rest."""
     if "postgres" in client_backend:
-        return request.getfixturevalue("pg_server").fresh_database()
+        return _fresh_pg_database(request)
     return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+def _fresh_pg_database(request: pytest.FixtureRequest) -> str:
+    """A new database for this test, dropped after it (after the fixtures using it close)."""
+    server = request.getfixturevalue("pg_server")
+    url = server.fresh_database()
+    request.addfinalizer(lambda: server.drop_database(url))
+    return url
 
 
 @pytest.fixture
@@ -123,6 +132,24 @@ def temp_store(client_backend: str, temp_store_url: str, request: pytest.Fixture
             yield client
     finally:
         store.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Scratch space in memory when the machine has room (tests/scratch.py says why). Set on
+    the controller only; pytest-xdist hands each worker its own ``<basetemp>/popen-gwN``."""
+    if hasattr(config, "workerinput") or config.option.basetemp:
+        return
+    from scratch import fast_root, make_dir
+
+    if fast_root() is not None:
+        config.option.basetemp = str(make_dir("ffpt-"))
+        config._fleetflow_basetemp = config.option.basetemp  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = getattr(config, "_fleetflow_basetemp", None)
+    if own:  # an explicit --basetemp is never cleaned by pytest; this one is ours, in memory
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def _cost_rank(item: pytest.Item) -> int:

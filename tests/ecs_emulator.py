@@ -139,10 +139,14 @@ class ECSEmulator:
         self._thread: threading.Thread | None = None
         self._workdir: Path | None = None
         self._clients: dict[str, Any] = {}
+        self.metadata: Any = None  # the task metadata endpoint v4 (tests/ecs_metadata.py), while started
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> "ECSEmulator":
+        from ecs_metadata import TaskMetadataServer
+
         self._workdir = Path(tempfile.mkdtemp(prefix="ecs-emulator-"))
+        self.metadata = TaskMetadataServer(self.region).start()
         self._moto_api("set-transition", {"model_name": TASK_MODEL, "transition": HOLD_RUNNING})
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="ecs-emulator", daemon=True)
@@ -158,6 +162,9 @@ class ECSEmulator:
         for task in list(self._tasks.values()):
             self._terminate(task, grace=0.0 if task.stopping_since else 2.0)
             self._finish(task, call_stop_task=task.stopping_since is None, reason="ECS emulator stopped")
+        if self.metadata is not None:
+            self.metadata.stop()
+            self.metadata = None
         try:
             self._moto_api("unset-transition", {"model_name": TASK_MODEL})
         except OSError as exc:  # the server may already be gone at teardown
@@ -321,6 +328,9 @@ class ECSEmulator:
                     "image's default command"
                 )
             container = self._spawn(task.arn, definition, spec)
+            if self.metadata is not None:  # task-level size, as ECS reports it in the metadata's Limits
+                self.metadata.register(_task_id(task.arn), container.process.pid, cpu=overrides.get("cpu") or td.get("cpu"),
+                                       memory=overrides.get("memory") or td.get("memory"))
             task.containers.append(container)
             self._record_launch(described, td, definition, by_name.get(definition["name"]) or {}, spec, container)
         with self._changed:
@@ -412,6 +422,8 @@ class ECSEmulator:
             # FLEETFLOW_HOME, its local results) is visible to another task or to the host.
             env["HOME"] = str(cwd)
         env.update(spec["env"])
+        if self.metadata is not None:
+            env["ECS_CONTAINER_METADATA_URI_V4"] = f"{self.metadata.url}/{_task_id(task_arn)}"
         with open(log_path, "wb") as out:
             # Own session: a stop signals the container's whole process group, nothing else.
             process = subprocess.Popen(

@@ -51,9 +51,18 @@ def main() -> int:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     parent = client.read_flow_runs(flow_name="ml-pipeline", limit=1)[0]
-    from fleetflow.cli.tree import render_run_tree
+    from fleetflow.cli.tree import rows_to_tree, run_tree_rows
+    from fleetflow.cli.usage_view import tree_total_text
 
-    console.print(render_run_tree(client, parent.id))
+    rows = run_tree_rows(client, parent.id)  # each child: used vs requested, and its cost estimate
+    console.print(rows_to_tree(rows))
+    console.print(tree_total_text(rows))
+    from fleetflow.usage.advice import recommend_deployment
+    from fleetflow.usage.recommend import recommendation_summary
+
+    for name in ("fetch-data/fetch", "preprocess/preprocess", "train/train"):  # what each size should be
+        console.print(f"  {name}: {recommendation_summary(recommend_deployment(client, name)[1])}")
+    console.print("apply one with: fleetflow deployment recommend train/train --apply")
     console.print(f"[green]pipeline finished in {elapsed:.2f}s[/]: mse={result['mse']:.4f}")
     console.print(f"inspect it again with: fleetflow flow-run inspect {parent.id} --tree")
     return 0

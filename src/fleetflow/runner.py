@@ -100,6 +100,7 @@ def run(flow_run_id: str) -> int:
     """Execute one flow run; returns the process exit code."""
     from .client import get_client
     from .engine.flow_engine import FlowRunEngine
+    from .usage.recorder import UsageRecorder
 
     client = get_client()
     try:
@@ -107,6 +108,7 @@ def run(flow_run_id: str) -> int:
     except StaleLaunch as exc:
         return _refuse(client, flow_run_id, exc)
     fault("runner.after_claim")
+    recorder = UsageRecorder.start(client, flow_run_id)
     deployment = client.read_deployment(flow_run.deployment_id)
     try:
         root = code_root(client, deployment)
@@ -125,6 +127,7 @@ def run(flow_run_id: str) -> int:
         return EXIT_FAILED
     parameters = {**deployment.parameters, **flow_run.parameters}
     engine = FlowRunEngine(flow, parameters, client, flow_run=flow_run)
+    engine.before_final = recorder.finish if recorder else None
     try:
         if flow.is_async:
             asyncio.run(engine.run_async())

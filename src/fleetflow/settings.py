@@ -101,6 +101,33 @@ class Settings(BaseSettings):
         default=5.0, gt=0,
         description="Seconds between sweeps of expired leases by workers, the scheduler and the server.",
     )
+    usage_enabled: bool = Field(
+        default=True, description="Measure each launched run's memory and CPU in its runner and store a usage record."
+    )
+    usage_sample_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between the runner's usage samples (one more is taken at the end)."
+    )
+    usage_prices_file: Path | None = Field(
+        default=None,
+        description="JSON file of Fargate prices (the shape of PRICES in fleetflow/usage/fargate_prices.py); its regions "
+        "replace the shipped ones.",
+    )
+    fargate_spot_discount: float = Field(
+        default=0.7, ge=0, lt=1, description="Fraction off the On-Demand Fargate price for runs on Fargate Spot."
+    )
+    ecs_ec2_vcpu_hour_price: float | None = Field(
+        default=None, ge=0,
+        description="Price of one vCPU-hour of your EC2 container instances; ECS-on-EC2 runs cost 'n/a' without it.",
+    )
+    ecs_ec2_gb_hour_price: float | None = Field(
+        default=None, ge=0, description="Price of one GB-hour of memory of your EC2 container instances."
+    )
+    process_vcpu_hour_price: float = Field(
+        default=0.0, ge=0, description="Local rate per vCPU-hour for Process runs (free by default)."
+    )
+    process_gb_hour_price: float = Field(
+        default=0.0, ge=0, description="Local rate per GB-hour of memory for Process runs (free by default)."
+    )
     fault_points: str = Field(
         default="",
         description="Testing only, off unless set: comma-separated 'point=action' fault injections "

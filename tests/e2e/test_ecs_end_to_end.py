@@ -34,6 +34,9 @@ from fleetflow.deployments import Deployment, run_deployment
 from fleetflow.orchestrator import schemas
 from fleetflow.runner import load_flow_from_entrypoint
 from fleetflow.states import StateType
+from fleetflow.usage import RunUsage
+from fleetflow.usage.pricing import billed_seconds, fargate_rate, load_prices, task_cost
+from fleetflow.usage.rollup import run_cost
 
 pytestmark = [pytest.mark.aws, pytest.mark.timeout(90)]
 
@@ -176,6 +179,16 @@ def test_parent_runs_three_ecs_children_from_s3_code_and_gets_their_results(
             assert step["pid"] == launch["pid"]
             assert step["endpoint"] is None  # moto reached through the S3 block's endpoint_url only
             assert Path(step["file"]).is_relative_to(Path(launch["cwd"]) / "bundle-cache" / deployment.bundle_digest)
+            # its runner measured it through the task metadata endpoint the emulator serves
+            usage = RunUsage.model_validate(temp_store.read_flow_run_usage(child.id))
+            assert usage.peak_memory_mib.source.startswith("ECS task metadata v4 /task/stats")
+            assert usage.peak_memory_mib.value > 20 and usage.platform.kind == "ecs"
+            assert usage.platform.region == "us-east-1" and usage.billed_seconds.source.startswith("ECS task metadata")
+            assert usage.requested_memory_mib.value == overrides["memory"]
+            cost = run_cost(child, usage).cost
+            billed = billed_seconds(usage.billed_seconds.value, 60)  # Fargate's one-minute minimum
+            assert cost.billed_seconds == billed and cost.amount == pytest.approx(
+                task_cost(overrides["cpu"], overrides["memory"], billed, fargate_rate(load_prices(), "us-east-1", "x86_64")))
             # its logs were shipped to the store
             messages = [record.message for record in temp_store.read_logs(flow_run_id=child.id)]
             assert any(f"{function}:" in message for message in messages), messages

@@ -38,6 +38,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("api-key", "fleetflow.cli.api_keys", "Create, list and revoke the server's scoped API keys."),
     ("login", "fleetflow.cli.login", "Save a server URL and API key as this machine's profile."),
     ("logout", "fleetflow.cli.logout", "Remove the saved server profile."),
+    ("cost", "fleetflow.cli.cost", "Cost estimates of launched runs, per deployment and per run."),
 ]
 
 

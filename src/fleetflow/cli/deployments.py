@@ -229,3 +229,8 @@ def pause_schedule(name: str = typer.Argument(..., help="flow-name/deployment-na
 def resume_schedule(name: str = typer.Argument(..., help="flow-name/deployment-name")) -> None:
     """Start creating scheduled runs for a deployment again."""
     _set_schedule_active(name, True)
+
+
+from .recommend import recommend as _recommend  # noqa: E402 - its own module; registered here
+
+app.command("recommend")(_recommend)

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from ..exceptions import FleetflowError, InvalidStateTransition, ObjectNotFound, RunFailed
 from ..states import StateType
+from .usage_view import tree_total_text, usage_data, usage_panel
 from ._output import (
     console,
     dumps,
@@ -144,6 +145,7 @@ def _print_tree(client: OrchestratorAPI, run: Any, json_output: bool) -> None:
         print_json(rows)
     else:
         console().print(rows_to_tree(rows))
+        console().print(tree_total_text(rows))
 
 
 def _inspect_data(client: OrchestratorAPI, run: Any) -> dict[str, Any]:
@@ -153,6 +155,7 @@ def _inspect_data(client: OrchestratorAPI, run: Any) -> dict[str, Any]:
         "task_runs": [t.model_dump(mode="json") for t in client.read_task_runs(run.id)],
         "children": [c.id for c in client.read_flow_runs(parent_flow_run_id=run.id, limit=PREFIX_SCAN_LIMIT)],
         "artifacts": [a.model_dump(mode="json") for a in _artifacts(client, run.id)],
+        "usage": usage_data(client, run),
     }
 
 
@@ -162,7 +165,7 @@ def _artifacts(client: OrchestratorAPI, flow_run_id: str) -> list[Any]:
 
 
 def _inspect_renderable(client: OrchestratorAPI, run: Any) -> Group:
-    parts: list[Any] = [panel(_details(client, run), f"flow run {run.name}")]
+    parts: list[Any] = [panel(_details(client, run), f"flow run {run.name}"), usage_panel(client, run)]
     parts.append(_history_table(client.read_flow_run_states(run.id)))
     if run.parameters:
         parts.append(panel(Text(dumps(run.parameters, indent=2)), "parameters"))

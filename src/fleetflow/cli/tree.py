@@ -30,10 +30,14 @@ def run_tree_rows(client: OrchestratorAPI, flow_run_id: str) -> list[dict[str, A
 
     Each row: id, name, flow_name, state, state_name, message, depth, parent_flow_run_id,
     start_time, end_time, duration_seconds, infrastructure_kind, cpu, memory,
-    infrastructure_pid, handle (short form), worker_name, work_pool_name.
+    infrastructure_pid, handle (short form), worker_name, work_pool_name, and from the usage
+    record: usage, usage_line, peak_memory_mib, cost, cost_text.
     """
+    from .usage_view import attach_usage
+
     rows: list[dict[str, Any]] = []
     _walk(client, client.read_flow_run(flow_run_id), 0, rows, set())
+    attach_usage(client, rows)  # usage_line, peak_memory_mib, cost, cost_text
     return rows
 
 
@@ -105,6 +109,10 @@ def node_label(row: dict[str, Any]) -> Text:
     infra = {"kind": row.get("infrastructure_kind"), "cpu": row.get("cpu"), "memory": row.get("memory")}
     if row.get("infrastructure_kind"):
         label.append(f"  {fmt_infra(infra)}", style="magenta")
+    if row.get("usage_line"):
+        label.append(f"  {row['usage_line']}", style="green")
+    if row.get("cost_text"):
+        label.append(f"  {row['cost_text']}", style="yellow")
     if row.get("handle"):
         label.append(f"  {row['handle']}", style="dim")
     label.append(f"  [{row['id'][:8]}]", style="dim")

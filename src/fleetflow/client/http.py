@@ -437,6 +437,17 @@ class HTTPClient:
     def revoke_api_key(self, name: str) -> ApiKey:
         return ApiKey.model_validate(self._call("DELETE", f"/api/v1/api_keys/{_q(name)}"))
 
+    # ---- flow run usage records (fleetflow.server.api.usage) --------------------------------
+    def write_flow_run_usage(self, flow_run_id: str, usage: dict[str, Any]) -> None:
+        self._call("PUT", f"/api/v1/usage/flow_runs/{_q(flow_run_id)}", json=usage, patient=True)
+
+    def read_flow_run_usage(self, flow_run_id: str) -> dict[str, Any] | None:
+        return self._call("GET", f"/api/v1/usage/flow_runs/{_q(flow_run_id)}")["usage"]
+
+    def read_flow_run_usages(self, flow_run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        body = {"flow_run_ids": list(dict.fromkeys(flow_run_ids))}
+        return self._call("POST", "/api/v1/usage/flow_runs", json=body)["usages"]
+
 
 def _remote(name: str) -> Any:
     """An HTTPClient method for the store operation ``name`` (``POST /api/v1/ops/{name}``),

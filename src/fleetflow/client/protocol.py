@@ -18,12 +18,14 @@ from typing import Any, Iterable, Protocol, Sequence
 
 from ..orchestrator.extras import ExtrasAPI
 from ..orchestrator.keys import ApiKey, Scope
+from ..orchestrator.usage import UsageAPI
 from ..orchestrator.schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
 from ..states import State, StateType
 
 
-class OrchestratorAPI(ExtrasAPI, Protocol):
-    """Everything below, plus artifacts, variables and tag concurrency limits (:class:`ExtrasAPI`)."""
+class OrchestratorAPI(ExtrasAPI, UsageAPI, Protocol):
+    """Everything below, plus artifacts, variables and tag concurrency limits (:class:`ExtrasAPI`)
+    and flow run usage records (:class:`UsageAPI`)."""
 
     # ---- flow runs --------------------------------------------------------------------------
     def create_flow_run(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition, RunCancelled
@@ -49,6 +49,9 @@ class FlowRunEngine:
         self.parent_task_run_id: str | None = None
         self.ctx: FlowRunContext | None = None
         self.final_state: st.State | None = None
+        # Called with the final state just before it is set, may return it amended: the
+        # runner's usage recorder (fleetflow.usage.recorder) writes its record there.
+        self.before_final: Callable[[st.State], st.State] | None = None
 
     # ---- setup --------------------------------------------------------------------------
     def _create_run(self) -> FlowRun:
@@ -112,6 +115,8 @@ class FlowRunEngine:
     def _finish(self, state: st.State) -> None:
         """Enter a final state, mirror it on the parent's task run for this sub-flow, log
         ``Finished in state ...`` and call the flow's hooks for it."""
+        if self.before_final is not None:
+            state = self.before_final(state)
         shipper.flush()  # whoever sees the run final also sees the lines it logged until then
         try:
             self._set(state)

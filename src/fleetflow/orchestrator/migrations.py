@@ -169,12 +169,18 @@ def _compat_tables(conn: sa.Connection) -> None:
     t.metadata.create_all(conn, tables=new, checkfirst=False)
 
 
+def _flow_run_usage(conn: sa.Connection) -> None:
+    """The usage record of each flow run (a new table only)."""
+    t.flow_run_usage.create(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
     Migration(3, "launch attempts, run leases and infrastructure retries", _v3_launch_attempts_and_leases),
     Migration(4, "artifacts, variables, tag concurrency limits and work queues", _compat_tables),
     Migration(5, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
+    Migration(6, "flow run usage records", _flow_run_usage),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

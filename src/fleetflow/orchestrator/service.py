@@ -32,6 +32,7 @@ from .keys import KeysMixin
 from .leases import LeasesMixin
 from .queues import WorkQueuesMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
+from .usage import UsageMixin
 from .jsoncodec import _json_default, json_dumps  # noqa: F401  (json_dumps: public path)
 from .sqlite_fast import SQLiteFastPath
 
@@ -40,7 +41,7 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 class Orchestrator(
     FlowRunsMixin, TaskRunsMixin, DeploymentRunsMixin, LeasesMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin,
-    PoolsMixin, ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, KeysMixin, StoreBase,
+    PoolsMixin, ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, KeysMixin, UsageMixin, StoreBase,
 ):
     """The state store. :class:`fleetflow.client.embedded.EmbeddedClient` exposes it as the
     :class:`~fleetflow.client.protocol.OrchestratorAPI`; the server calls it directly.

@@ -433,6 +433,18 @@ api_requests = sa.Table(
     sa.Index(None, "created"),
 )
 
+# Added by the "flow run usage" migration: what a run used (its usage record, JSON), written
+# by its runner; deployment_id and created are copied from the run for per-deployment windows.
+flow_run_usage = sa.Table(
+    "flow_run_usage",
+    metadata,
+    sa.Column("flow_run_id", sa.String(36), sa.ForeignKey("flow_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("deployment_id", sa.String(36)),
+    sa.Column("usage", json_type(), nullable=False),
+    _created(),
+    sa.Index(None, "deployment_id", "created"),
+)
+
 # Indexes for the server's lists (created in the same migration with CREATE INDEX IF NOT
 # EXISTS; kept out of the flow_runs Table so version 1 stays frozen): the first page of
 # runs in a state, newest first, and per-pool lists.

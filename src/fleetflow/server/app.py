@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI
 
 from .. import __version__
 from ..orchestrator.service import Orchestrator
-from .api import catalog, errors, extras, flow_runs, keys, ops, task_runs
+from .api import catalog, errors, extras, flow_runs, keys, ops, task_runs, usage
 from .api.context import ServerContext
 from .api.ledger import LedgerMiddleware
 
@@ -48,7 +48,7 @@ def create_app(store: Orchestrator, *, auth: bool = True, ui_router: APIRouter |
                   description="Flow runs, task runs, logs, blocks, deployments, work pools, workers and API keys.")  # fmt: skip
     app.state.fleetflow = ctx
     errors.install(app)
-    for module in (flow_runs, task_runs, catalog, extras, ops, keys):
+    for module in (flow_runs, task_runs, catalog, extras, ops, keys, usage):
         app.include_router(module.router)
     if ui_router is not None:
         app.include_router(ui_router)
