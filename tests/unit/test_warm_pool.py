@@ -75,12 +75,16 @@ def test_a_launch_takes_a_ready_runner_before_one_still_starting(pools):
 
 
 def test_the_pool_grows_with_back_to_back_launches_up_to_the_cap_and_shrinks_back(pools):
-    pool = WarmPool(1, cap=4)
+    now = [1000.0]
+    pool = WarmPool(1, cap=4, clock=lambda: now[0])  # six launches within one second, however slow the machine
     pools(pool)
-    for _ in range(6):  # six launches in a burst
-        taken = pool.take()
+    taken = []
+    for _ in range(6):
+        taken.append(pool.take())
         pool.refill()
-        _dismiss(taken)
+        now[0] += 0.1
+    for proc in taken:
+        _dismiss(proc)
     assert pool.size() == 4  # rate x warm-up exceeds the cap: the cap
     wait_until(lambda: pool.ready_count() == 4, "the grown pool ready", observe=pool.size)
     pool.set_cap(1)  # e.g. the worker's concurrency: never more than it

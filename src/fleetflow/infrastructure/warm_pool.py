@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from typing import Sequence
+from typing import Callable, Sequence
 
 READY_FD_ENV = "FLEETFLOW_WARM_READY_FD"  # the runner writes one byte there once it is ready
 HORIZON_SECONDS = 10.0  # launches older than this no longer count as demand
@@ -93,8 +93,9 @@ class WarmRunner:
 class WarmPool:
     """The idle pre-started runners of one launcher."""
 
-    def __init__(self, floor: int, *, cap: int | None = None):
+    def __init__(self, floor: int, *, cap: int | None = None, clock: Callable[[], float] = time.monotonic):
         self.floor = floor
+        self._clock = clock  # when launches happened (the demand); injectable for tests
         self.cap = max(floor, cap if cap is not None else floor)
         self.warmup_seconds = INITIAL_WARMUP_SECONDS
         self._idle: list[WarmRunner] = []
@@ -111,13 +112,13 @@ class WarmPool:
         return len(self._idle)
 
     def target(self) -> int:
-        return warm_target(self._launches, time.monotonic(), warmup_seconds=self.warmup_seconds,
+        return warm_target(self._launches, self._clock(), warmup_seconds=self.warmup_seconds,
                            floor=self.floor, cap=self.cap)
 
     def take(self) -> subprocess.Popen:
         """A runner for a launch: a ready one first, else the one closest to ready, else a new
         one. The pool is topped up right after (the caller hands over its assignment first)."""
-        self._launches.append(time.monotonic())
+        self._launches.append(self._clock())
         self._forget_dead()
         ready = [r for r in self._idle if r.ready_at is not None]
         chosen = (ready or self._idle or [None])[0]
