@@ -19,6 +19,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
+        # The machine is shared: the load while measuring says how much to trust the figures.
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 

@@ -1,21 +1,26 @@
 """Per-task overhead of the engine, and start-up time to the first task.
 
-One flow calls N trivial tasks, sequentially and with ``.submit()``, on the embedded SQLite
-store with every state change committed. Overhead per task run = (flow time - the same calls
-as plain functions) / N. Start-up = wall time from launching ``python script.py`` to the
-first task body running, in a fresh process with a fresh store.
+One flow calls N trivial tasks, sequentially and with ``.submit()``, with every state change
+recorded. Overhead per task run = (flow time - the same calls as plain functions) / N, wall
+and CPU (CPU counts every thread: the group-commit flusher too). Each variant runs in its own
+process: group commit on (the default window) and off (``FLEETFLOW_GROUP_COMMIT_WINDOW=0``,
+one commit per write), each with Prefect's per-task log lines on (default) and off. Start-up =
+wall time from launching ``python script.py`` to the first task body, on an existing store
+(plus the process's CPU time by then, which a loaded machine inflates less than wall time).
 
-    python benchmarks/engine_overhead.py [N] [--api]
+    python benchmarks/engine_overhead.py [N] [--api] [--postgres]
 
 ``--api``: the same flows through a local ``fleetflow server start`` (its own process, SQLite
 behind it). The HTTP client defers task-run writes and log lines into batches
 (``FLEETFLOW_API_DEFER_RUN_WRITES``); the flow's time includes waiting until all of them are
 stored, since its final state is sent only then. The same run also measures the embedded
-path right before, as a reference for how loaded the machine was.
+path right before, as a reference for how loaded the machine was. ``--postgres``: the store on a temporary local
+PostgreSQL server (the test suite's, tests/pg_server.py) instead of SQLite.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,18 +32,26 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import record, summary  # noqa: E402
 
 API = "--api" in sys.argv
+POSTGRES = "--postgres" in sys.argv
 _ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 N = int(_ARGS[0]) if _ARGS else 1000
 REPEATS = 3
+VARIANTS = {  # name -> environment
+    "group_commit": {},
+    "group_commit_no_log_lines": {"FLEETFLOW_TASK_RUN_LOG_LINES": "false"},
+    "commit_per_write": {"FLEETFLOW_GROUP_COMMIT_WINDOW": "0"},
+    "commit_per_write_no_log_lines": {"FLEETFLOW_GROUP_COMMIT_WINDOW": "0", "FLEETFLOW_TASK_RUN_LOG_LINES": "false"},
+}
 
 _STARTUP = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from fleetflow import flow, task
 
     @task
     def first():
-        print(time.time(), flush=True)
+        t = os.times()
+        print(time.time(), t.user + t.system, len(sys.modules), flush=True)
 
     @flow
     def f():
@@ -49,14 +62,8 @@ _STARTUP = textwrap.dedent(
 )
 
 
-def measure_overhead(fresh_home: bool = True) -> dict[str, float]:
-    from fleetflow.client import reset_client
-    from fleetflow.settings import reset_settings
-
-    if fresh_home:
-        os.environ["FLEETFLOW_HOME"] = tempfile.mkdtemp(prefix="ff-bench-")
-    reset_settings()
-    reset_client()
+def measure_overhead() -> dict[str, float]:
+    """In this process (a child started by :func:`main` with the variant's environment)."""
     from fleetflow import flow, task
 
     def plain(i: int) -> int:
@@ -73,61 +80,96 @@ def measure_overhead(fresh_home: bool = True) -> dict[str, float]:
         return sum(f.result() for f in [t_plain.submit(i) for i in range(n)])
 
     sequential(10)  # warm up imports, schema, caches
-    base = _timed(lambda: sum(plain(i) for i in range(N)))
+    base = _timed(lambda: sum(plain(i) for i in range(N)))[0]
     seq = min(_timed(lambda: sequential(N)) for _ in range(REPEATS))
     sub = min(_timed(lambda: submitted(N)) for _ in range(REPEATS))
-    return {"sequential_ms_per_task": (seq - base) / N * 1000, "submit_ms_per_task": (sub - base) / N * 1000}
+    return {"sequential_ms_per_task": (seq[0] - base) / N * 1000, "sequential_cpu_ms_per_task": seq[1] / N * 1000,
+            "submit_ms_per_task": (sub[0] - base) / N * 1000, "submit_cpu_ms_per_task": sub[1] / N * 1000}
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
+def _timed(fn) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def measure_startup(samples: int = 5) -> dict[str, float]:
-    values = []
-    for _ in range(samples):
-        with tempfile.TemporaryDirectory() as home:
-            script = os.path.join(home, "script.py")
-            open(script, "w").write(_STARTUP)
+def _run_variant(env: dict[str, str]) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, str(N), "--child"], env={**os.environ, **env},
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_startup(samples: int = 7) -> dict[str, dict[str, float]]:
+    with tempfile.TemporaryDirectory() as home:
+        script = os.path.join(home, "script.py")
+        open(script, "w").write(_STARTUP)
+        env = {**os.environ, "FLEETFLOW_HOME": home}
+        subprocess.run([sys.executable, script], capture_output=True, env=env, check=True)  # the store exists
+        walls, cpus = [], []
+        for _ in range(samples):
             start = time.time()
-            out = subprocess.run([sys.executable, script], capture_output=True, text=True,
-                                 env={**os.environ, "FLEETFLOW_HOME": home}, check=True)
-            values.append(float(out.stdout.split()[0]) - start)
-    return summary(values)
+            out = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, check=True)
+            at, cpu, _modules = out.stdout.split()[:3]
+            walls.append(float(at) - start)
+            cpus.append(float(cpu))
+    return {"wall": summary(walls), "cpu": summary(cpus)}
 
 
 def main() -> None:
+    if "--child" in sys.argv:
+        print(json.dumps(measure_overhead()))
+        return
     if API:
         return main_api()
-    overhead = measure_overhead()
-    startup = measure_startup()
-    print(f"tasks per flow: {N} (SQLite, every state committed)")
-    print(f"  sequential : {overhead['sequential_ms_per_task']:.3f} ms per task run   (target <= 0.6)")
-    print(f"  .submit()  : {overhead['submit_ms_per_task']:.3f} ms per task run")
-    print(f"  start-up to first task: p50 {startup['p50']:.3f} s, max {startup['max']:.3f} s   (target < 0.5)")
-    path = record("engine_overhead", {"n_tasks": N, **overhead, "startup_seconds": startup,
-                                      "targets": {"ms_per_task": 0.6, "startup_seconds": 0.5},
-                                      "comparison": {"prefect_2_10_ms_per_task": "120-135", "prefect_3_8_ms_per_task": "6-7"}})
+    base_env = {"FLEETFLOW_HOME": tempfile.mkdtemp(prefix="ff-bench-")}
+    server = None
+    if POSTGRES:
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+        from pg_server import PostgresServer
+
+        server = PostgresServer().start()
+    try:
+        variants = {}
+        for name, env in VARIANTS.items():
+            if server is not None:
+                env = {**env, "FLEETFLOW_DATABASE_URL": server.fresh_database()}
+            variants[name] = _run_variant({**base_env, **env})
+    finally:
+        if server is not None:
+            server.stop()
+    store = "PostgreSQL (local server)" if POSTGRES else "SQLite"
+    print(f"tasks per flow: {N} ({store}, every state recorded); wall / CPU ms per task run")
+    for name, figures in variants.items():
+        print(f"  {name:30s} sequential {figures['sequential_ms_per_task']:.3f} / {figures['sequential_cpu_ms_per_task']:.3f}"
+              f"   .submit() {figures['submit_ms_per_task']:.3f} / {figures['submit_cpu_ms_per_task']:.3f}")
+    data = {"n_tasks": N, "store": "postgresql" if POSTGRES else "sqlite", "variants": variants,
+            "sequential_ms_per_task": variants["group_commit"]["sequential_ms_per_task"],
+            "submit_ms_per_task": variants["group_commit"]["submit_ms_per_task"],
+            "targets": {"ms_per_task": 0.1, "startup_seconds": 0.3}}
+    if not POSTGRES:
+        startup = measure_startup()
+        print(f"  start-up to first task (existing store): wall p50 {startup['wall']['p50']:.3f} s, "
+              f"min {startup['wall']['min']:.3f} s; CPU p50 {startup['cpu']['p50']:.3f} s   (target < 0.3 s)")
+        data["startup_seconds"] = startup["wall"]
+        data["startup_cpu_seconds"] = startup["cpu"]
+    path = record("engine_overhead_postgres" if POSTGRES else "engine_overhead", data)
     print(f"recorded in {path}")
 
 
 def main_api() -> None:
     from _server import local_server
 
-    embedded = measure_overhead()
+    embedded = _run_variant({"FLEETFLOW_HOME": tempfile.mkdtemp(prefix="ff-bench-")})
     home = tempfile.mkdtemp(prefix="ff-bench-api-")
     with local_server(home):
-        overhead = measure_overhead(fresh_home=False)
+        overhead = measure_overhead()
     print(f"tasks per flow: {N} (through a local fleetflow server over HTTP, SQLite behind it)")
     print(f"  sequential : {overhead['sequential_ms_per_task']:.3f} ms per task run   (target <= 1.5)")
     print(f"  .submit()  : {overhead['submit_ms_per_task']:.3f} ms per task run")
     print(f"  embedded, measured just before (machine load reference): sequential "
-          f"{embedded['sequential_ms_per_task']:.3f}, .submit() {embedded['submit_ms_per_task']:.3f} ms per task run "
-          f"(0.27 / 0.50 on a quiet machine)")
+          f"{embedded['sequential_ms_per_task']:.3f}, .submit() {embedded['submit_ms_per_task']:.3f} ms per task run")
     path = record("engine_overhead_api", {"n_tasks": N, **overhead, "targets": {"ms_per_task": 1.5},
-                                          "embedded_same_run": embedded, "load_average": os.getloadavg(),
+                                          "embedded_same_run": embedded,
                                           "comparison": {"prefect_3_ms_per_task_local_server": "6-7"}})
     print(f"recorded in {path}")
 

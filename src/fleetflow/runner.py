@@ -176,6 +176,19 @@ def _apply_assignment(message: dict[str, Any]) -> str:
     return message["flow_run_id"]
 
 
+def _say_ready() -> None:
+    """Tell the worker's warm pool the imports are done (one byte on the pipe it passed)."""
+    from .infrastructure.warm_pool import READY_FD_ENV
+
+    fd = os.environ.pop(READY_FD_ENV, None)  # the run must not inherit it
+    if fd and fd.isdigit():
+        try:
+            os.write(int(fd), b"1")
+            os.close(int(fd))
+        except OSError:
+            pass  # the worker went away; stdin tells us soon enough
+
+
 def warm_main() -> int:
     """Pre-started runner: import everything now, then wait for one assignment on stdin.
 
@@ -195,6 +208,7 @@ def warm_main() -> int:
         client.get_client()
     except Exception:
         pass
+    _say_ready()
     line = sys.stdin.readline()
     if not line.strip():
         return EXIT_OK  # the worker closed the pipe: it is shutting down

@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import Fernet, InvalidToken
+if TYPE_CHECKING:  # imported when a secret is sealed or opened, not on every flow's start-up path
+    from cryptography.fernet import Fernet
 
 from .exceptions import BlockError
 from .settings import get_settings
@@ -40,6 +41,8 @@ def _load_or_create_key() -> bytes:
         return configured.get_secret_value().encode()
     path = _key_file()
     if not path.exists():
+        from cryptography.fernet import Fernet
+
         key = Fernet.generate_key()
         # O_EXCL: when two processes race, exactly one creates the key and the other reads it.
         try:
@@ -54,6 +57,8 @@ def _load_or_create_key() -> bytes:
 
 @lru_cache(maxsize=8)
 def _fernet(home: str, configured: str | None) -> Fernet:
+    from cryptography.fernet import Fernet
+
     return Fernet(_load_or_create_key())
 
 
@@ -67,6 +72,8 @@ def encrypt(value: str) -> dict[str, str]:
 
 
 def decrypt(token: str) -> str:
+    from cryptography.fernet import InvalidToken
+
     try:
         return fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:

@@ -72,6 +72,15 @@ class Settings(BaseSettings):
         description="Log Prefect's per-task-run lines (Created task run, Executing/Submitted, Finished in state). "
         "Failures and retries are logged either way; turn off to save their cost on very large flows.",
     )
+    group_commit_window: float = Field(
+        default=0.02, ge=0,
+        description="Seconds a process may hold task-run records before committing them together (group commit); "
+        "other processes see task runs within this window. A flow run's own states, claims and cancellation are "
+        "always immediate, and its final state commits only after its task runs. 0 commits every write at once.",
+    )
+    group_commit_max_records: int = Field(
+        default=1000, ge=1, description="Buffered state records that trigger a group commit before the window ends."
+    )
     concurrency_poll_interval: float = Field(
         default=0.1, description="Seconds between checks while a task waits for a tag concurrency slot."
     )

@@ -29,8 +29,8 @@ class CoreSQLiteOrchestrator(SQLiteOrchestrator):
     def _insert_task_run(self, values: dict[str, Any], history: list[dict[str, Any]]) -> None:
         Orchestrator._insert_task_run(self, values, history)
 
-    def set_task_run_state(self, task_run_id: str, state: State, *, force: bool = False) -> Any:
-        return Orchestrator.set_task_run_state(self, task_run_id, state, force=force)
+    def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> Any:
+        return Orchestrator._set_task_run_state_now(self, task_run_id, state, force)
 
     def read_cache(self, cache_key: str) -> Any:
         return Orchestrator.read_cache(self, cache_key)

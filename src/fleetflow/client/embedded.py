@@ -8,7 +8,9 @@ differs from the store's:
   secrets with the local key before saving and unseals them on reading one (the store only
   ever holds ciphertext; lists come masked);
 * ``mint_run_token``: launches reach the same store directly, so no token is needed;
-* ``close``: disposes the store's connection pool.
+* ``close``: commits buffered task-run records and disposes the store's connection pool.
+
+:meth:`create` turns on group commit (task-run records of this process committed together).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from .. import sealing
 from ..orchestrator.schemas import BlockDocument, Deployment
 from ..orchestrator.service import Orchestrator
+from ..settings import get_settings
 
 
 class EmbeddedClient:
@@ -28,8 +31,13 @@ class EmbeddedClient:
 
     @classmethod
     def create(cls, url: str | None = None) -> "EmbeddedClient":
-        """A client on the store at ``url`` (default: the settings' store), migrated."""
-        return cls(Orchestrator.create(url))
+        """A client on the store at ``url`` (default: the settings' store), migrated, with
+        this process's task-run records group-committed (``FLEETFLOW_GROUP_COMMIT_WINDOW``; see
+        :mod:`fleetflow.orchestrator.group_commit`). The server's store commits every write."""
+        store = Orchestrator.create(url)
+        settings = get_settings()
+        store.enable_group_commit(settings.group_commit_window, settings.group_commit_max_records)
+        return cls(store)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "store":

@@ -5,7 +5,6 @@ retries, timeout, sub-flow linking, result persistence, and a final state on eve
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -258,6 +257,8 @@ class FlowRunEngine:
                 try:
                     coro = call_with_parameters(self.flow.fn, params)
                     value = await await_with_timeout(coro, self.flow.timeout_seconds, self._what())
+                    import asyncio  # async flows only (keeps it off a sync flow's start-up path)
+
                     return await asyncio.get_running_loop().run_in_executor(None, self._complete, value)
                 except Exception as exc:
                     if not self._retry(attempt, exc):

@@ -7,7 +7,6 @@ It is awaitable in async flows. Prefect's name for it, ``PrefectFuture``, is an 
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures as cf
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -85,6 +84,8 @@ class TaskFuture:
         return self._future.exception()
 
     def __await__(self):
+        import asyncio  # only async flows await futures
+
         return asyncio.wrap_future(self._future).__await__()
 
     def __repr__(self) -> str:

@@ -8,15 +8,13 @@ final state). Small results are stored inline in the final state.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import datetime as dt
+import inspect
 import traceback
 import uuid
-from typing import Any, Iterator
-
-import tenacity
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import states as st
 from ..exceptions import FleetflowError, RunTimeout, UpstreamTaskError
@@ -29,6 +27,9 @@ from .results import load_result, persist_result
 from .retries import retry_delay
 from .timeouts import await_with_timeout, call_with_timeout
 from .tracebacks import already_logged, mark_logged, user_traceback
+
+if TYPE_CHECKING:  # tenacity (and asyncio) load with the first task that retries or is async
+    import tenacity
 
 
 def exception_data(exc: BaseException) -> dict[str, Any]:
@@ -193,6 +194,8 @@ class TaskRunEngine:
             self.client.set_task_run_state(self.task_run_id, st.Running(name="Retrying"))
 
     def _retryer(self, cls: type) -> Any:
+        import tenacity
+
         return cls(
             stop=tenacity.stop_after_attempt(self.task.retries + 1),
             wait=lambda rs: retry_delay(self.task.retry_delay_seconds, rs.attempt_number, self.task.retry_jitter_factor),
@@ -239,6 +242,8 @@ class TaskRunEngine:
             if self.task.retries == 0:  # hot path: no retry machinery for the common case
                 value = call_with_timeout(self._call, self.task.timeout_seconds, self._what())
             else:
+                import tenacity
+
                 for attempt in self._retryer(tenacity.Retrying):
                     with attempt:
                         self._retrying(attempt.retry_state.attempt_number)
@@ -254,7 +259,9 @@ class TaskRunEngine:
     def _call(self) -> Any:
         params = resolve_futures(self.parameters)
         result = self.task.call_fn(params)
-        if asyncio.iscoroutine(result):
+        if inspect.iscoroutine(result):
+            import asyncio
+
             return asyncio.run(result)
         return result
 
@@ -262,6 +269,8 @@ class TaskRunEngine:
         skip, value = self.begin()
         if skip:
             return self._skipped(value)
+        import tenacity
+
         with self._scope():
             async for attempt in self._retryer(tenacity.AsyncRetrying):
                 with attempt:

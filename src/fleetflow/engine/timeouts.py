@@ -7,7 +7,6 @@ with ``asyncio.wait_for``.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import threading
 from typing import Any, Awaitable, Callable
@@ -40,6 +39,8 @@ def call_with_timeout(fn: Callable[[], Any], timeout: float | None, what: str) -
 async def await_with_timeout(coro: Awaitable[Any], timeout: float | None, what: str) -> Any:
     if timeout is None:
         return await coro
+    import asyncio
+
     try:
         return await asyncio.wait_for(coro, timeout)
     except asyncio.TimeoutError:

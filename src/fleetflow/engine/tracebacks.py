@@ -7,18 +7,24 @@ the run log line and for the exception a top-level flow call raises.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import traceback
 from types import TracebackType
 
-import tenacity
-
 import fleetflow
 
+
+def _package_root(name: str) -> str | None:
+    # Located without importing it: tenacity (and asyncio under it) is loaded only by
+    # retrying tasks, not on every flow's start-up path.
+    spec = importlib.util.find_spec(name)
+    origin = spec.origin if spec else None
+    return os.path.dirname(os.path.abspath(origin)) + os.sep if origin else None
+
+
 _HIDDEN_ROOTS = tuple(
-    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-    for m in (fleetflow, tenacity)
-    if m.__file__
+    root for root in (_package_root("fleetflow"), _package_root("tenacity")) if root
 ) + (os.path.dirname(os.path.abspath(traceback.__file__)) + os.sep + "concurrent" + os.sep,
      os.path.abspath(traceback.__file__).rsplit(os.sep, 1)[0] + os.sep + "contextlib.py",
      os.path.abspath(traceback.__file__).rsplit(os.sep, 1)[0] + os.sep + "threading.py")

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from typing import Any, ClassVar, Sequence
 
 from pydantic import Field, field_validator
@@ -21,6 +20,7 @@ from pydantic import Field, field_validator
 from ..exceptions import LaunchError
 from ..procinfo import ProcessId, find_by_environment
 from .cpu import enforce_cpu
+from .warm_pool import WarmPool
 from .base import (
     EXIT_OUT_OF_MEMORY, EXIT_STALE_LAUNCH, RUNTIME_MIN_MEMORY_MIB, Infrastructure, LaunchResult, LaunchStatus,
 )
@@ -101,7 +101,12 @@ class ProcessLauncher:
         self._procs: dict[str, tuple[subprocess.Popen, int | None]] = {}
         self.warm = get_settings().process_warm_runners if warm is None else warm
         # Started now, so even the first launch finds runners that have done their imports.
-        self._ready: list[subprocess.Popen] = [self._spawn_warm() for _ in range(self.warm)]
+        self._pool = WarmPool(self.warm) if self.warm else None
+
+    def set_concurrency(self, runs: int) -> None:
+        """The most runs the worker executes at once: the warm pool never grows past it."""
+        if self._pool is not None:
+            self._pool.set_cap(runs)
 
     async def launch(self, block: Process, flow_run: Any, *, env: dict[str, str], command: list[str]) -> LaunchResult:
         if block.command is None and self.warm:
@@ -129,17 +134,11 @@ class ProcessLauncher:
         except OSError as exc:
             raise LaunchError(f"could not start process {cmd[0]!r}: {exc}") from exc
 
-    # ---- warm runners: a pre-started `python -m fleetflow.runner --warm` per launcher --------
-    def _spawn_warm(self) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "fleetflow.runner", "--warm"], stdin=subprocess.PIPE,
-            env={**os.environ, "MALLOC_ARENA_MAX": "2"}, start_new_session=True,
-        )
-
+    # ---- warm runners: pre-started `python -m fleetflow.runner --warm` (see .warm_pool) -----
     def _take_warm(self, block: Process, flow_run: Any, env: dict[str, str]) -> subprocess.Popen:
-        """Hand the run to the ready runner (or a fresh one) and start the next ready one."""
-        self._ready = [p for p in self._ready if p.poll() is None]
-        proc = self._ready.pop(0) if self._ready else self._spawn_warm()
+        """Hand the run to a pre-started runner, then top the pool up."""
+        assert self._pool is not None
+        proc = self._pool.take()
         message = {"flow_run_id": flow_run.id, "env": run_environment(block, env), "memory_mib": block.memory,
                    "cwd": block.working_dir, "stream_output": block.stream_output}
         try:
@@ -147,10 +146,13 @@ class ProcessLauncher:
             proc.stdin.close()  # type: ignore[union-attr]
         except OSError as exc:
             raise LaunchError(f"the pre-started runner died before taking run {flow_run.id}: {exc}") from exc
-        self._ready.append(self._spawn_warm())
+        finally:
+            self._pool.refill()
         return proc
 
     async def statuses(self, launches: Sequence[tuple[str, Any]]) -> dict[str, LaunchStatus]:
+        if self._pool is not None:
+            self._pool.refill()  # also shrinks the pool back once launches stop
         return {h: self._status(h) for h, _ in launches}
 
     def _status(self, handle: str) -> LaunchStatus:
@@ -190,9 +192,7 @@ class ProcessLauncher:
 
     async def close(self) -> None:
         """Stop the idle pre-started runners (closing stdin makes each exit at once)."""
-        ready, self._ready = self._ready, []
-        for proc in ready:
-            proc.stdin.close()  # type: ignore[union-attr]
+        ready = self._pool.close() if self._pool is not None else []
         for proc in ready:
             try:
                 proc.wait(timeout=10)

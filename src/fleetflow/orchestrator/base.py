@@ -7,12 +7,18 @@ dialect subclasses in :mod:`.service` only override the hooks here.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 import uuid
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
+from . import tables as t
+from .group_commit import GroupCommit, Rows
 from .migrations import WRITE_OPTION
+
+log = logging.getLogger("fleetflow.store")
 
 
 def utcnow() -> dt.datetime:
@@ -36,14 +42,85 @@ class StoreBase:
     """
 
     dialect_name: ClassVar[str] = ""
+    _group: GroupCommit | None = None
 
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._group_lock = threading.Lock()
 
     def _write(self) -> Any:
-        """``with self._write() as conn:`` -- commit on success, roll back on error."""
+        """``with self._write() as conn:`` -- commit on success, roll back on error. Whatever
+        the group commit buffered is committed first (see :mod:`.group_commit`, rule 2)."""
+        if self._group is not None:
+            self.flush_writes()
         return self._writer.begin()
+
+    # ---- group commit (see .group_commit) ---------------------------------------------------
+    def enable_group_commit(self, window: float, max_records: int = 1000) -> None:
+        """Buffer this process's task-run records and commit them every ``window`` seconds or
+        ``max_records`` records, in one transaction; ``window <= 0`` keeps one commit per write."""
+        self._close_group()
+        if window > 0:
+            self._group = GroupCommit(self.flush_writes, window=window, max_records=max_records)
+
+    @property
+    def group_commit(self) -> GroupCommit | None:
+        """The buffer, when group commit is on."""
+        return self._group
+
+    def flush_writes(self) -> None:
+        """Commit the buffered task-run records now (and wait for a commit in progress)."""
+        if self._group is not None:
+            with self._commit_lock():
+                self._flush_locked()
+
+    def _commit_lock(self) -> Any:
+        """The lock that orders buffered commits before immediate writes (a hook: SQLite uses
+        its per-file write lock, which every write of the process already takes)."""
+        return self._group_lock
+
+    def _flush_locked(self) -> None:
+        group = self._group
+        if group is None:
+            return
+        batch = group.take()
+        if not batch:
+            return
+        try:
+            self._commit_task_runs(batch.rows, batch.history)
+        except sa.exc.IntegrityError:
+            self._commit_one_by_one(batch.rows, batch.history)
+        except BaseException:
+            # e.g. the database is unreachable: keep the records for the next write, which
+            # then fails too -- so a flow run never turns final over task runs not recorded.
+            group.restore(batch)
+            raise
+
+    def _commit_task_runs(self, rows: Rows, history: Rows) -> None:
+        """Insert task runs with their final columns and their history (commit lock held)."""
+        with self._writer.begin() as conn:
+            conn.execute(t.task_runs.insert(), rows)
+            conn.execute(t.states.insert(), history)
+
+    def _commit_one_by_one(self, rows: Rows, history: Rows) -> None:
+        """A batch that broke a constraint (a flow run deleted meanwhile, a reused id): keep every
+        record that can be kept, and say which could not."""
+        for row in rows:
+            own = [h for h in history if h["task_run_id"] == row["id"]]
+            try:
+                self._commit_task_runs([row], own)
+            except sa.exc.IntegrityError as exc:
+                log.error("task run %s of flow run %s could not be recorded: %s", row["id"], row["flow_run_id"], exc.orig)
+
+    def _close_group(self) -> None:
+        group = self._group
+        if group is None:
+            return
+        try:
+            group.close()  # commits what is left, through flush_writes
+        finally:
+            self._group = None
 
     def _read(self) -> sa.Connection:
         """``with self._read() as conn:``."""
@@ -59,8 +136,9 @@ class StoreBase:
         return select
 
     def dispose(self) -> None:
-        """Close every pooled connection. The instance can still be used afterwards (it
-        reconnects), but callers should drop it."""
+        """Commit buffered records and close every pooled connection. The instance can still
+        be used afterwards (it reconnects, without group commit), but callers should drop it."""
+        self._close_group()
         self.engine.dispose()
 
     def __repr__(self) -> str:

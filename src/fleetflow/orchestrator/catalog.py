@@ -5,7 +5,6 @@ is fixed from the message alone."""
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from typing import Any, Sequence
 
 import sqlalchemy as sa
@@ -31,6 +30,8 @@ def _names_hint(names: Sequence[str], wanted: str, what: str, how_to_create: str
     if not names:
         return f"There are no {what} yet; {how_to_create}"
     contains = [n for n in names if wanted.lower() in n.lower() or n.lower() in wanted.lower()]
+    import difflib  # only when a name is not found
+
     close = list(dict.fromkeys(contains + difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)))[:3]
     listed = ", ".join(repr(n) for n in sorted(names)[:_MAX_LISTED])
     more = f" (and {len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else ""

@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Any, Literal, Protocol, Sequence
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..exceptions import ObjectAlreadyExists, ObjectNotFound
 from . import tables as t
@@ -22,6 +22,8 @@ SlotOutcome = Literal["acquired", "full", "unlimited"]
 
 class Artifact(BaseModel):
     """A markdown document, table or link a run published (``fleetflow.artifacts``)."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: not on the path to the first task
 
     id: str
     key: str | None = Field(default=None, description="Optional stable key; the newest artifact of a key is its latest.")
@@ -36,6 +38,8 @@ class Artifact(BaseModel):
 class Variable(BaseModel):
     """A named string value shared by flows (``fleetflow.variables``)."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use: not on the path to the first task
+
     id: str
     name: str
     value: str
@@ -46,6 +50,8 @@ class Variable(BaseModel):
 
 class ConcurrencyLimit(BaseModel):
     """At most ``concurrency_limit`` task runs tagged ``tag`` run at once, across processes."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: not on the path to the first task
 
     tag: str
     concurrency_limit: int

@@ -20,7 +20,7 @@ import secrets
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..exceptions import ConfigurationError, ObjectAlreadyExists, ObjectNotFound
 from ..states import TERMINAL
@@ -48,6 +48,8 @@ class Scope(str, enum.Enum):
 
 class ApiKey(BaseModel):
     """A key's record (never the key itself)."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: not on the path to the first task
 
     id: str = Field(description="UUID of the key record.")
     name: str = Field(description="Unique name, used to list and revoke it.")

@@ -22,6 +22,7 @@ from ..states import State, StateType, check_transition
 from . import tables as t
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
+from .jsoncodec import json_dumps
 from .queues import queue_budgets, with_queue_rules
 from .schemas import FlowRun, TaskRun
 
@@ -155,6 +156,8 @@ class FlowRunsMixin(_TransitionMixin):
             if unstorable is None:
                 raise
             raise unstorable from None
+        if self._group is not None:
+            self._group.remember_flow_run(run_id)
         return flow_run_from_row(row)
 
     def _unstorable(self, flow_name: str, values: dict[str, Any]) -> ParameterValidationError | None:
@@ -397,6 +400,40 @@ _CLAIM = (
 )
 
 
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A timestamp as the store's UTC columns give it back."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def _buffered_task_run(m: dict[str, Any]) -> TaskRun:
+    """What reading the buffered row back would give, built from values the store made itself
+    (so without pydantic's validation: this is the engine's hot path)."""
+    state = State.model_construct(
+        type=StateType(m["state_type"]), name=m["state_name"], message=m["state_message"],
+        timestamp=_utc(m["state_timestamp"]), data=m["state_data"] or {},
+    )
+    fields = {name: m[name] for name in _TASK_RUN_FIELDS}
+    fields.update(start_time=_utc(m["start_time"]), end_time=_utc(m["end_time"]))
+    return TaskRun.model_construct(state=state, **fields)
+
+
+def _check_storable(states: Sequence[State]) -> dict[str, Any]:
+    """Refuse state data the JSON columns cannot hold now, as an unbuffered write would (a
+    buffered record is written later, by another thread, where nobody could handle the error).
+    Returns the last state's data as the column gives it back."""
+    stored: dict[str, Any] = {}
+    for state in states:
+        stored = {}
+        if state.data:
+            try:
+                stored = json.loads(json_dumps(state.data))
+            except (TypeError, ValueError) as exc:
+                raise sa.exc.StatementError(f"({type(exc).__qualname__}) {exc}", None, None, exc) from exc
+    return stored
+
+
 class TaskRunsMixin(_TransitionMixin):
     """Task runs: the engine's hot path."""
 
@@ -423,12 +460,52 @@ class TaskRunsMixin(_TransitionMixin):
             "created": utcnow(),
             **tr.initial_columns(states),
         }
+        history = tr.history_rows(states, task_run_id=run_id)
+        if self._group is not None and self._buffer_created(flow_run_id, values, states, history):
+            return TaskRun.model_construct(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
         try:
-            self._insert_task_run(values, tr.history_rows(states, task_run_id=run_id))
+            self._insert_task_run(values, history)
         except sa.exc.IntegrityError as exc:
             self.read_flow_run(flow_run_id)  # raises ObjectNotFound for an unknown flow run
             raise ObjectAlreadyExists(f"A task run with id {run_id!r} already exists.") from exc
         return TaskRun(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
+
+    def _buffer_created(self, flow_run_id: str, values: dict[str, Any], states: Sequence[State],
+                        history: list[dict[str, Any]]) -> bool:
+        """Put a new task run in the group-commit buffer (True), once its flow run is known to
+        exist (checked once per flow run, so an unknown one fails now, as without the buffer)."""
+        group = self._group
+        if group is None:
+            return False
+        _check_storable(states)
+        if flow_run_id not in group.known_flow_runs:
+            self.read_flow_run(flow_run_id)  # ObjectNotFound for an unknown flow run
+            group.remember_flow_run(flow_run_id)
+        with group.lock:
+            group.check_process()
+            was_empty = not group.buffer
+            group.buffer.add_created(values, states, history)
+            group.added(was_empty)
+            full = len(group.buffer) >= 4 * group.max_records
+        if full:  # the flusher falls behind: this writer commits (back-pressure)
+            self.flush_writes()
+        return True
+
+    def _buffer_transition(self, task_run_id: str, state: State) -> dict[str, Any] | None:
+        """Apply ``state`` in the buffer when the run's creation is still buffered (its row
+        values after the change), else None (the change must be written now)."""
+        group = self._group
+        if group is None:
+            return None
+        stored = _check_storable((state,))
+        with group.lock:
+            group.check_process()
+            if task_run_id not in group.buffer:
+                return None
+            values = dict(group.buffer.add_transition(task_run_id, state))
+            group.added(False)
+        values["state_data"] = stored  # as a read of the row would give it back
+        return values
 
     def _insert_task_run(self, values: dict[str, Any], history: list[dict[str, Any]]) -> None:
         """Insert a task run row and its initial history in one transaction (SQLite overrides
@@ -438,6 +515,7 @@ class TaskRunsMixin(_TransitionMixin):
             conn.execute(_INSERT_STATES, history)
 
     def read_task_run(self, task_run_id: str) -> TaskRun:
+        self.flush_writes()  # read-your-writes (group commit)
         with self._read() as conn:
             row = conn.execute(sa.select(_TR).where(_TR.c.id == task_run_id)).first()
         if row is None:
@@ -446,11 +524,21 @@ class TaskRunsMixin(_TransitionMixin):
 
     def read_task_runs(self, flow_run_id: str) -> list[TaskRun]:
         query = sa.select(_TR).where(_TR.c.flow_run_id == flow_run_id).order_by(_TR.c.created, _TR.c.id)
+        self.flush_writes()
         with self._read() as conn:
             return [task_run_from_row(r) for r in conn.execute(query)]
 
     def set_task_run_state(self, task_run_id: str, state: State, *, force: bool = False) -> TaskRun:
+        if self._group is not None and not force:
+            buffered = self._buffer_transition(task_run_id, state)
+            if buffered is not None:
+                return _buffered_task_run(buffered)
+        return self._set_task_run_state_now(task_run_id, state, force)
+
+    def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
+        """The committed transition (SQLite overrides it with its DBAPI fast path)."""
         return task_run_from_row(self._transition(_TR, task_run_id, state, force))
 
     def read_task_run_states(self, task_run_id: str) -> list[State]:
+        self.flush_writes()
         return self._read_history(_ST.c.task_run_id, task_run_id, "task run", _TR)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..states import State, StateType
 
@@ -122,6 +122,8 @@ class TaskRun(BaseModel):
 class LogRecord(BaseModel):
     """One log line of a run."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use: not on the path to the first task
+
     id: int | None = None
     flow_run_id: str | None = None
     task_run_id: str | None = None
@@ -134,6 +136,8 @@ class LogRecord(BaseModel):
 class BlockDocument(BaseModel):
     """A saved block: its type slug, name, schema version and stored (encrypted-secret) data."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use: not on the path to the first task
+
     id: str
     block_type: str = Field(description="Slug of the block class, e.g. 'ecs-task'.")
     name: str
@@ -145,6 +149,8 @@ class BlockDocument(BaseModel):
 
 class Deployment(BaseModel):
     """A flow packaged to be launched by a worker: code location, infrastructure, defaults."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: not on the path to the first task
 
     id: str
     name: str
@@ -181,6 +187,8 @@ class Deployment(BaseModel):
 class WorkPool(BaseModel):
     """A named queue of scheduled runs with a default infrastructure block."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use: not on the path to the first task
+
     id: str
     name: str
     type: str = Field(default="process", description="'process' or 'ecs'.")
@@ -193,6 +201,8 @@ class WorkPool(BaseModel):
 
 class Worker(BaseModel):
     """A worker process seen polling a pool."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: not on the path to the first task
 
     name: str
     work_pool_name: str

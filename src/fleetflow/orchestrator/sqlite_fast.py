@@ -195,23 +195,29 @@ class SQLiteFastPath:
 
     def _fast_write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction on the dedicated connection:
-        commit on success, roll back on any error."""
+        commit on success, roll back on any error. Buffered task-run records (group commit)
+        are committed first."""
         with self._write_lock:
-            dbapi = self._fast_dbapi()
+            self._flush_locked()  # type: ignore[attr-defined]
+            return self._fast_transaction(work)
+
+    def _fast_transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``_fast_write`` without the lock (the caller holds ``_write_lock``)."""
+        dbapi = self._fast_dbapi()
+        try:
             try:
-                try:
-                    dbapi.execute("BEGIN IMMEDIATE")
-                except sqlite3.Error as exc:
-                    raise _translate(exc, "BEGIN IMMEDIATE", ()) from exc
-                result = work(dbapi)
-                try:
-                    dbapi.commit()
-                except sqlite3.Error as exc:
-                    raise _translate(exc, "COMMIT", ()) from exc
-                return result
-            except BaseException:
-                self._fast_abort(dbapi)
-                raise
+                dbapi.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translate(exc, "BEGIN IMMEDIATE", ()) from exc
+            result = work(dbapi)
+            try:
+                dbapi.commit()
+            except sqlite3.Error as exc:
+                raise _translate(exc, "COMMIT", ()) from exc
+            return result
+        except BaseException:
+            self._fast_abort(dbapi)
+            raise
 
     def _fast_abort(self, dbapi: sqlite3.Connection) -> None:
         try:
@@ -240,7 +246,19 @@ class SQLiteFastPath:
 
         self._fast_write(work)
 
-    def set_task_run_state(self, task_run_id: str, state: State, *, force: bool = False) -> TaskRun:
+    def _commit_task_runs(self, rows: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
+        """A group-commit batch: two ``executemany`` in one transaction (``_write_lock`` held)."""
+        sql = self._fast_sql()
+        run_args = [_args(sql.insert_task_run, row) for row in rows]
+        history_args = [_args(sql.insert_history, row) for row in history]
+
+        def work(dbapi: sqlite3.Connection) -> None:
+            _execute(dbapi, sql.insert_task_run, run_args, many=True)
+            _execute(dbapi, sql.insert_history, history_args, many=True)
+
+        self._fast_transaction(work)
+
+    def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
         sql = self._fast_sql()
         update = sql.transition(state.type, force)
         update_args = _args(update, tr.transition_params(task_run_id, state))

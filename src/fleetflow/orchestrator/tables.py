@@ -20,7 +20,6 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 UTC = dt.timezone.utc
 
@@ -74,9 +73,28 @@ def _sqlite_result(value: str | None) -> dt.datetime | None:
     return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
+class JSONColumn(sa.types.TypeDecorator[Any]):
+    """JSON (SQLite) / JSONB (PostgreSQL); Python ``None`` is stored as SQL NULL.
+
+    The PostgreSQL type is chosen when a dialect asks for it, not at import: importing
+    ``sqlalchemy.dialects.postgresql`` loads every PostgreSQL driver module (asyncpg, pg8000,
+    psycopg...), ~50 ms that a SQLite store never needs on its way to the first task.
+    """
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(sa.JSON(none_as_null=True))
+
+
 def json_type() -> sa.types.TypeEngine[Any]:
-    """JSON (SQLite) / JSONB (PostgreSQL); Python ``None`` is stored as SQL NULL."""
-    return sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+    """The type of every JSON column (see :class:`JSONColumn`)."""
+    return JSONColumn()
 
 
 def _id() -> sa.Column[str]:
@@ -187,12 +205,23 @@ states = sa.Table(
     sa.Column("timestamp", UTCDateTime(), nullable=False),
     sa.Column("data", json_type()),
     # Partial indexes: each history row is in exactly one of them, so an insert on the task
-    # hot path touches one index, not two.
-    *[
-        sa.Index(None, column, sqlite_where=sa.text(f"{column} IS NOT NULL"), postgresql_where=sa.text(f"{column} IS NOT NULL"))
-        for column in ("flow_run_id", "task_run_id")
-    ],
+    # hot path touches one index, not two. Their WHERE is set for the dialect creating them
+    # (see _partial_history_indexes).
+    *[sa.Index(None, column) for column in ("flow_run_id", "task_run_id")],
 )
+
+
+@sa.event.listens_for(states, "before_create")
+def _partial_history_indexes(table: sa.Table, connection: sa.Connection, **_: Any) -> None:
+    """``WHERE <column> IS NOT NULL`` on the history indexes, in the creating dialect's terms.
+
+    Written as ``sqlite_where=``/``postgresql_where=`` on the Index, the keyword check would
+    import both dialects (every PostgreSQL driver module, ~50 ms) in every process at import;
+    set here, only the dialect in use is touched.
+    """
+    for index in table.indexes:
+        [column] = index.columns
+        index.dialect_kwargs[f"{connection.dialect.name}_where"] = sa.text(f"{column.name} IS NOT NULL")
 
 logs = sa.Table(
     "logs",

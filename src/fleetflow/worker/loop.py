@@ -231,8 +231,15 @@ class Worker:
     def _launcher(self, block: Any) -> Any:
         kind = type(block)
         if kind not in self._launchers:
-            self._launchers[kind] = block.launcher()
+            self._launchers[kind] = launcher = block.launcher()
+            if hasattr(launcher, "set_concurrency"):  # Process: warm runners never outnumber runs
+                launcher.set_concurrency(self._max_runs())
         return self._launchers[kind]
+
+    def _max_runs(self) -> int:
+        """The most runs this worker executes at once."""
+        pool_limit = self._pool.concurrency_limit if self._pool is not None else None
+        return self.limit or pool_limit or getattr(self, "_cpus", None) or capacity.machine_cpus()
 
     # ---- reconcile ----------------------------------------------------------------------
     async def reconcile(self) -> None:

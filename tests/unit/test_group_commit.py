@@ -1,0 +1,246 @@
+"""Group commit (orchestrator/group_commit.py) on SQLite and PostgreSQL: buffered task-run
+records give the same answers, rows and errors as committing each write; they are committed
+before any immediate write of the process (a flow run's final state above all), after the
+window, or when the buffer is full; readers of this process see them at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any, Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from fleetflow.client.embedded import EmbeddedClient
+from fleetflow.exceptions import InvalidStateTransition, ObjectAlreadyExists, ObjectNotFound
+from fleetflow.orchestrator import Orchestrator
+from fleetflow.settings import reset_settings
+from fleetflow.states import Cancelled, Completed, Failed, Pending, Running, Scheduled
+from waiting import wait_until
+
+T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)
+HOUR = 3600.0  # a window nothing reaches during a test: only the rules commit
+
+
+def _url(backend: str, request: pytest.FixtureRequest, tmp_path, name: str) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / name}.db"
+    return request.getfixturevalue("pg_server").fresh_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def url(backend: str, request: pytest.FixtureRequest, tmp_path) -> str:
+    return _url(backend, request, tmp_path, "store")
+
+
+def _buffered(url: str, window: float = HOUR, max_records: int = 1000) -> Orchestrator:
+    store = Orchestrator.create(url)
+    store.enable_group_commit(window, max_records)
+    assert store.group_commit is not None
+    return store
+
+
+@pytest.fixture
+def buffered_and_observer(url: str) -> Iterator[tuple[Orchestrator, Orchestrator]]:
+    """A store with group commit, and a plain one on the same database standing for another
+    process (its own connections: it sees only what is committed)."""
+    buffered, observer = _buffered(url), Orchestrator.create(url)
+    yield buffered, observer
+    buffered.dispose()
+    observer.dispose()
+
+
+# ---- same answers as committing every write ---------------------------------------------------
+def _dump(store: Orchestrator) -> dict[str, list[tuple[Any, ...]]]:
+    with store.engine.connect() as conn:
+        return {
+            table: [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order}"))]
+            for table, order in (("task_runs", "id"), ("states", "id"), ("flow_runs", "id"))
+        }
+
+
+def _both(stores: tuple[Orchestrator, Orchestrator], call: Callable[[Orchestrator], Any]) -> Any:
+    """The same call on both stores: equal results, or errors of one type and message."""
+    outcomes = []
+    for store in stores:
+        try:
+            outcomes.append(("ok", call(store)))
+        except Exception as exc:  # noqa: BLE001 - compared below
+            outcomes.append(("error", exc))
+    (kind_a, a), (kind_b, b) = outcomes
+    assert kind_a == kind_b, outcomes
+    if kind_a == "error":
+        assert type(a) is type(b)
+        if not isinstance(a, sa.exc.StatementError):  # the wrapped driver text differs by path
+            assert str(a) == str(b)
+    elif a is not None:
+        assert a.model_dump() == b.model_dump()
+    return a
+
+
+@pytest.fixture
+def buffered_and_plain(backend: str, request: pytest.FixtureRequest, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    from fleetflow.orchestrator import runs
+
+    monkeypatch.setattr(runs, "utcnow", lambda: T0)  # equal ``created`` columns in both databases
+    buffered = _buffered(_url(backend, request, tmp_path, "buffered"))
+    plain = Orchestrator.create(_url(backend, request, tmp_path, "plain"))
+    yield buffered, plain
+    buffered.dispose()
+    plain.dispose()
+
+
+def test_same_results_rows_and_errors_as_one_commit_per_write(buffered_and_plain):
+    stores = buffered_and_plain
+    flow_id, t1, t2, t3 = (str(uuid.UUID(int=i)) for i in range(1, 5))
+    _both(stores, lambda s: s.create_flow_run("f", id=flow_id, name="r", state=Running(timestamp=T0)))
+    _both(stores, lambda s: s.create_task_run(flow_id, "m.a", "a", id=t1, dynamic_key="3",
+                                              states=[Pending(timestamp=T0, message="w"), Running(timestamp=T0)]))
+    _both(stores, lambda s: s.create_task_run(flow_id, "m.b", "b", id=t2, cache_key="ck", states=[Pending(timestamp=T0)]))
+    _both(stores, lambda s: s.set_task_run_state(t1, Completed(timestamp=T0 + dt.timedelta(seconds=2),
+                                                               data={"result": {"at": T0, "pair": (1, 2)}})))
+    # Retries: run_count and start_time as the conditional UPDATE computes them.
+    _both(stores, lambda s: s.set_task_run_state(t2, Running(timestamp=T0 + dt.timedelta(minutes=1))))
+    _both(stores, lambda s: s.set_task_run_state(t2, Scheduled(name="AwaitingRetry", timestamp=T0 + dt.timedelta(minutes=2))))
+    _both(stores, lambda s: s.set_task_run_state(t2, Running(name="Retrying", timestamp=T0 + dt.timedelta(minutes=3))))
+    _both(stores, lambda s: s.set_task_run_state(t2, Failed(message="boom", timestamp=T0 + dt.timedelta(minutes=4))))
+    # Refused in the buffer exactly as in the database.
+    error = _both(stores, lambda s: s.set_task_run_state(t1, Running(timestamp=T0)))
+    assert isinstance(error, InvalidStateTransition) and (error.current, error.proposed) == ("COMPLETED", "RUNNING")
+    assert isinstance(_both(stores, lambda s: s.create_task_run(flow_id, "k", "t", id=t1)), ObjectAlreadyExists)
+    assert isinstance(_both(stores, lambda s: s.create_task_run("no-flow", "k", "t")), ObjectNotFound)
+    for store in stores:  # data JSON cannot hold: refused now (the driver's own error type differs by dialect)
+        with pytest.raises((sa.exc.StatementError, TypeError)):
+            store.set_task_run_state(t2, Completed(data={"x": object()}))
+    assert isinstance(_both(stores, lambda s: s.set_task_run_state("nope", Running())), ObjectNotFound)
+    # force is written at once, after what is buffered.
+    _both(stores, lambda s: s.set_task_run_state(t2, Running(timestamp=T0 + dt.timedelta(minutes=5)), force=True))
+    _both(stores, lambda s: s.create_task_run(flow_id, "m.c", "c", id=t3, states=[Scheduled(timestamp=T0)]))
+    _both(stores, lambda s: s.set_task_run_state(t3, Cancelled(timestamp=T0)))
+
+    buffered, plain = stores
+    buffered.flush_writes()
+    rows, expected = _dump(buffered), _dump(plain)
+    assert len(rows["states"]) == 12
+    assert rows == expected
+    for run_id in (t1, t2, t3):
+        assert buffered.read_task_run_states(run_id) == plain.read_task_run_states(run_id)
+
+
+# ---- when buffered records are committed --------------------------------------------------------
+def _flow_with_tasks(store: Orchestrator, n: int) -> tuple[str, list[str]]:
+    run = store.create_flow_run("f", state=Running())
+    ids = []
+    for i in range(n):
+        task = store.create_task_run(run.id, "k", f"t-{i}", dynamic_key=str(i), states=[Pending(), Running()])
+        store.set_task_run_state(task.id, Completed(data={"result": i}))
+        ids.append(task.id)
+    return run.id, ids
+
+
+def test_a_flow_runs_final_state_commits_its_task_runs_first(buffered_and_observer):
+    buffered, observer = buffered_and_observer
+    flow_id, ids = _flow_with_tasks(buffered, 5)
+    assert observer.read_task_runs(flow_id) == []  # still buffered: no other process sees them
+    buffered.set_flow_run_state(flow_id, Completed())
+    seen = observer.read_task_runs(flow_id)
+    assert [t.id for t in seen] == ids
+    assert all(t.state.type.value == "COMPLETED" and t.run_count == 1 and t.end_time for t in seen)
+    assert [s.type.value for s in observer.read_task_run_states(ids[0])] == ["PENDING", "RUNNING", "COMPLETED"]
+
+
+def test_readers_in_this_process_see_buffered_records(buffered_and_observer):
+    buffered, observer = buffered_and_observer
+    flow_id, ids = _flow_with_tasks(buffered, 3)
+    assert [t.id for t in buffered.read_task_runs(flow_id)] == ids
+    assert buffered.read_task_run(ids[1]).state.data == {"result": 1}
+    assert len(observer.read_task_runs(flow_id)) == 3  # reading committed them
+
+
+def test_a_task_run_whose_creation_is_committed_changes_state_at_once(buffered_and_observer):
+    buffered, observer = buffered_and_observer
+    run = buffered.create_flow_run("f", state=Running())
+    task = buffered.create_task_run(run.id, "k", "t", states=[Pending(), Running()])
+    buffered.flush_writes()
+    buffered.set_task_run_state(task.id, Completed())
+    assert observer.read_task_run(task.id).state.type.value == "COMPLETED"
+
+
+def test_the_window_commits_in_the_background(url):
+    buffered, observer = _buffered(url, window=0.05), Orchestrator.create(url)
+    try:
+        flow_id, ids = _flow_with_tasks(buffered, 2)
+        wait_until(lambda: len(observer.read_task_runs(flow_id)) == 2, "the window's commit",
+                   observe=lambda: observer.read_task_runs(flow_id))
+    finally:
+        buffered.dispose()
+        observer.dispose()
+
+
+def test_a_full_buffer_commits_before_the_window(url):
+    buffered, observer = _buffered(url, window=HOUR, max_records=6), Orchestrator.create(url)
+    try:
+        flow_id, _ = _flow_with_tasks(buffered, 2)  # 6 state records
+        wait_until(lambda: len(observer.read_task_runs(flow_id)) == 2, "the commit of a full buffer",
+                   observe=lambda: observer.read_task_runs(flow_id))
+    finally:
+        buffered.dispose()
+        observer.dispose()
+
+
+def test_dispose_commits_the_buffer(url):
+    buffered, observer = _buffered(url), Orchestrator.create(url)
+    flow_id, _ = _flow_with_tasks(buffered, 2)
+    buffered.dispose()
+    try:
+        assert len(observer.read_task_runs(flow_id)) == 2
+    finally:
+        observer.dispose()
+
+
+def test_a_deleted_flow_run_costs_only_its_own_records(buffered_and_observer, caplog):
+    buffered, observer = buffered_and_observer
+    gone, kept = (buffered.create_flow_run("f", state=Running()).id for _ in range(2))
+    for flow_id in (gone, kept):
+        for i in range(2):
+            buffered.create_task_run(flow_id, "k", f"t-{i}", dynamic_key=str(i))
+    observer.delete_flow_run(gone)  # another process deletes it while its task runs are buffered
+    with caplog.at_level(logging.ERROR, logger="fleetflow.store"):
+        buffered.flush_writes()
+    assert [t.name for t in observer.read_task_runs(kept)] == ["t-0", "t-1"]
+    assert "could not be recorded" in caplog.text and gone in caplog.text
+
+
+def test_window_zero_commits_every_write(url):
+    store = Orchestrator.create(url)
+    store.enable_group_commit(0)
+    observer = Orchestrator.create(url)
+    try:
+        assert store.group_commit is None
+        flow_id, _ = _flow_with_tasks(store, 1)
+        assert len(observer.read_task_runs(flow_id)) == 1
+    finally:
+        store.dispose()
+        observer.dispose()
+
+
+def test_the_embedded_client_takes_the_window_from_the_settings(url, monkeypatch: pytest.MonkeyPatch):
+    client = EmbeddedClient.create(url)
+    try:
+        assert client.store.group_commit is not None and client.store.group_commit.window == 0.02
+    finally:
+        client.close()
+    monkeypatch.setenv("FLEETFLOW_GROUP_COMMIT_WINDOW", "0")
+    reset_settings()
+    client = EmbeddedClient.create(url)
+    try:
+        assert client.store.group_commit is None
+    finally:
+        client.close()
