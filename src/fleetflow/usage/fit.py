@@ -25,11 +25,14 @@ def fit_warnings(usage: RunUsage, deployment: str | None = None, *, high: float 
     if peak is None or not limit:
         return []
     share = peak / limit
+    # A Process run's limit caps address space, which is often above resident memory: name
+    # the number the warning is about, so it matches neither more nor less than "used ...".
+    what = "peak memory" if peak == usage.value("peak_memory_mib") else "peak address space"
     how = f"`fleetflow deployment recommend {deployment}`" if deployment else "`fleetflow deployment recommend`"
     if share > high:
-        return [f"OOM risk: peak memory {peak:.0f} MiB is {share:.0%} of the {limit:.0f} MiB limit; "
+        return [f"OOM risk: {what} {peak:.0f} MiB is {share:.0%} of the {limit:.0f} MiB limit; "
                 f"raise memory, or see {how}"]
     if share < low:
-        return [f"over-sized: peak memory {peak:.0f} MiB is {share:.0%} of the {limit:.0f} MiB requested; "
+        return [f"over-sized: {what} {peak:.0f} MiB is {share:.0%} of the {limit:.0f} MiB requested; "
                 f"{how} proposes a smaller size"]
     return []

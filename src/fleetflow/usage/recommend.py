@@ -134,8 +134,10 @@ def recommendation_summary(rec: Recommendation) -> str:
     verb = "downsize" if rec.current and rec.proposed[1] <= rec.current[1] and rec.proposed[0] <= rec.current[0] else "resize"
     text = f"{verb} {now} -> {new}"
     if rec.saving_per_run is not None:
-        text += f"; saves ${rec.saving_per_run:.6f} per run"
+        # A size raised for safety costs more: say so, instead of a negative saving.
+        verb, sign = ("saves", 1) if rec.saving_per_run >= 0 else ("costs", -1)
+        text += f"; {verb} ${sign * rec.saving_per_run:.6f}{'' if sign > 0 else ' more'} per run"
         if rec.saving_per_month is not None:
-            text += f" (${rec.saving_per_month:.2f}/month at {rec.runs_per_month:.0f} runs/month)"
+            text += f" (${sign * rec.saving_per_month:.2f}/month at {rec.runs_per_month:.0f} runs/month)"
     text += f"; {rec.at_risk} of {rec.runs} past runs would have run out of memory"
     return text

@@ -107,7 +107,7 @@ def test_fit_warnings_above_90_and_below_25_percent():
     assert low.startswith("over-sized: peak memory 200 MiB is 5%")
     assert fit_warnings(_usage(2048, 4096)) == []
     # a Process limit caps address space: a high VmPeak is an OOM risk even with a small RSS
-    assert fit_warnings(_usage(300, 1024, kind="process", vm=1000))[0].startswith("OOM risk")
+    assert fit_warnings(_usage(300, 1024, kind="process", vm=1000))[0].startswith("OOM risk: peak address space 1000 MiB")
     state = with_warnings(st.Completed(), [low])
     assert state.message == low and with_warnings(st.Failed(message="boom"), [low]).message == f"boom; {low}"
 

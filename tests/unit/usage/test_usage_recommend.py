@@ -58,3 +58,11 @@ def test_smallest_pair_is_always_a_valid_fargate_size():
 
 def test_percentile_is_nearest_rank():
     assert percentile(list(range(1, 21))) == 19 and percentile([5.0]) == 5.0
+
+
+def test_a_size_raised_for_safety_says_what_it_costs_not_a_negative_saving():
+    busy = [Observation(300.0 + i % 3, 0.48, 512, 1024, billed_seconds=300) for i in range(20)]  # cpu at its limit
+    rec = recommend(busy, (512, 1024), headroom=0.25, rate=RATE, runs_per_month=600)
+    assert rec.proposed[0] > 512 and rec.saving_per_run < 0
+    text = recommendation_summary(rec)
+    assert "more per run" in text and "costs $" in text and "$-" not in text
