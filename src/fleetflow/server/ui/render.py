@@ -8,13 +8,14 @@ from urllib.parse import quote, urlencode
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 from fastapi.templating import Jinja2Templates
 
 from ... import __version__
 from ...exceptions import FleetflowError
 from ..api.context import ServerContext, context
 from . import views
-from .session import CSRF_FIELD, LoginRequired, Viewer, viewer
+from .session import CSRF_FIELD, LoginRequired, Viewer, check_csrf, require_scope, viewer
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -48,3 +49,15 @@ def error_page(request: Request, who: Viewer | None, exc: FleetflowError) -> HTM
 def audit(ctx: ServerContext, who: Viewer, action: str, target: str | None, status: int) -> None:
     """UI actions go to the audit log like the JSON API's (who, what, on what)."""
     ctx.store.record_audit(f"ui:{who.principal.name}", action, target, status)
+
+
+async def guarded(request: Request, who: Viewer, scope: Any, doing: str, fn: Any, *args: Any) -> tuple[Any, HTMLResponse | None]:
+    """Every button's checks, in one place: the form's CSRF token, the key's scope (refused
+    for ``read`` even when no button was shown), then ``fn(*args)`` off the event loop. Returns
+    ``(result, None)``, or ``(None, error page)`` when the store refused with a FleetflowError."""
+    await check_csrf(request, who)
+    require_scope(who, scope, doing)
+    try:
+        return await run_in_threadpool(fn, *args), None
+    except FleetflowError as exc:
+        return None, error_page(request, who, exc)

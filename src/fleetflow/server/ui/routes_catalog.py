@@ -16,7 +16,7 @@ from ...orchestrator.schemas import Deployment
 from ...states import StateType
 from ..api.context import ServerContext, context
 from . import forms, pools as pool_pause, usage_views, views
-from .render import audit, error_page, page, page_viewer
+from .render import audit, error_page, guarded, page, page_viewer
 from .session import Viewer, check_csrf, require_scope
 
 router = APIRouter(include_in_schema=False)
@@ -39,12 +39,10 @@ def _deployment(ctx: ServerContext, deployment_id: str) -> Deployment:
 async def quick_run(request: Request, deployment_id: str, who: Viewer = Depends(page_viewer),
                     ctx: ServerContext = Depends(context)) -> Response:  # fmt: skip
     """A run with the deployment's defaults."""
-    await check_csrf(request, who)
-    require_scope(who, Scope.RUN, "starting a run from a deployment")
-    try:
-        run = await run_in_threadpool(ctx.store.create_flow_run_from_deployment, deployment_id)
-    except FleetflowError as exc:
-        return error_page(request, who, exc)
+    run, refused = await guarded(request, who, Scope.RUN, "starting a run from a deployment",
+                                 ctx.store.create_flow_run_from_deployment, deployment_id)
+    if refused:
+        return refused
     _started(ctx, who, run)
     return RedirectResponse(f"/runs/{run.id}", status_code=303)
 

@@ -10,14 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ...exceptions import FleetflowError, InvalidStateTransition, ObjectNotFound
+from ...exceptions import InvalidStateTransition, ObjectNotFound
 from ...orchestrator.keys import Scope
 from ...orchestrator.runs import page_cursor
 from ...states import StateType, utcnow
 from ..api.context import ServerContext, context
 from . import timeline, usage_views, views
-from .render import audit, error_page, page, page_viewer
-from .session import Viewer, check_csrf, require_scope
+from .render import audit, error_page, guarded, page, page_viewer
+from .session import Viewer
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -141,12 +141,9 @@ def run_children(request: Request, flow_run_id: str, who: Viewer = Depends(page_
 async def cancel(request: Request, flow_run_id: str, who: Viewer = Depends(page_viewer),
                  ctx: ServerContext = Depends(context)) -> Response:  # fmt: skip
     """Cancel the run and every unfinished descendant (their infrastructure is stopped too)."""
-    await check_csrf(request, who)
-    require_scope(who, Scope.RUN, "cancelling a flow run")
-    try:
-        touched = await run_in_threadpool(_cancel, ctx, flow_run_id)
-    except FleetflowError as exc:
-        return error_page(request, who, exc)
+    touched, refused = await guarded(request, who, Scope.RUN, "cancelling a flow run", _cancel, ctx, flow_run_id)
+    if refused:
+        return refused
     ctx.notifier.notify(*[f"run:{i}" for i in touched])
     await run_in_threadpool(audit, ctx, who, "cancel_flow_run", flow_run_id, 200)
     return RedirectResponse(f"/runs/{flow_run_id}", status_code=303)
@@ -166,12 +163,9 @@ def _cancel(ctx: ServerContext, flow_run_id: str) -> list[str]:
 async def retry(request: Request, flow_run_id: str, who: Viewer = Depends(page_viewer),
                 ctx: ServerContext = Depends(context)) -> Response:  # fmt: skip
     """Relaunch a finished deployment run as a new attempt of the same flow run."""
-    await check_csrf(request, who)
-    require_scope(who, Scope.RUN, "retrying a flow run")
-    try:
-        again = await run_in_threadpool(_retry, ctx, flow_run_id)
-    except FleetflowError as exc:
-        return error_page(request, who, exc)
+    again, refused = await guarded(request, who, Scope.RUN, "retrying a flow run", _retry, ctx, flow_run_id)
+    if refused:
+        return refused
     ctx.notifier.notify(f"run:{again.id}", f"pool:{again.work_pool_name}")
     await run_in_threadpool(audit, ctx, who, "retry_flow_run", flow_run_id, 200)
     return RedirectResponse(f"/runs/{flow_run_id}", status_code=303)
