@@ -6,6 +6,8 @@
 #   Terraform provider mirror   scripts/terraform_mirror.sh -> .cache/terraform (keyed by provider version)
 #   checkov                     scripts/terraform_mirror.sh -> .cache/checkov-venv (keyed by checkov version)
 #   runtime wheelhouse          scripts/runtime_wheelhouse.py -> .cache/runtime-wheels/<pyproject hash>
+#   chromium                    Debian's `chromium` (apt, as root) for tests/browser; Playwright's own
+#                               browser download is never used
 #
 # Tests never build these themselves: a missing piece fails with one line naming `make test-deps`.
 # Usage: scripts/ensure_test_deps.sh [PYTHON]   (PYTHON: the project's venv python, default .venv/bin/python)
@@ -33,6 +35,16 @@ apt_install() {
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   step "installing postgresql"
   apt_install postgresql
+fi
+
+# Its own lock (a second caller waits for the first instead of racing apt), re-checked after
+# taking it: another process may have installed chromium meanwhile.
+if ! command -v chromium >/dev/null; then
+  step "installing chromium (browser tests)"
+  exec 9>/tmp/fleetflow-chromium.lock
+  flock 9
+  command -v chromium >/dev/null || apt_install chromium fonts-dejavu-core
+  exec 9>&-
 fi
 
 # The three builds are independent and mostly wait on downloads and unpacking: run them side

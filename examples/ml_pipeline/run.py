@@ -22,6 +22,7 @@ from rich.console import Console  # noqa: E402
 
 from fleetflow import get_client  # noqa: E402
 from fleetflow.deployments import ensure_work_pool  # noqa: E402
+from fleetflow.settings import get_settings  # noqa: E402
 
 from deploy import POOL, deploy  # noqa: E402
 from flows import ml_pipeline  # noqa: E402
@@ -65,6 +66,9 @@ def main() -> int:
     console.print("apply one with: fleetflow deployment recommend train/train --apply")
     console.print(f"[green]pipeline finished in {elapsed:.2f}s[/]: mse={result['mse']:.4f}")
     console.print(f"inspect it again with: fleetflow flow-run inspect {parent.id} --tree")
+    api_url = get_settings().api_url  # set when a fleetflow server is running for this store
+    if api_url:
+        console.print(f"[bold]see it in the web UI:[/] {api_url.rstrip('/')}/runs/{parent.id}", soft_wrap=True)
     return 0
 
 

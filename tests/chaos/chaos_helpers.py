@@ -56,7 +56,9 @@ CHAOS_ENV = {
     "FLEETFLOW_RECONCILE_INTERVAL": "0.25",
     "FLEETFLOW_WORKER_HEARTBEAT_INTERVAL": "0.5",
 }
-SETTLE_DEADLINE = 90.0  # generous: the machine is shared; no assertion is about time
+# Generous: at load 20 on 2 cores, 30 Process runs over HTTP needed 131 s. Only a failing test
+# waits this long; no assertion is about time.
+SETTLE_DEADLINE = 240.0
 
 
 @dataclasses.dataclass

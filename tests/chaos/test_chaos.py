@@ -24,6 +24,8 @@ pytestmark = pytest.mark.chaos
 
 
 def _backend(store) -> str:
+    if "http" in type(store).__name__.lower():
+        return "http"
     return "sqlite" if "sqlite" in repr(store) else "postgres"
 
 
@@ -67,7 +69,8 @@ def test_worker_killed_at_fault_point(temp_store, chaos_env, project, markers, t
 # ---- three workers with default names on one host ------------------------------------------
 def test_three_default_named_workers_share_a_pool(temp_store, chaos_env, project, markers):
     deploy(project, "d", "chaos")
-    ids = create_runs("marked/d", 30, markers, seconds=0.05)
+    # 12 runs keep all three workers claiming at once; benchmarks/chaos_trials.py runs more.
+    ids = create_runs("marked/d", 12, markers, seconds=0.05)
     start = time.monotonic()
     workers = [WorkerProc("chaos") for _ in range(3)]
     try:
@@ -77,7 +80,7 @@ def test_three_default_named_workers_share_a_pool(temp_store, chaos_env, project
             w.stop()
     names = {w.name for w in temp_store.read_workers("chaos")}
     assert len(names) == 3  # unique default names
-    _assert_zero(count("three default-named workers", _backend(temp_store), runs, _keys(30), markers,
+    _assert_zero(count("three default-named workers", _backend(temp_store), runs, _keys(12), markers,
                        time.monotonic() - start))
 
 

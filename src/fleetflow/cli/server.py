@@ -35,7 +35,8 @@ def start(
     store = Orchestrator.create(url)
 
     def announce(api_url: str, first_key: Optional[str]) -> None:
-        print(f"fleetflow server listening on {api_url} (store {mask_url(url)}); API docs at {api_url}/docs", flush=True)
+        print(f"fleetflow server listening on {api_url} (store {mask_url(url)}); web UI at {api_url}/, "
+              f"API docs at {api_url}/docs", flush=True)
         if first_key:
             print("No API keys existed, so an admin key was created. It is shown only now; keep it safe:", flush=True)
             print(f"  FLEETFLOW_API_URL={api_url} FLEETFLOW_API_KEY={first_key}", flush=True)

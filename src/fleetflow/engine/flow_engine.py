@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from .. import states as st
 from ..exceptions import FleetflowError, InvalidStateTransition, RunCancelled
 from ..orchestrator.schemas import FlowRun
+from ..settings import get_settings
 from . import lease
 from .context import FlowRunContext, current_tags, flow_run_ctx, task_run_ctx
 from .flow_states import final_state_of
@@ -80,6 +81,8 @@ class FlowRunEngine:
             run_logger(self.parent.flow_run, self.client).info(f"Created subflow run {run.name!r} for flow {self.flow.name!r}")
         else:
             engine_logger().info(f"Created flow run {run.name!r} for flow {self.flow.name!r}")
+            if url := run_page_url(run.id):
+                engine_logger().info(f"View at {url}")
 
     def _create_parent_task_run(self) -> str:
         assert self.parent is not None
@@ -260,3 +263,9 @@ class FlowRunEngine:
                     if not self._retry(attempt, exc):
                         raise
                     attempt += 1
+
+
+def run_page_url(flow_run_id: str) -> str | None:
+    """The web UI's page of a run when a server is configured (``FLEETFLOW_API_URL``), else None."""
+    api_url = get_settings().api_url
+    return f"{api_url.rstrip('/')}/runs/{flow_run_id}" if api_url else None

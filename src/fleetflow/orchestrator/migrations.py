@@ -174,6 +174,12 @@ def _flow_run_usage(conn: sa.Connection) -> None:
     t.flow_run_usage.create(conn, checkfirst=False)
 
 
+def _ui_list_indexes(conn: sa.Connection) -> None:
+    """The web UI's lists: a deployment's last runs, newest first (Deployments page)."""
+    for name, columns in t.UI_LIST_INDEXES.items():
+        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON flow_runs ({', '.join(columns)})")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
@@ -181,6 +187,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "artifacts, variables, tag concurrency limits and work queues", _compat_tables),
     Migration(5, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
     Migration(6, "flow run usage records", _flow_run_usage),
+    Migration(7, "web UI list indexes", _ui_list_indexes),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

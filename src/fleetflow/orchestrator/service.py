@@ -26,6 +26,7 @@ from ..settings import get_settings
 from . import migrations
 from . import tables as t
 from .base import StoreBase
+from .browse import BrowseMixin
 from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, PoolsMixin
 from .deployment_runs import DeploymentRunsMixin
 from .extras import ArtifactsMixin, ConcurrencyMixin, VariablesMixin
@@ -42,7 +43,8 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 class Orchestrator(
     FlowRunsMixin, TaskRunsMixin, DeploymentRunsMixin, LeasesMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin,
-    PoolsMixin, ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, KeysMixin, UsageMixin, StoreBase,
+    PoolsMixin, ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, KeysMixin, UsageMixin, BrowseMixin,
+    StoreBase,
 ):
     """The state store. :class:`fleetflow.client.embedded.EmbeddedClient` exposes it as the
     :class:`~fleetflow.client.protocol.OrchestratorAPI`; the server calls it directly.

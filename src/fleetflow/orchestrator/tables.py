@@ -424,3 +424,8 @@ FLOW_RUN_LIST_INDEXES = {
     "ix_flow_runs_flow_name_created_id": ("flow_name", "created", "id"),
     "ix_flow_runs_work_pool_name_created_id": ("work_pool_name", "created", "id"),
 }
+
+# Added by the "web UI list indexes" migration (not declared on the table, like the ones above).
+UI_LIST_INDEXES = {
+    "ix_flow_runs_deployment_id_created_id": ("deployment_id", "created", "id"),
+}

@@ -86,9 +86,10 @@ def uvicorn_server(app: Any) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def serve(store: Orchestrator, host: str, port: int, *, auth: bool = True,
+def serve(store: Orchestrator, host: str, port: int, *, auth: bool = True, ui: bool = True,
           announce: Callable[[str, str | None], None] | None = None) -> None:  # fmt: skip
-    """Serve until SIGTERM/SIGINT; ``announce(url, first_key)`` is called once listening."""
+    """Serve until SIGTERM/SIGINT; ``announce(url, first_key)`` is called once listening.
+    The web UI is served at ``/`` unless ``ui`` is False."""
     check_host(host, auth)
     first_key = ensure_first_key(store) if auth else None
     sock = bind(host, port)
@@ -97,7 +98,13 @@ def serve(store: Orchestrator, host: str, port: int, *, auth: bool = True,
     if announce is not None:
         announce(url, first_key)
     _exit_cleanly_after_drain()
-    uvicorn_server(create_app(store, auth=auth)).run(sockets=[sock])
+    uvicorn_server(create_app(store, auth=auth, ui_router=_ui() if ui else None)).run(sockets=[sock])
+
+
+def _ui() -> Any:
+    from .ui import ui_router
+
+    return ui_router()
 
 
 def _exit_cleanly_after_drain() -> None:
@@ -130,10 +137,11 @@ class RunningServer:
         self.thread.join(timeout=DRAIN_SECONDS + 10)
 
 
-def start_in_thread(store: Orchestrator, *, host: str = "127.0.0.1", auth: bool = True) -> RunningServer:
-    """Start the app on ``host`` and a free port in a daemon thread; returns once it accepts."""
+def start_in_thread(store: Orchestrator, *, host: str = "127.0.0.1", auth: bool = True, ui: bool = False) -> RunningServer:
+    """Start the app on ``host`` and a free port in a daemon thread; returns once it accepts
+    (with the web UI at ``/`` when ``ui``)."""
     sock = bind(host, 0)
-    app = create_app(store, auth=auth)
+    app = create_app(store, auth=auth, ui_router=_ui() if ui else None)
     server = uvicorn_server(app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fleetflow-server", daemon=True)
     thread.start()
