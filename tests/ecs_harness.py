@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ecs_emulator import ECSEmulator
@@ -21,9 +21,10 @@ class WorkerThread:
     """``fleetflow.worker.Worker(pool, name=name).run()`` on its own event loop in a background
     thread (the thread has the worker's name)."""
 
-    def __init__(self, pool: str, name: str) -> None:
+    def __init__(self, pool: str, name: str, *, client: Any = None) -> None:
         self.pool = pool
         self.name = name
+        self.client = client  # None: the process-wide client
         self.error: BaseException | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
@@ -37,7 +38,7 @@ class WorkerThread:
         from fleetflow.worker import Worker
 
         self.loop = asyncio.new_event_loop()
-        self.worker = Worker(self.pool, name=self.name, poll_interval=0.1)
+        self.worker = Worker(self.pool, name=self.name, poll_interval=0.1, client=self.client)
         self._ready.set()
         try:
             self.loop.run_until_complete(self.worker.run())

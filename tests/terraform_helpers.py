@@ -59,6 +59,20 @@ def example_vars(endpoint: str, *, name: str, work_pool_name: str, **extra: Any)
     return [f"-var={key}={value}" for key, value in values.items()]
 
 
+def server_vars(endpoint: str, env: dict[str, str], region: str = "us-east-1") -> dict[str, str]:
+    """``example_vars`` extras of the example's server path on moto: a certificate moto's ACM
+    issued for the HTTPS listener (moto's ALB refuses an unknown one, as AWS does), the server
+    on an existing PostgreSQL (no RDS instance), and nothing protected from ``destroy``."""
+    acm = boto3_clients(endpoint, env, region, services=("acm",))["acm"]
+    certificate = acm.request_certificate(DomainName="fleetflow.test")["CertificateArn"]
+    return {"certificate_arn": certificate, "create_database": "false", "deletion_protection": "false"}
+
+
+def direct_vars() -> dict[str, str]:
+    """``example_vars`` extras of the example's direct-PostgreSQL path (no server)."""
+    return {"create_server": "false"}
+
+
 def plain_outputs(terraform: Any, example_dir: Path) -> dict[str, Any]:
     """``{name: value}`` of ``terraform output -json`` in ``example_dir``."""
     proc = terraform.run("output", "-json", cwd=example_dir)

@@ -1,8 +1,12 @@
 """The issue's proof, on one machine: Terraform -> blocks -> deployments -> ECS sub-flows -> results.
 
 1. ``terraform apply`` of ``terraform/examples/ecs-subflows`` against moto's server;
-2. the orchestrator URL is put in the secret Terraform created (the README's
-   ``aws secretsmanager put-secret-value`` step);
+2. the secrets Terraform created get their values (the README's ``aws secretsmanager
+   put-secret-value`` steps): on the ``http`` backend the example's default path, the fleetflow
+   server (``modules/server`` behind an HTTPS ALB), and the server this test started on
+   127.0.0.1 stands in for the ALB's target: the server's database URL, and a ``worker``-scoped
+   API key in the worker's secret. On ``sqlite``/``postgres`` the direct-PostgreSQL path
+   (``create_server = false``): the store URL in the database-URL secret;
 3. ``register_blocks_from_terraform`` (what ``fleetflow aws register-blocks --from-terraform``
    runs) saves the AwsCredentials, S3 and ECSTask blocks and the ECS work pool;
 4. ``examples/ml_pipeline/deploy.py``'s ``deploy_ecs()`` applies the flagship example's three
@@ -10,9 +14,12 @@
    uploaded to the bucket Terraform created;
 5. a worker (``fleetflow.worker.Worker`` in a thread) launches each sub-flow as an ECS task on
    the Terraform cluster; the test-side ECS emulator (``tests/ecs_emulator.py``) runs each
-   task's container command as a local process with its own working folder and HOME; the
-   runner inside gets the store URL from the Secrets Manager secret, fetches the bundle from
-   the Terraform bucket through the S3 block, runs the flow and reports back;
+   task's container command as a local process with its own working folder and HOME. Over
+   HTTP the worker holds the key it would get from its task definition's ECS ``secrets`` (read
+   from Secrets Manager), and each runner gets the server URL and the per-run token (through
+   its own Secrets Manager secret), never a database URL; directly, the runner gets the store
+   URL from the Secrets Manager secret. It fetches the bundle from the Terraform bucket through
+   the S3 block, runs the flow and reports back;
 6. the parent ``ml_pipeline`` receives the three results;
 7. ``terraform destroy``; the cluster is INACTIVE.
 
@@ -43,14 +50,19 @@ from terraform_helpers import (
     boto3_clients,
     bucket_policy_suspended,
     copy_example,
+    direct_vars,
     example_vars,
     moto_server,
     plain_outputs,
+    server_vars,
 )
 
 from fleetflow.aws.credentials import clear_client_cache
 from fleetflow.aws.terraform import register_blocks_from_terraform
+from fleetflow.aws.run_token_secrets import SECRET_ARN_ENV, secret_name
 from fleetflow.bundles import bundle_key
+from fleetflow.orchestrator import Orchestrator
+from fleetflow.settings import get_settings
 from fleetflow.states import StateType
 
 if TYPE_CHECKING:
@@ -67,6 +79,7 @@ EXPECTED_SIZES = {"fetch-data": ("1024", "2048"), "preprocess": ("512", "1024"),
 # sub-flows pass on travel as pickled results in the S3 results block register-blocks created.
 N_ROWS = 400
 WORKER_NAME = "proof-worker"
+WORKER_KEY_NAME = "proof-worker-key"
 
 
 class Timeline:
@@ -123,12 +136,14 @@ def shell_env(terraform: Terraform, monkeypatch: pytest.MonkeyPatch, tmp_path: P
     clear_client_cache()
 
 
-def test_terraform_to_ecs_subflows_and_back(terraform: Terraform, tf_copy: Path, temp_store, shell_env,
-                                            tmp_path: Path) -> None:
+def test_terraform_to_ecs_subflows_and_back(terraform: Terraform, tf_copy: Path, temp_store, temp_store_url: str,
+                                            backend: str, shell_env, tmp_path: Path) -> None:
     timeline = Timeline()
+    over_http = backend.startswith("http")
     with moto_server() as endpoint:
         example = copy_example(tf_copy, tmp_path)
-        tf_vars = example_vars(endpoint, name=NAME, work_pool_name=POOL)
+        path_vars = server_vars(endpoint, terraform.env) if over_http else direct_vars()
+        tf_vars = example_vars(endpoint, name=NAME, work_pool_name=POOL, **path_vars)
         terraform.run("init", "-input=false", "-no-color", cwd=example)
         timeline.mark("terraform init")
         terraform.run("apply", "-auto-approve", "-input=false", "-no-color", *tf_vars, cwd=example)
@@ -136,7 +151,8 @@ def test_terraform_to_ecs_subflows_and_back(terraform: Terraform, tf_copy: Path,
         aws = boto3_clients(endpoint, terraform.env)
         try:
             outputs = plain_outputs(terraform, example)
-            _run_the_pipeline(example, endpoint, outputs, aws, temp_store, timeline)
+            _run_the_pipeline(example, endpoint, outputs, aws, temp_store, timeline,
+                              server_store_url=temp_store_url if over_http else None)
         finally:
             terraform.run("destroy", "-auto-approve", "-input=false", "-no-color", *tf_vars, cwd=example)
             timeline.mark("terraform destroy")
@@ -148,11 +164,16 @@ def test_terraform_to_ecs_subflows_and_back(terraform: Terraform, tf_copy: Path,
 
 
 def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws: dict[str, Any], client: Any,
-                      timeline: Timeline) -> None:
-    store_url = resolved_store_url()
-    # The README's `aws secretsmanager put-secret-value` step: the URL never enters Terraform.
-    aws["secretsmanager"].put_secret_value(SecretId=outputs["database_url_secret_arn"], SecretString=store_url)
+                      timeline: Timeline, *, server_store_url: str | None) -> None:
+    over_http = server_store_url is not None
+    # The README's `aws secretsmanager put-secret-value` steps: the values never enter Terraform.
+    if over_http:
+        worker_client = _fill_server_secrets(aws, outputs, client, server_store_url)
+    else:
+        aws["secretsmanager"].put_secret_value(SecretId=outputs["database_url_secret_arn"], SecretString=resolved_store_url())
+        worker_client = None
 
+    # Over HTTP this goes through the server: `client` is the HTTP client of the local server.
     result = register_blocks_from_terraform(example, aws_client_parameters={"endpoint_url": endpoint})
     assert [(i.ref, i.status) for i in result.items] == [
         ("aws-credentials/fleetflow-aws", "created"),
@@ -179,7 +200,7 @@ def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws
             # own HOME, and bundles cached in the container's own (empty) working folder.
             endpoint_env=False, isolated_home=True, extra_env={"FLEETFLOW_BUNDLE_CACHE_DIR": "bundle-cache"},
         )
-        worker = WorkerThread(POOL, WORKER_NAME)
+        worker = WorkerThread(POOL, WORKER_NAME, client=worker_client)
         with emulator, show_containers_on_failure(emulator, lambda: f"timeline so far:\n{timeline.render()}"):
             worker.start()
             try:
@@ -188,12 +209,59 @@ def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws
                 timeline.mark(f"ml_pipeline(n={N_ROWS}) through the worker and the ECS emulator")
             finally:
                 worker.stop()
+                if worker_client is not None:
+                    worker_client.close()
             emulator.raise_errors()
             assert worker.error is None
             _check_runs(client, emulator, outputs, aws, pipeline)
+            if over_http:
+                _check_http_path(client, emulator, aws, server_store_url)
             _print_children(client, emulator, started)
             _check_bundle_in_terraform_bucket(client, aws, outputs)
             timeline.mark("checks")
+
+
+def _fill_server_secrets(aws: dict[str, Any], outputs: dict[str, Any], client: Any, store_url: str) -> Any:
+    """The server path's README steps, with the local server in place of the ALB's target; returns
+    the worker's client, built the way the worker container gets its settings."""
+    from fleetflow.client.http import HTTPClient
+
+    secrets = aws["secretsmanager"]
+    assert outputs.get("database_url_secret_arn") is None  # flow runs get no database URL at all
+    secrets.put_secret_value(SecretId=outputs["server_database_url_secret_arn"], SecretString=store_url)
+    _key, worker_key = client.create_api_key(WORKER_KEY_NAME, "worker")  # `fleetflow api-key create ... --scope worker`
+    secrets.put_secret_value(SecretId=outputs["worker_api_key_secret_arn"], SecretString=worker_key)
+
+    # What ECS gives the worker container: its task definition's env, and its secrets resolved.
+    (service,) = aws["ecs"].describe_services(cluster=outputs["cluster_arn"], services=[outputs["worker_service_name"]])["services"]
+    definition = aws["ecs"].describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    (container,) = definition["containerDefinitions"]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env["FLEETFLOW_API_URL"] == outputs["api_url"]
+    assert "FLEETFLOW_DATABASE_URL" not in env and container["secrets"] == [
+        {"name": "FLEETFLOW_API_KEY", "valueFrom": outputs["worker_api_key_secret_arn"]}]
+    key = secrets.get_secret_value(SecretId=container["secrets"][0]["valueFrom"])["SecretString"]
+    # The ALB's URL resolves nowhere on this machine: the local server stands in for its target.
+    return HTTPClient(get_settings().api_url, api_key=key)
+
+
+def _check_http_path(client: Any, emulator: ECSEmulator, aws: dict[str, Any], store_url: str) -> None:
+    """Over HTTP: each child reported with its own per-run token, the worker with its key."""
+    store = Orchestrator.create(store_url)
+    try:
+        actors = {entry["actor"] for entry in store.read_audit(limit=100_000)}
+    finally:
+        store.dispose()
+    launches = {launch["command"][-1]: launch for launch in emulator.launched}
+    assert WORKER_KEY_NAME in actors
+    for run_id, launch in launches.items():
+        assert f"run:{run_id}" in actors, sorted(actors)
+        env = launch["env"]
+        assert env["FLEETFLOW_API_URL"] == get_settings().api_url
+        assert "FLEETFLOW_DATABASE_URL" not in env and "FLEETFLOW_API_KEY" not in env
+        # the token travelled in the run's own secret, by ARN (its deletion once the run is final
+        # races worker.stop() here, so it is left to the worker's own tests)
+        assert secret_name(run_id) in env[SECRET_ARN_ENV]
 
 
 def _check_runs(client: Any, emulator: ECSEmulator, outputs: dict[str, Any], aws: dict[str, Any], pipeline: dict) -> None:
@@ -235,16 +303,20 @@ def _check_runs(client: Any, emulator: ECSEmulator, outputs: dict[str, Any], aws
         assert launch["task_arn"] in (child.infrastructure_pid or "")
         assert launch["command"][-3:] == ["-m", "fleetflow.runner", child.id]
         assert emulator.wait_for_exit(launch["task_arn"]) == 0
-        # the store URL came from the Terraform secret, never through the RunTask overrides
-        assert launch["env"]["FLEETFLOW_DATABASE_URL"] == resolved_store_url()
+        # directly, the store URL came from the Terraform secret, never through the RunTask
+        # overrides; over HTTP no database URL reaches the container at all
+        if outputs.get("database_url_secret_arn") is not None:
+            assert launch["env"]["FLEETFLOW_DATABASE_URL"] == resolved_store_url()
         (task,) = ecs.describe_tasks(cluster=outputs["cluster_arn"], tasks=[launch["task_arn"]])["tasks"]
         override_env = {e["name"] for o in task["overrides"]["containerOverrides"] for e in o.get("environment", [])}
-        assert "FLEETFLOW_DATABASE_URL" not in override_env
+        assert not {"FLEETFLOW_DATABASE_URL", "FLEETFLOW_API_KEY"} & override_env
         assert (task["lastStatus"], task["stoppedReason"]) == ("STOPPED", ESSENTIAL_EXITED)
         definition = ecs.describe_task_definition(taskDefinition=launch["task_definition_arn"])["taskDefinition"]
         (container,) = definition["containerDefinitions"]
         assert container["image"] == outputs["image"]
-        assert container["secrets"] == [{"name": "FLEETFLOW_DATABASE_URL", "valueFrom": outputs["database_url_secret_arn"]}]
+        expected_secrets = [] if outputs.get("database_url_secret_arn") is None else [
+            {"name": "FLEETFLOW_DATABASE_URL", "valueFrom": outputs["database_url_secret_arn"]}]
+        assert container.get("secrets", []) == expected_secrets
         assert container["logConfiguration"]["options"]["awslogs-group"] == outputs["log_group_name"]
         assert definition["executionRoleArn"] == outputs["execution_role_arn"]
         assert definition["taskRoleArn"] == outputs["task_role_arn"]

@@ -1,6 +1,9 @@
 """`fleetflow aws register-blocks --from-terraform` on a real `terraform apply` of
 examples/ecs-subflows against moto's server: the saved blocks must point at (and reach) what
 Terraform created. One apply (~15 s) and one destroy (~25 s) for the module.
+
+The example's default path (the fleetflow server): flow runs get no database-URL secret, and
+register-blocks also runs over HTTP against a real server on 127.0.0.1 with an admin key.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from terraform_helpers import boto3_clients, copy_example, example_vars, moto_server, plain_outputs
+from terraform_helpers import boto3_clients, copy_example, example_vars, moto_server, plain_outputs, server_vars
 from typer.testing import CliRunner
 
 from fleetflow.aws import S3, AwsCredentials, ECSTask
 from fleetflow.aws.terraform import register_blocks_from_terraform
 from fleetflow.cli import app
+from fleetflow.orchestrator import Orchestrator
 from fleetflow.testing import temporary_store
 
 if TYPE_CHECKING:
@@ -41,7 +45,7 @@ class Applied:
 def applied(terraform: Terraform, tf_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Applied]:
     with moto_server() as endpoint:
         example = copy_example(tf_copy, tmp_path_factory.mktemp("register-blocks"))
-        tf_vars = example_vars(endpoint, name=NAME, work_pool_name=POOL)
+        tf_vars = example_vars(endpoint, name=NAME, work_pool_name=POOL, **server_vars(endpoint, terraform.env))
         terraform.run("init", "-input=false", "-no-color", cwd=example)
         terraform.run("apply", "-auto-approve", "-input=false", "-no-color", *tf_vars, cwd=example)
         try:
@@ -76,7 +80,9 @@ def _check_blocks_point_at_terraform_resources(applied: Applied, prefix: str) ->
     assert (ecs.execution_role_arn, ecs.task_role_arn) == (out["execution_role_arn"], out["task_role_arn"])
     assert ecs.image == out["image"]
     assert ecs.cloudwatch_logs_options["awslogs-group"] == out["log_group_name"]
-    assert ecs.secrets == {"FLEETFLOW_DATABASE_URL": out["database_url_secret_arn"]}
+    # With the server, flow runs reach it with per-run tokens: no database URL for them at all.
+    assert out.get("database_url_secret_arn") is None and out["api_url"].startswith("https://")
+    assert "FLEETFLOW_DATABASE_URL" not in (ecs.secrets or {})
 
     # The saved credentials reach moto and find the cluster Terraform created.
     cluster = ecs.aws_credentials.get_client("ecs").describe_clusters(clusters=[ecs.cluster])["clusters"]
@@ -89,7 +95,6 @@ def _check_blocks_point_at_terraform_resources(applied: Applied, prefix: str) ->
         assert aws["iam"].get_role(RoleName=arn.rsplit("/", 1)[1])["Role"]["Arn"] == arn
     groups = aws["logs"].describe_log_groups(logGroupNamePrefix=out["log_group_name"])["logGroups"]
     assert [g["logGroupName"] for g in groups] == [out["log_group_name"]]
-    aws["secretsmanager"].describe_secret(SecretId=ecs.secrets["FLEETFLOW_DATABASE_URL"])
     # The task definition a launch would register is accepted by (moto's) ECS.
     registered = aws["ecs"].register_task_definition(**ecs.preview()["task_definition"])["taskDefinition"]
     assert registered["executionRoleArn"] == out["execution_role_arn"]
@@ -102,8 +107,8 @@ def _check_blocks_point_at_terraform_resources(applied: Applied, prefix: str) ->
     assert storage.location() == f"s3://{out['bucket_name']}/bundles"
     storage.credentials.get_client("s3").head_bucket(Bucket=out["bucket_name"])
 
-def test_register_blocks_from_an_applied_example(applied: Applied, tf_env, tmp_path: Path) -> None:
-    """The Python API then the CLI (each on its own empty store), on one apply.
+def test_register_blocks_from_an_applied_example(applied: Applied, tf_env, api_server, tmp_path: Path) -> None:
+    """The Python API, the CLI, then the CLI over HTTP (each on its own empty store), on one apply.
 
     One test rather than several: xdist would spread several over workers, each applying the
     example again (and `--dist loadgroup` does not group tests under pytest 9 / xdist 3.8).
@@ -127,6 +132,27 @@ def test_register_blocks_from_an_applied_example(applied: Applied, tf_env, tmp_p
 
     with temporary_store():
         _check_cli(applied, tmp_path)
+
+    _check_cli_over_http(applied, api_server, tmp_path)
+
+
+def _check_cli_over_http(applied: Applied, api_server: Any, tmp_path: Path) -> None:
+    """With FLEETFLOW_API_URL and an admin FLEETFLOW_API_KEY, the blocks go through the server."""
+    store = Orchestrator.create(f"sqlite:///{tmp_path / 'server.db'}")
+    try:
+        _key, admin = store.create_api_key("register-admin", "admin")
+        api_server.use_store(store)
+        with temporary_store(api_url=api_server.url, api_key=admin):
+            args = ["aws", "register-blocks", "--prefix", "http", "--endpoint-url", applied.endpoint, "--json"]
+            result = CliRunner().invoke(app, [*args, "--from-terraform", str(applied.directory)])
+            assert result.exit_code == 0, result.output
+            assert [item["status"] for item in json.loads(result.stdout)] == ["created"] * 5
+            _check_blocks_point_at_terraform_resources(applied, "http")  # loaded over HTTP
+        # At rest in the server's own store, written by the admin key's requests.
+        assert store.read_work_pool(POOL).infrastructure_block == "ecs-task/http-ecs"
+        assert {entry["actor"] for entry in store.read_audit(limit=1000)} == {"register-admin"}
+    finally:
+        store.dispose()
 
 
 def _check_cli(applied: Applied, tmp_path: Path) -> None:

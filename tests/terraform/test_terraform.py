@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from terraform_helpers import example_vars, server_vars
 
 if TYPE_CHECKING:
     from .conftest import Terraform
@@ -164,7 +165,10 @@ def test_module_terraform_test(terraform: Terraform, tf_copy: Path, module: str)
 
 # Differences moto introduces on re-plan (it does not store these attributes); anything else in a
 # second plan is a real perpetual diff in our code.
-MOTO_PLAN_NOISE = {("module.worker.aws_ecs_service.this", "enable_ecs_managed_tags")}
+MOTO_PLAN_NOISE = {
+    ("module.worker.aws_ecs_service.this", "enable_ecs_managed_tags"),
+    ("module.server[0].aws_ecs_service.this", "enable_ecs_managed_tags"),
+}
 
 
 def _boto3_clients(endpoint: str, env: dict[str, str]) -> dict:
@@ -175,7 +179,37 @@ def _boto3_clients(endpoint: str, env: dict[str, str]) -> dict:
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name="us-east-1",
     )
-    return {name: session.client(name, endpoint_url=endpoint) for name in ("ecs", "s3", "iam", "ec2", "logs", "secretsmanager")}
+    return {name: session.client(name, endpoint_url=endpoint) for name in ("ecs", "s3", "iam", "ec2", "logs", "secretsmanager", "elbv2")}
+
+
+def _inject_secrets(aws: dict, role_arn: str, policy_name: str) -> list[str]:
+    """Secrets Manager ARNs the role's inline policy lets ECS inject (its InjectSecrets statement)."""
+    doc = aws["iam"].get_role_policy(RoleName=role_arn.rsplit("/", 1)[1], PolicyName=policy_name)["PolicyDocument"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    (statement,) = [s for s in doc["Statement"] if s.get("Sid") == "InjectSecrets"]
+    resources = statement["Resource"]
+    return sorted([resources] if isinstance(resources, str) else resources)
+
+
+def _check_server(aws: dict, outputs: dict) -> None:
+    """The server service behind the ALB: its own execution role reads the database URL and the
+    encryption key (and only the server's task definition references them)."""
+    service = aws["ecs"].describe_services(cluster=outputs["cluster_arn"], services=[outputs["server_service_name"]])["services"][0]
+    assert service["status"] == "ACTIVE" and service["launchType"] == "FARGATE"
+    assert [lb["containerName"] for lb in service["loadBalancers"]] == ["server"]
+    task_def = aws["ecs"].describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    (container,) = task_def["containerDefinitions"]
+    assert container["command"][:3] == ["fleetflow", "server", "start"]
+    secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
+    assert secrets == {"FLEETFLOW_DATABASE_URL": outputs["server_database_url_secret_arn"],
+                       "FLEETFLOW_ENCRYPTION_KEY": outputs["encryption_key_secret_arn"]}  # fmt: skip
+    assert task_def["executionRoleArn"] != outputs["execution_role_arn"]
+    assert _inject_secrets(aws, task_def["executionRoleArn"], "fleetflow-server-execution") == sorted(secrets.values())
+    elbv2 = aws["elbv2"]
+    (alb,) = elbv2.describe_load_balancers(Names=[outputs["server_service_name"]])["LoadBalancers"]
+    assert (alb["DNSName"], alb["Scheme"]) == (outputs["alb_dns_name"], "internal")
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=alb["LoadBalancerArn"])["Listeners"]
+    assert (listener["Port"], listener["Protocol"]) == (443, "HTTPS")
 
 
 def _changed_attributes(plan: dict) -> set[tuple[str, str]]:
@@ -197,14 +231,9 @@ def test_example_apply_and_destroy_against_moto(terraform: Terraform, tf_copy: P
     # s3_force_path_style, 5.x s3_use_path_style, so it lives in a test-only override file
     # rather than in the example (see the example README).
     (example / "moto_override.tf").write_text('provider "aws" {\n  s3_force_path_style = true\n}\n')
-    tf_vars = [
-        f"-var=aws_endpoint_url={moto_server}",
-        "-var=name=fftest",
-        "-var=bucket_force_destroy=true",
-        "-var=secret_recovery_window_in_days=0",
-        "-var=work_pool_name=ecs-test",
-    ]
     aws = _boto3_clients(moto_server, terraform.env)
+    # The default path: the fleetflow server (modules/server) behind an HTTPS ALB.
+    tf_vars = example_vars(moto_server, name="fftest", work_pool_name="ecs-test", **server_vars(moto_server, terraform.env))
 
     terraform.run("init", "-input=false", "-no-color", cwd=example)
     terraform.run("apply", "-auto-approve", "-input=false", "-no-color", *tf_vars, cwd=example)
@@ -231,7 +260,8 @@ def test_example_apply_and_destroy_against_moto(terraform: Terraform, tf_copy: P
     assert not any(s["MapPublicIpOnLaunch"] for s in subnets)
     group = aws["ec2"].describe_security_groups(GroupIds=[outputs["security_group_id"]])["SecurityGroups"][0]
     assert group["IpPermissions"] == []
-    assert sorted(p["FromPort"] for p in group["IpPermissionsEgress"]) == [443, 5432]
+    # HTTPS only: AWS APIs and the server's ALB; no database port with the server in between.
+    assert sorted(p["FromPort"] for p in group["IpPermissionsEgress"]) == [443]
 
     # -- code bucket ---------------------------------------------------------------------
     bucket = outputs["bucket_name"]
@@ -267,10 +297,19 @@ def test_example_apply_and_destroy_against_moto(terraform: Terraform, tf_copy: P
     container = task_def["containerDefinitions"][0]
     assert container["image"] == outputs["image"]
     assert container["command"] == ["fleetflow", "worker", "start", "--pool", "ecs-test"]
-    assert container["secrets"] == [{"name": "FLEETFLOW_DATABASE_URL", "valueFrom": outputs["database_url_secret_arn"]}]
+    # The worker key by reference, the server's URL in plain env, and no database URL at all.
+    assert container["secrets"] == [{"name": "FLEETFLOW_API_KEY", "valueFrom": outputs["worker_api_key_secret_arn"]}]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert environment["FLEETFLOW_API_URL"] == outputs["api_url"] == f"https://{outputs['alb_dns_name']}"
+    assert not {"FLEETFLOW_DATABASE_URL", "FLEETFLOW_API_KEY", "FLEETFLOW_ENCRYPTION_KEY"} & environment.keys()
+    assert outputs.get("database_url_secret_arn") is None  # terraform leaves null outputs out
     assert task_def["taskRoleArn"] == outputs["worker_role_arn"]
     assert task_def["executionRoleArn"] == outputs["execution_role_arn"]
-    aws["secretsmanager"].describe_secret(SecretId=outputs["database_url_secret_arn"])
+    aws["secretsmanager"].describe_secret(SecretId=outputs["worker_api_key_secret_arn"])
+    # The execution role the worker and flow runs share may read that one secret, nothing else.
+    assert _inject_secrets(aws, outputs["execution_role_arn"], "fleetflow-execution") == [outputs["worker_api_key_secret_arn"]]
+
+    _check_server(aws, outputs)
 
     # -- a second plan is empty (apart from what moto does not store) ------------------------
     terraform.run("plan", "-input=false", "-no-color", "-out=replan.tfplan", *tf_vars, cwd=example)

@@ -5,7 +5,8 @@ provider "aws" {
   # server, LocalStack): no instance-metadata lookup and no real STS credential check. Endpoint
   # names are the ones both provider 3.x and 5.x accept (5.x knows `cloudwatchlogs` as an alias
   # of `logs`). S3 path-style addressing has no such common name (3.x `s3_force_path_style`, 5.x
-  # `s3_use_path_style`); set it in an override file, see README.
+  # `s3_use_path_style`); set it in an override file, see README. Likewise ALBs: 3.x sends them to
+  # `elb`, 5.x to `elbv2` (add `elbv2` to the override file on 5.x).
   skip_credentials_validation = var.aws_endpoint_url != null
   skip_metadata_api_check     = var.aws_endpoint_url != null
 
@@ -15,7 +16,9 @@ provider "aws" {
       cloudwatchlogs = endpoints.value
       ec2            = endpoints.value
       ecs            = endpoints.value
+      elb            = endpoints.value
       iam            = endpoints.value
+      rds            = endpoints.value
       s3             = endpoints.value
       secretsmanager = endpoints.value
       sts            = endpoints.value
@@ -25,13 +28,30 @@ provider "aws" {
 
 locals {
   create_network = var.vpc_id == null
+  use_server     = var.create_server
   tags           = merge({ Project = "fleetflow" }, var.tags)
 
-  vpc_id     = local.create_network ? module.network[0].vpc_id : var.vpc_id
-  vpc_cidr   = local.create_network ? module.network[0].vpc_cidr_block : data.aws_vpc.existing[0].cidr_block
-  subnet_ids = local.create_network ? module.network[0].private_subnet_ids : var.subnet_ids
+  vpc_id            = local.create_network ? module.network[0].vpc_id : var.vpc_id
+  vpc_cidr          = local.create_network ? module.network[0].vpc_cidr_block : data.aws_vpc.existing[0].cidr_block
+  subnet_ids        = local.create_network ? module.network[0].private_subnet_ids : var.subnet_ids
+  public_subnet_ids = local.create_network ? module.network[0].public_subnet_ids : coalescelist(var.public_subnet_ids, var.subnet_ids)
 
-  database_url_secret_arn = coalesce(var.database_url_secret_arn, try(aws_secretsmanager_secret.database_url[0].arn, null))
+  # arn:<partition>:ecs:<region>:<account>:cluster/<name>, as in modules/iam: no data-source calls.
+  partition  = split(":", module.cluster.cluster_arn)[1]
+  account_id = split(":", module.cluster.cluster_arn)[4]
+
+  # The example's own database-URL secret: the direct-PostgreSQL path's, or the server's when it
+  # uses an existing PostgreSQL (create_database = false). None when the server creates its RDS.
+  own_database_url_secret = var.database_url_secret_arn == null && !(local.use_server && var.create_database)
+  database_url_secret_arn = try(coalesce(var.database_url_secret_arn, try(aws_secretsmanager_secret.database_url[0].arn, null)), null)
+
+  encryption_key_secret_arn = try(coalesce(var.encryption_key_secret_arn, try(aws_secretsmanager_secret.encryption_key[0].arn, null)), null)
+  worker_api_key_secret_arn = try(coalesce(var.worker_api_key_secret_arn, try(aws_secretsmanager_secret.worker_api_key[0].arn, null)), null)
+
+  # With the server, the worker holds only its API key (a secret) and the server's URL; the
+  # execution role shared by the worker and flow runs may read that one secret and nothing else.
+  worker_secrets = local.use_server ? { FLEETFLOW_API_KEY = local.worker_api_key_secret_arn } : { FLEETFLOW_DATABASE_URL = local.database_url_secret_arn }
+  worker_env     = local.use_server ? { FLEETFLOW_API_URL = module.server[0].api_url } : {}
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -66,18 +86,20 @@ module "cluster" {
   name                  = var.name
   vpc_id                = local.vpc_id
   log_retention_in_days = var.log_retention_in_days
-  egress_rules = {
+  # HTTPS covers the server's ALB too; the orchestrator rule is for the direct-PostgreSQL path.
+  egress_rules = merge({
     https = {
       port        = 443
       cidr_blocks = ["0.0.0.0/0"]
-      description = "HTTPS to AWS APIs, ECR image pulls, S3 bundles and results"
+      description = "HTTPS to AWS APIs, ECR image pulls, S3 bundles and results, the fleetflow server"
     }
+    }, local.use_server ? {} : {
     orchestrator = {
       port        = var.orchestrator_port
       cidr_blocks = coalesce(var.orchestrator_cidr_blocks, [local.vpc_cidr])
-      description = "fleetflow orchestrator (PostgreSQL or the fleetflow server)"
+      description = "fleetflow orchestrator (PostgreSQL)"
     }
-  }
+  })
   tags = local.tags
 }
 
@@ -90,15 +112,15 @@ module "code_bucket" {
   tags          = local.tags
 }
 
-# Only the secret's *container* is created: its value (the orchestrator URL with a password) is
+# Only the secret's *container* is created: its value (the database URL with a password) is
 # put with `aws secretsmanager put-secret-value` so it never enters Terraform state or a plan.
 resource "aws_secretsmanager_secret" "database_url" {
   #checkov:skip=CKV_AWS_149:The AWS-managed key is enough for one connection string; pass database_url_secret_arn to bring a CMK-encrypted secret.
   #checkov:skip=CKV2_AWS_57:Rotation belongs to whoever owns the database password, not to this example.
-  count = var.database_url_secret_arn == null ? 1 : 0
+  count = local.own_database_url_secret ? 1 : 0
 
   name_prefix             = "${var.name}/database-url-"
-  description             = "fleetflow orchestrator URL (FLEETFLOW_DATABASE_URL) for the worker and flow runs"
+  description             = local.use_server ? "FLEETFLOW_DATABASE_URL of the fleetflow server (only the server reads it)" : "fleetflow orchestrator URL (FLEETFLOW_DATABASE_URL) for the worker and flow runs"
   recovery_window_in_days = var.secret_recovery_window_in_days
 
   tags = local.tags
@@ -113,7 +135,7 @@ module "iam" {
   bucket_arn     = module.code_bucket.bucket_arn
   bundles_prefix = module.code_bucket.bundles_prefix
   results_prefix = module.code_bucket.results_prefix
-  secret_arns    = [local.database_url_secret_arn]
+  secret_arns    = values(local.worker_secrets)
   tags           = local.tags
 }
 
@@ -134,7 +156,7 @@ module "worker" {
   execution_role_arn = module.iam.execution_role_arn
   worker_role_arn    = module.iam.worker_role_arn
   log_group_name     = module.cluster.log_group_name
-  environment        = var.worker_environment
-  secrets            = merge({ FLEETFLOW_DATABASE_URL = local.database_url_secret_arn }, var.worker_secrets)
+  environment        = merge(local.worker_env, var.worker_environment)
+  secrets            = merge(local.worker_secrets, var.worker_secrets)
   tags               = local.tags
 }

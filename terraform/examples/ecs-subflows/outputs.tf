@@ -82,11 +82,46 @@ output "image" {
 }
 
 output "database_url_secret_arn" {
-  description = "Secrets Manager secret holding FLEETFLOW_DATABASE_URL (inject into flow runs as an ECS secret, never as plain env)."
-  value       = local.database_url_secret_arn
+  description = "Direct-PostgreSQL path (create_server = false): secret holding FLEETFLOW_DATABASE_URL, injected into flow runs as an ECS secret. Null with the server: flow runs get no database URL."
+  value       = local.use_server ? null : local.database_url_secret_arn
 }
 
 output "worker_service_name" {
   description = "Name of the worker ECS service."
   value       = module.worker.service_name
+}
+
+output "api_url" {
+  description = "FLEETFLOW_API_URL of the fleetflow server (HTTPS through the ALB), for the worker, flow runs and `fleetflow login`. Null without the server."
+  value       = local.use_server ? module.server[0].api_url : null
+}
+
+output "alb_dns_name" {
+  description = "DNS name of the server's ALB: point a record matching certificate_arn at it. Null without the server."
+  value       = local.use_server ? module.server[0].alb_dns_name : null
+}
+
+output "server_service_name" {
+  description = "Name of the server ECS service. Null without the server."
+  value       = local.use_server ? module.server[0].service_name : null
+}
+
+output "server_database_url_secret_arn" {
+  description = "Secret holding the server's FLEETFLOW_DATABASE_URL (filled by Terraform with create_database, by you otherwise). Null without the server."
+  value       = local.use_server ? module.server[0].database_url_secret_arn : null
+}
+
+output "database_endpoint" {
+  description = "host:port of the server's RDS database (null unless create_server and create_database)."
+  value       = local.use_server ? module.server[0].database_endpoint : null
+}
+
+output "encryption_key_secret_arn" {
+  description = "Secret holding the server's FLEETFLOW_ENCRYPTION_KEY (only the server reads it). Null without the server."
+  value       = local.use_server ? local.encryption_key_secret_arn : null
+}
+
+output "worker_api_key_secret_arn" {
+  description = "Secret holding the worker's FLEETFLOW_API_KEY (scope worker), injected as an ECS secret. Null without the server."
+  value       = local.use_server ? local.worker_api_key_secret_arn : null
 }

@@ -122,3 +122,71 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+# ---- the fleetflow server (modules/server) ----------------------------------------------------
+
+variable "create_server" {
+  description = "Run the fleetflow server (ECS service behind an HTTPS ALB): workers and flow runs then use FLEETFLOW_API_URL and API keys, never a database URL. False keeps the direct-PostgreSQL path."
+  type        = bool
+  default     = true
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate ARN of the server's HTTPS listener (required with create_server)."
+  type        = string
+  default     = null
+}
+
+variable "create_database" {
+  description = "With create_server: create an encrypted RDS PostgreSQL for the server (password in Secrets Manager). False: put the URL of an existing PostgreSQL in database_url_secret_arn (or the secret this example creates)."
+  type        = bool
+  default     = true
+}
+
+variable "server_internal" {
+  description = "Keep the server's ALB internal (reachable only inside the VPC, in the private subnets); false puts it in the public subnets."
+  type        = bool
+  default     = true
+}
+
+variable "public_subnet_ids" {
+  description = "With an existing VPC and server_internal = false: the ALB's public subnets (empty: subnet_ids)."
+  type        = list(string)
+  default     = []
+}
+
+variable "server_allowed_cidr_blocks" {
+  description = "CIDR blocks allowed to reach the server's ALB on 443 besides the worker and flow runs (e.g. your office or VPN)."
+  type        = list(string)
+  default     = []
+}
+
+variable "server_desired_count" {
+  description = "Number of server tasks behind the ALB."
+  type        = number
+  default     = 1
+}
+
+variable "server_environment" {
+  description = "Extra plain environment variables of the server (no secrets)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "encryption_key_secret_arn" {
+  description = "Existing Secrets Manager secret holding FLEETFLOW_ENCRYPTION_KEY (a Fernet key) for the server. Null creates an empty secret to fill in after apply."
+  type        = string
+  default     = null
+}
+
+variable "worker_api_key_secret_arn" {
+  description = "Existing Secrets Manager secret holding the worker's FLEETFLOW_API_KEY (scope worker). Null creates an empty secret to fill in after apply."
+  type        = string
+  default     = null
+}
+
+variable "deletion_protection" {
+  description = "Protect the server's ALB and database from deletion; turn off for test stacks you destroy."
+  type        = bool
+  default     = true
+}
