@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aws_server import use_dummy_aws_env
 from ecs_emulator import ESSENTIAL_EXITED, ECSEmulator
+from waiting import wait_until
 from ecs_harness import WorkerThread, resolved_store_url, show_containers_on_failure
 from terraform_helpers import (
     boto3_clients,
@@ -59,7 +60,7 @@ from terraform_helpers import (
 
 from fleetflow.aws.credentials import clear_client_cache
 from fleetflow.aws.terraform import register_blocks_from_terraform
-from fleetflow.aws.run_token_secrets import SECRET_ARN_ENV, secret_name
+from fleetflow.aws.run_token_secrets import SECRET_ARN_ENV, SECRET_PREFIX, secret_name
 from fleetflow.bundles import bundle_key
 from fleetflow.orchestrator import Orchestrator
 from fleetflow.settings import get_settings
@@ -207,6 +208,11 @@ def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws
                 started = time.monotonic()
                 pipeline = flows.ml_pipeline(n=N_ROWS)
                 timeline.mark(f"ml_pipeline(n={N_ROWS}) through the worker and the ECS emulator")
+                if over_http:
+                    # The worker deletes a run's token secret once it has seen the task stop, which
+                    # can come after the parent returns: wait for it while the worker still runs.
+                    wait_until(lambda: not _token_secrets(aws), "the worker to delete every run-token secret",
+                               observe=lambda: _token_secrets(aws))
             finally:
                 worker.stop()
                 if worker_client is not None:
@@ -245,6 +251,12 @@ def _fill_server_secrets(aws: dict[str, Any], outputs: dict[str, Any], client: A
     return HTTPClient(get_settings().api_url, api_key=key)
 
 
+def _token_secrets(aws: dict[str, Any]) -> list[str]:
+    """Names of the run-token secrets still in Secrets Manager."""
+    listed = aws["secretsmanager"].list_secrets()["SecretList"]
+    return sorted(s["Name"] for s in listed if s["Name"].startswith(SECRET_PREFIX))
+
+
 def _check_http_path(client: Any, emulator: ECSEmulator, aws: dict[str, Any], store_url: str) -> None:
     """Over HTTP: each child reported with its own per-run token, the worker with its key."""
     store = Orchestrator.create(store_url)
@@ -259,9 +271,9 @@ def _check_http_path(client: Any, emulator: ECSEmulator, aws: dict[str, Any], st
         env = launch["env"]
         assert env["FLEETFLOW_API_URL"] == get_settings().api_url
         assert "FLEETFLOW_DATABASE_URL" not in env and "FLEETFLOW_API_KEY" not in env
-        # the token travelled in the run's own secret, by ARN (its deletion once the run is final
-        # races worker.stop() here, so it is left to the worker's own tests)
+        # the token travelled in the run's own secret, by ARN, deleted once the run was final
         assert secret_name(run_id) in env[SECRET_ARN_ENV]
+    assert _token_secrets(aws) == []
 
 
 def _check_runs(client: Any, emulator: ECSEmulator, outputs: dict[str, Any], aws: dict[str, Any], pipeline: dict) -> None:
