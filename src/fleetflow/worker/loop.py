@@ -53,6 +53,17 @@ class Watched:
     block: Any
     launched_at: float = field(default_factory=time.monotonic)
     started: bool = False
+    attempt: int | None = None  # the launch attempt this infrastructure runs (None: unknown)
+
+
+def requeued_since(run: Any, attempt: int | None) -> bool:
+    """Whether the run was put back in the queue after ``attempt`` ended (``flow-run retry``,
+    an infrastructure relaunch): the exit of that attempt's process is then not news about
+    the run. Seen in the suite: a retry issued the moment attempt 1 was FAILED, before the
+    worker had reaped attempt 1's process, was CRASHED by that process's exit code."""
+    if attempt is None:
+        return False
+    return run.launch_attempt != attempt or run.state_type is StateType.SCHEDULED
 
 
 def runner_env(flow_run_id: str, *, api_url: str | None = None, token: str | None = None) -> dict[str, str]:
@@ -93,7 +104,7 @@ class _WorkerSweeper(Sweeper):
             return  # not ours to watch (another pool, a script flow): re-checked at the next sweep
         block = found.block or await _off(self.worker._block_for, run)
         started = run.state_type is not StateType.PENDING
-        self.worker.watched[run.id] = Watched(run.id, handle, block, started=started)
+        self.worker.watched[run.id] = Watched(run.id, handle, block, started=started, attempt=run.launch_attempt)
         log.info("re-attached to run %s (%s)", run.id, handle)
 
 
@@ -340,7 +351,7 @@ class Worker:
         # (and if this worker dies first, the runner's token finds it).
         await _off(self.client.update_flow_run, run.id, infrastructure_pid=result.handle,
                    infrastructure=result.infrastructure)  # fmt: skip
-        self.watched[run.id] = Watched(run.id, result.handle, block)
+        self.watched[run.id] = Watched(run.id, result.handle, block, attempt=attempt.launch_attempt)
 
     # ---- watch --------------------------------------------------------------------------
     async def _check_launches(self) -> None:
@@ -372,7 +383,7 @@ class Worker:
         if status.superseded:
             return  # a runner of a stale attempt exited without touching the run: not our news
         run = self.client.read_flow_run(w.flow_run_id)
-        if run.state is None or run.state.is_final:
+        if run.state is None or run.state.is_final or requeued_since(run, w.attempt):
             return
         if run.state_type is StateType.CANCELLING:
             self._set(run.id, st.Cancelled(message="infrastructure stopped on request"))
