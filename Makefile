@@ -26,8 +26,9 @@ test-deps: setup
 	bash scripts/ensure_test_deps.sh $(PY)
 
 # Whole suite: unit, integration (real PostgreSQL, moto server), e2e, terraform, browser.
+# --dist loadgroup: tests marked xdist_group (the Terraform tests sharing one apply) stay on one worker.
 test: test-deps
-	$(PY) -m pytest -n 2 -q --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not postgres and not terraform" $(PYTEST_ARGS)
