@@ -39,6 +39,11 @@ def _warn_if_no_worker(client: OrchestratorAPI, pool_name: str | None) -> None:
         pool = client.read_work_pool(pool_name)
     except ObjectNotFound:
         return
+    if pool.is_paused:
+        _warned_pools.add(pool_name)
+        warnings.warn(f"work pool {pool_name!r} is paused; the run will wait until it is resumed: "
+                      f"`fleetflow work-pool resume {pool_name}`", stacklevel=3)
+        return
     age = (st.utcnow() - pool.last_polled).total_seconds() if pool.last_polled else None
     if age is None or age > STALE_POOL_SECONDS:
         _warned_pools.add(pool_name)

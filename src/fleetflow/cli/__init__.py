@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("flow-run", "fleetflow.cli.flow_runs", "List, inspect, follow and cancel flow runs."),
     ("block", "fleetflow.cli.blocks", "List, inspect and delete saved blocks; describe block types."),
-    ("work-pool", "fleetflow.cli.work_pools", "Create, list, inspect and delete work pools."),
+    ("work-pool", "fleetflow.cli.work_pools", "Create, list, inspect, pause, resume and delete work pools."),
     ("deployment", "fleetflow.cli.deployments", "Build, apply, list, inspect, delete and run deployments."),
     ("worker", "fleetflow.cli.workers", "Start a worker that launches a pool's runs."),
     ("scheduler", "fleetflow.cli.scheduler", "Create runs for deployments with schedules (safe to run twice)."),

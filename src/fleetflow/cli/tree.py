@@ -36,19 +36,20 @@ def run_tree_rows(client: OrchestratorAPI, flow_run_id: str) -> list[dict[str, A
     from .usage_view import attach_usage
 
     rows: list[dict[str, Any]] = []
-    _walk(client, client.read_flow_run(flow_run_id), 0, rows, set())
-    attach_usage(client, rows)  # usage_line, peak_memory_mib, cost, cost_text
+    runs: dict[str, Any] = {}
+    _walk(client, client.read_flow_run(flow_run_id), 0, rows, runs)
+    attach_usage(client, rows, list(runs.values()))  # usage_line, peak_memory_mib, cost, cost_text
     return rows
 
 
-def _walk(client: OrchestratorAPI, run: Any, depth: int, rows: list[dict[str, Any]], seen: set[str]) -> None:
-    """Depth-first; ``seen`` guards against a corrupt parent link making a cycle."""
-    if run.id in seen:
+def _walk(client: OrchestratorAPI, run: Any, depth: int, rows: list[dict[str, Any]], runs: dict[str, Any]) -> None:
+    """Depth-first; the runs seen (by id) guard against a corrupt parent link making a cycle."""
+    if run.id in runs:
         return
-    seen.add(run.id)
+    runs[run.id] = run
     rows.append(_row(run, depth))
     for child in _children(client, run.id):
-        _walk(client, child, depth + 1, rows, seen)
+        _walk(client, child, depth + 1, rows, runs)
 
 
 def _children(client: OrchestratorAPI, flow_run_id: str) -> list[Any]:

@@ -44,22 +44,23 @@ def usage_panel(client: OrchestratorAPI, run: Any) -> Any:
     return panel(kv_grid(rows), "usage and cost")
 
 
-def attach_usage(client: OrchestratorAPI, rows: list[dict[str, Any]]) -> None:
-    """Add ``usage_line``, ``peak_memory_mib``, ``cost`` and ``cost_text`` to run-tree rows."""
-    from ..usage.display import cost_text, usage_line
-    from ..usage.rollup import fargate_equivalent, run_cost
+def attach_usage(client: OrchestratorAPI, rows: list[dict[str, Any]], runs: list[Any]) -> None:
+    """Add ``usage``, ``usage_line``, ``peak_memory_mib``, ``cost``, ``cost_text`` and
+    ``fargate_cost`` to run-tree rows (``runs``: the rows' flow runs). The texts and the rule
+    for which runs get a cost are the web UI's (:func:`fleetflow.usage.lines.run_lines`)."""
+    from ..usage.display import cost_text
+    from ..usage.lines import run_lines
+    from ..usage.rollup import fargate_equivalent
 
-    usages: dict[str, Any] = {}
-    ids = [row["id"] for row in rows]
-    for start in range(0, len(ids), 1000):
-        usages.update(client.read_flow_run_usages(ids[start:start + 1000]))
+    lines = run_lines(client, runs)
     for row in rows:
-        item = run_cost(_RowRun(row), usages.get(row["id"]))
-        row["usage"] = usages.get(row["id"])
-        row["usage_line"] = usage_line(item.usage) if item.usage else None
+        line = lines[row["id"]]
+        item = line.item
+        row["usage"] = line.record
+        row["usage_line"] = line.line
         row["peak_memory_mib"] = item.usage.value("peak_memory_mib") if item.usage else None
         row["cost"] = item.cost.amount
-        row["cost_text"] = cost_text(item.cost) if row.get("infrastructure_kind") not in (None, "in-process") else None
+        row["cost_text"] = line.cost
         cloud = fargate_equivalent(item)
         row["fargate_cost"] = cloud.amount if cloud else None
         if cloud and cloud.amount is not None and row["cost_text"]:
@@ -70,7 +71,7 @@ def tree_total_text(rows: list[dict[str, Any]]) -> str:
     """'pipeline cost $0.0123 (3 runs; 1 without an estimate)'."""
     from ..usage.display import money
 
-    launched = [r for r in rows if r.get("infrastructure_kind") not in (None, "in-process")]
+    launched = [r for r in rows if r.get("cost_text") is not None]  # only launched runs get a cost text
     known = [r["cost"] for r in launched if r.get("cost") is not None]
     text = f"pipeline cost {money(sum(known)) if known else 'n/a'} ({len(launched)} launched runs"
     missing = len(launched) - len(known)
@@ -79,13 +80,3 @@ def tree_total_text(rows: list[dict[str, Any]]) -> str:
     if cloud:
         text += f"; the same sizes on Fargate ~{money(sum(cloud))}"
     return text
-
-
-class _RowRun:
-    """Just enough of a FlowRun (from a tree row) for :func:`fleetflow.usage.rollup.run_cost`."""
-
-    def __init__(self, row: dict[str, Any]) -> None:
-        self.id, self.name, self.flow_name = row["id"], row["name"], row["flow_name"]
-        self.deployment_id, self.state_type = None, None
-        self.infrastructure = {"kind": row.get("infrastructure_kind"), "cpu": row.get("cpu"), "memory": row.get("memory")}
-        self.start_time, self.end_time = row.get("start_time"), row.get("end_time")

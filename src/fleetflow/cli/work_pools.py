@@ -1,4 +1,4 @@
-"""``fleetflow work-pool``: create, list, inspect and delete work pools.
+"""``fleetflow work-pool``: create, list, inspect, pause, resume and delete work pools.
 
 A pool pairs a queue of scheduled runs with a default infrastructure block; ``create`` checks
 that the block exists and fits the pool's type now, rather than letting the first launch fail.
@@ -33,7 +33,7 @@ from ._output import (
 if TYPE_CHECKING:
     from ..client.protocol import OrchestratorAPI
 
-app = typer.Typer(name="work-pool", help="Create, list, inspect and delete work pools.", no_args_is_help=True)
+app = typer.Typer(name="work-pool", help="Create, list, inspect, pause, resume and delete work pools.", no_args_is_help=True)
 
 # Which infrastructure block type each pool type launches with.
 POOL_BLOCK_TYPES: dict[str, str] = {"process": "process", "ecs": "ecs-task"}
@@ -118,11 +118,11 @@ def ls(json_output: bool = typer.Option(False, "--json", help="Print JSON instea
     if not rows:
         note("No work pools. Create one with `fleetflow work-pool create NAME`.")
         return
-    tbl = table("NAME", "TYPE", "INFRASTRUCTURE BLOCK", "LAST POLLED", "WORKERS ALIVE")
+    tbl = table("NAME", "TYPE", "INFRASTRUCTURE BLOCK", "LAST POLLED", "WORKERS ALIVE", "PAUSED")
     for row in rows:
         tbl.add_row(
             row["name"], row["type"], row["infrastructure_block"] or "-",
-            fmt_ago(row["last_polled"]), f"{row['workers_alive']}/{row['workers']}",
+            fmt_ago(row["last_polled"]), f"{row['workers_alive']}/{row['workers']}", "yes" if row["is_paused"] else "no",
         )  # fmt: skip
     console().print(tbl)
 
@@ -175,6 +175,7 @@ def _inspect_renderable(pool: Any, workers: list[Any], counts: dict[str, int]) -
             ("infrastructure", pool.infrastructure_block or "-"),
             ("description", pool.description or "-"),
             ("concurrency", pool.concurrency_limit if pool.concurrency_limit is not None else "unlimited"),
+            ("paused", "yes: no worker claims its runs (`fleetflow work-pool resume`)" if pool.is_paused else "no"),
             ("created", fmt_time(pool.created)),
             ("last polled", f"{fmt_time(pool.last_polled)} ({fmt_ago(pool.last_polled)})" if pool.last_polled else "never"),
         ]
@@ -198,6 +199,21 @@ def _workers_table(workers: list[Any]) -> Any:
         heartbeat = f"{fmt_time(w.last_heartbeat)} ({fmt_ago(w.last_heartbeat)})"
         tbl.add_row(w.name, w.hostname or "-", str(w.pid or "-"), heartbeat, alive)
     return tbl
+
+
+# ---- pause / resume ----------------------------------------------------------------------------
+@app.command("pause")
+def pause(name: str = typer.Argument(..., help="Pool name.")) -> None:
+    """Pause a pool: its runs stay SCHEDULED and no worker claims them until it is resumed."""
+    pool = open_client().set_work_pool_paused(name, True)
+    success(f"Paused work pool {pool.name!r}: no worker claims its runs until `fleetflow work-pool resume {pool.name}`.")
+
+
+@app.command("resume")
+def resume(name: str = typer.Argument(..., help="Pool name.")) -> None:
+    """Resume a paused pool: workers claim its scheduled runs again."""
+    pool = open_client().set_work_pool_paused(name, False)
+    success(f"Resumed work pool {pool.name!r}: workers claim its scheduled runs again.")
 
 
 # ---- delete ------------------------------------------------------------------------------------

@@ -450,6 +450,10 @@ class HTTPClient:
     def read_work_pools(self) -> list[WorkPool]:
         return [WorkPool.model_validate(p) for p in self._call("GET", "/api/v1/work_pools")]
 
+    def set_work_pool_paused(self, name: str, paused: bool) -> WorkPool:
+        body = {"is_paused": bool(paused)}
+        return WorkPool.model_validate(self._call("PATCH", f"/api/v1/work_pools/{_q(name)}", json=body))
+
     def delete_work_pool(self, name: str) -> None:
         self._call("DELETE", f"/api/v1/work_pools/{_q(name)}")
 

@@ -234,6 +234,9 @@ class OrchestratorAPI(ExtrasAPI, UsageAPI, Protocol):
 
     def read_work_pools(self) -> list[WorkPool]: ...
 
+    def set_work_pool_paused(self, name: str, paused: bool) -> WorkPool:
+        """Pause (the pool's runs stay SCHEDULED; no worker claims them) or resume a pool (admin)."""
+
     def delete_work_pool(self, name: str) -> None: ...
 
     def worker_heartbeat(self, work_pool_name: str, worker_name: str, *, hostname: str | None = None, pid: int | None = None) -> None: ...

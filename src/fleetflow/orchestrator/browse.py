@@ -83,23 +83,31 @@ class BrowseMixin(StoreBase):
         with self._read() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(inner.subquery())).scalar_one()
 
-    def recent_runs_of_deployments(self, deployment_ids: Sequence[str], *, per: int = 10) -> dict[str, list[FlowRun]]:
-        """The last ``per`` runs of each deployment, newest first: one UNION ALL of small
-        index-ordered LIMIT queries (a window function would rank every run of each)."""
+    def recent_runs_of_deployments(self, deployment_ids: Sequence[str], *, per: int = 10,
+                                   state_types: Iterable[StateType] | None = None) -> dict[str, list[FlowRun]]:
+        """The last ``per`` runs of each deployment (in ``state_types`` when given), newest
+        first: one UNION ALL of small index-ordered LIMIT queries (a window function would
+        rank every run of each). The Deployments page's run marks, and its right-sizing
+        badges (the last COMPLETED and CRASHED runs of every deployment)."""
         from .runs import flow_run_from_row
 
         found: dict[str, list[FlowRun]] = {d: [] for d in deployment_ids}
         if not deployment_ids:
             return found
-        parts = [
-            sa.select(_FR).where(_FR.c.deployment_id == d).order_by(_FR.c.created.desc(), _FR.c.id.desc()).limit(per)
-            for d in deployment_ids
-        ]
+        states = [StateType(s).value for s in state_types] if state_types is not None else None
+        parts = []
+        for d in deployment_ids:
+            part = sa.select(_FR).where(_FR.c.deployment_id == d)
+            if states is not None:
+                part = part.where(_FR.c.state_type.in_(states))
+            parts.append(part.order_by(_FR.c.created.desc(), _FR.c.id.desc()).limit(per))
         query = sa.union_all(*[p.subquery().select() for p in parts]) if len(parts) > 1 else parts[0]
         with self._read() as conn:
             for row in conn.execute(query):
                 run = flow_run_from_row(row)
                 found[run.deployment_id or ""].append(run)
+        for runs in found.values():  # UNION ALL keeps no order across its parts
+            runs.sort(key=lambda r: (r.created, r.id), reverse=True)
         return found
 
     def browse_task_runs(self, flow_run_id: str) -> list[TaskRunRow]:
@@ -137,7 +145,9 @@ class BrowseMixin(StoreBase):
             query = query.where(sa.func.lower(_L.c.message).contains(text.lower(), autoescape=True))
         query = query.order_by(_L.c.id.desc() if latest else _L.c.id)
         with self._read() as conn:
-            rows = [LogRecord(**dict(r._mapping)) for r in conn.execute(query)]
+            # The columns are the model's fields, already typed by the table: no validation
+            # (150-5,000 lines per call on the flow-run page, its tail and its download).
+            rows = [LogRecord.model_construct(**r._mapping) for r in conn.execute(query)]
         return rows[::-1] if latest else rows
 
 

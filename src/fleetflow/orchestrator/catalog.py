@@ -195,10 +195,12 @@ class DeploymentsMixin(StoreBase):
 class PoolsMixin(StoreBase):
     def create_work_pool(self, pool: WorkPool, *, overwrite: bool = False) -> WorkPool:
         check_name("work pool", pool.name)
-        values = pool.model_dump(exclude={"last_polled", "created"})
+        # Pausing is an action on a pool, not part of its definition: creating or overwriting
+        # a pool neither pauses nor resumes it (see set_work_pool_paused).
+        values = pool.model_dump(exclude={"last_polled", "created", "is_paused"})
         values.update(id=pool.id or new_id(), created=utcnow())
         stmt = self._insert(_P).values(values)
-        if overwrite:  # keep id, created and last_polled
+        if overwrite:  # keep id, created, last_polled and is_paused
             kept = ("id", "name", "created")
             stmt = stmt.on_conflict_do_update(
                 index_elements=[_P.c.name], set_={k: stmt.excluded[k] for k in values if k not in kept}
@@ -225,6 +227,15 @@ class PoolsMixin(StoreBase):
     def read_work_pools(self) -> list[WorkPool]:
         with self._read() as conn:
             return [_model(WorkPool, r) for r in conn.execute(sa.select(_P).order_by(_P.c.name))]
+
+    def set_work_pool_paused(self, name: str, paused: bool) -> WorkPool:
+        """Pause (its runs stay SCHEDULED; no worker claims them) or resume a pool."""
+        with self._write() as conn:
+            row = conn.execute(sa.update(_P).where(_P.c.name == name).values(is_paused=bool(paused))
+                               .returning(*_P.c)).first()  # fmt: skip
+        if row is None:
+            return self.read_work_pool(name)  # raises ObjectNotFound naming the pools
+        return _model(WorkPool, row)
 
     def delete_work_pool(self, name: str) -> None:
         with self._write() as conn:

@@ -180,6 +180,12 @@ def _ui_list_indexes(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON flow_runs ({', '.join(columns)})")
 
 
+def _work_pool_pause(conn: sa.Connection) -> None:
+    """A paused flag per work pool (one new column): the claim skips a paused pool's runs."""
+    false = sa.false().compile(dialect=conn.dialect)  # 0 on SQLite, false on PostgreSQL
+    conn.exec_driver_sql(f"ALTER TABLE work_pools ADD COLUMN is_paused BOOLEAN NOT NULL DEFAULT {false}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
@@ -188,6 +194,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
     Migration(6, "flow run usage records", _flow_run_usage),
     Migration(7, "web UI list indexes", _ui_list_indexes),
+    Migration(8, "work pool pause", _work_pool_pause),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -283,7 +283,8 @@ class FlowRunsMixin(_TransitionMixin):
         """Claim due SCHEDULED runs of the pool: each candidate is moved by a conditional
         UPDATE (``... AND state_type = 'SCHEDULED'``), so a run another worker took first is
         simply skipped. Updating the pool's ``last_polled`` first also serialises claimers of
-        one pool on PostgreSQL (row lock), which keeps ``concurrency_limit`` exact. The claim
+        one pool on PostgreSQL (row lock), which keeps ``concurrency_limit`` exact, and reads
+        its paused flag in the same statement (a paused pool's runs stay SCHEDULED). The claim
         gives ``lease_owner`` (default ``worker:<name>``) a lease on each run."""
         now = utcnow()
         claimed: list[sa.Row[Any]] = []
@@ -295,8 +296,10 @@ class FlowRunsMixin(_TransitionMixin):
                 sa.update(t.work_pools)
                 .where(t.work_pools.c.name == work_pool_name)
                 .values(last_polled=now)
-                .returning(t.work_pools.c.concurrency_limit)
+                .returning(t.work_pools.c.concurrency_limit, t.work_pools.c.is_paused)
             ).first()
+            if pool is not None and pool.is_paused:
+                return []
             limit = self._claim_budget(conn, work_pool_name, pool, limit)
             if limit <= 0:
                 return []

@@ -196,6 +196,8 @@ class WorkPool(BaseModel):
     description: str | None = None
     concurrency_limit: int | None = None
     last_polled: dt.datetime | None = Field(default=None, description="Last time any worker asked this pool for work.")
+    is_paused: bool = Field(default=False, description="A paused pool's runs stay SCHEDULED: no worker claims them "
+                            "until the pool is resumed (`fleetflow work-pool pause/resume`).")
     created: dt.datetime | None = None
 
 

@@ -301,6 +301,7 @@ work_pools = sa.Table(
     sa.Column("concurrency_limit", sa.Integer()),
     _created(),
     sa.Column("last_polled", UTCDateTime()),  # added in migration 2
+    sa.Column("is_paused", sa.Boolean(), nullable=False, server_default=sa.false()),  # added by "work pool pause"
     sa.UniqueConstraint("name"),
 )
 

@@ -154,16 +154,30 @@ def test_pages_stay_under_200_kb_with_their_assets(ui):
 
 def test_pausing_a_pool_stops_claims_until_it_is_resumed(ui):
     dep = make_deployment(ui.store)
-    ui.store.set_deployment_work_queue(dep.id, "gpu")  # a deployment in its own queue is paused too
+    ui.store.set_deployment_work_queue(dep.id, "gpu")  # a deployment in its own queue is paused with its pool
     other = make_deployment(ui.store, name="other")
     runs = {ui.store.create_flow_run_from_deployment(d.id).id for d in (dep, other)}
     admin = ui.browser("admin")
     token = csrf_of(admin.get("/work-pools").text)
     assert ui.browser("run").post("/work-pools/ml-pool/pause", data={"csrf": token}).status_code == 403
+    assert admin.post("/work-pools/ml-pool/pause", data={"csrf": "forged"}).status_code == 403
+    assert ui.store.read_work_pool("ml-pool").is_paused is False
     assert admin.post("/work-pools/ml-pool/pause", data={"csrf": token}).status_code == 303
+    assert ui.store.read_work_pool("ml-pool").is_paused is True
+    assert ui.store.read_work_queues("ml-pool") == []  # the pool's own flag, not its queues'
     page = admin.get("/work-pools").text
     assert "PAUSED" in page and 'action="/work-pools/ml-pool/resume"' in page
     assert ui.store.claim_flow_runs("ml-pool", "w1", limit=10) == []
+    assert {ui.store.read_flow_run(r).state.type for r in runs} == {StateType.SCHEDULED}
     assert admin.post("/work-pools/ml-pool/resume", data={"csrf": token}).status_code == 303
     assert {r.id for r in ui.store.claim_flow_runs("ml-pool", "w1", limit=10)} == runs
     assert "PAUSED" not in admin.get("/work-pools").text
+
+
+def test_a_read_key_sees_no_pause_button_and_is_refused(ui):
+    make_deployment(ui.store)
+    reader = ui.browser("read")
+    page = reader.get("/work-pools").text
+    assert "ml-pool" in page and "/work-pools/ml-pool/pause" not in page and "Pause" not in page
+    assert reader.post("/work-pools/ml-pool/pause", data={"csrf": csrf_of(page)}).status_code == 403
+    assert ui.store.read_work_pool("ml-pool").is_paused is False

@@ -59,3 +59,57 @@ def test_child_counts_and_log_search(orchestrator):
     assert [r.message for r in store.search_logs(parent.id, text="100%")] == ["Loaded 100% of rows"]  # % is literal
     assert [r.message for r in store.search_logs(parent.id, text="ROW")] == ["Loaded 100% of rows", "failed row 7"]
     assert [r.message for r in store.search_logs(parent.id, limit=2, latest=True)] == ["failed row 7", "done"]
+
+
+def test_recent_runs_of_deployments_filtered_by_state(orchestrator):
+    store = orchestrator
+    store.create_work_pool(WorkPool(id="", name="p"))
+    deps = [store.upsert_deployment(Deployment(id="", name=f"d{i}", flow_name="f", entrypoint="f.py:f", work_pool_name="p"))
+            for i in range(2)]  # fmt: skip
+    done = []
+    for k in range(4):
+        run = store.create_flow_run_from_deployment(deps[0].id, idempotency_key=str(k))
+        if k % 2 == 0:
+            for state in (StateType.PENDING, StateType.RUNNING, StateType.COMPLETED):
+                store.set_flow_run_state(run.id, State(type=state))
+            done.append(run.id)
+    found = store.recent_runs_of_deployments([d.id for d in deps], per=5, state_types=[StateType.COMPLETED])
+    assert [r.id for r in found[deps[0].id]] == done[::-1] and found[deps[1].id] == []
+    assert len(store.recent_runs_of_deployments([deps[0].id], per=5)[deps[0].id]) == 4
+
+
+def test_deployment_badges_in_one_pass_are_the_badges_of_each_deployment(orchestrator):
+    from fleetflow.usage.advice import deployment_badge, deployment_badges
+
+    store = orchestrator
+    store.create_work_pool(WorkPool(id="", name="p"))
+
+    def deployment(name: str, cpu: int, memory: int):
+        return store.upsert_deployment(Deployment(id="", name=name, flow_name="f", entrypoint="f.py:f", work_pool_name="p",
+                                                  infra_overrides={"cpu": cpu, "memory": memory}))  # fmt: skip
+
+    def finished(dep, final: StateType, peak_mib: float | None, message: str | None = None) -> None:
+        run = store.create_flow_run_from_deployment(dep.id)
+        for state in (StateType.PENDING, StateType.RUNNING):
+            store.set_flow_run_state(run.id, State(type=state))
+        store.set_flow_run_state(run.id, State(type=final, message=message))
+        if peak_mib is not None:
+            m = lambda v: {"value": v, "source": "test"}  # noqa: E731
+            store.write_flow_run_usage(run.id, {"peak_memory_mib": m(peak_mib), "peak_cpu": m(0.2), "billed_seconds": m(60.0),
+                                                "wall_seconds": m(60.0),
+                                                "requested_cpu": m(dep.infra_overrides["cpu"]),
+                                                "requested_memory_mib": m(dep.infra_overrides["memory"]),
+                                                "platform": {"kind": "ecs", "launch_type": "FARGATE", "region": "us-east-1"}})
+
+    big, tight, idle = deployment("big", 2048, 8192), deployment("tight", 512, 1024), deployment("idle", 1024, 2048)
+    for _ in range(4):
+        finished(big, StateType.COMPLETED, 400.0)
+        finished(big, StateType.FAILED, None)  # neither completed nor out of memory: not advice
+    finished(tight, StateType.COMPLETED, 900.0)
+    finished(tight, StateType.CRASHED, None, "Container killed: out of memory (OutOfMemoryError)")
+    finished(tight, StateType.CRASHED, None, "Task stopped: Spot interruption")
+    deps = [big, tight, idle]
+    badges = deployment_badges(store, deps)
+    assert badges == {d.id: deployment_badge(store, d.full_name) for d in deps}
+    assert badges[big.id].startswith("downsize 2048 cpu / 8192 MiB -> "), badges
+    assert badges[tight.id] != badges[idle.id] and len(set(badges.values())) == 3

@@ -67,3 +67,25 @@ def test_create_rejects_wrong_or_missing_block(temp_store):
     assert_one_line_error(invoke("work-pool", "create", "p", "-b", "process/absent"), "absent")
     assert_one_line_error(invoke("work-pool", "create", "p", "--type", "kubernetes"), "kubernetes")
     assert temp_store.read_work_pools() == []
+
+
+def test_pause_and_resume(temp_store):
+    from fleetflow.orchestrator.schemas import WorkPool
+
+    temp_store.create_work_pool(WorkPool(id="", name="pp"))
+    paused = invoke("work-pool", "pause", "pp")
+    assert paused.exit_code == 0, paused.output
+    assert "Paused work pool 'pp'" in paused.stdout and "fleetflow work-pool resume pp" in paused.stdout
+    assert temp_store.read_work_pool("pp").is_paused is True
+    assert "no worker claims its runs" in invoke("work-pool", "inspect", "pp").stdout
+    assert json.loads(invoke("work-pool", "inspect", "pp", "--json").stdout)["work_pool"]["is_paused"] is True
+    listed = invoke("work-pool", "ls")
+    row = next(line for line in listed.stdout.splitlines() if "pp" in line and "PAUSED" not in line)
+    assert "PAUSED" in listed.stdout and row.rstrip(" │|").endswith("yes"), listed.stdout
+    assert json.loads(invoke("work-pool", "ls", "--json").stdout)[0]["is_paused"] is True
+
+    resumed = invoke("work-pool", "resume", "pp")
+    assert resumed.exit_code == 0, resumed.output
+    assert "Resumed work pool 'pp'" in resumed.stdout
+    assert temp_store.read_work_pool("pp").is_paused is False
+    assert_one_line_error(invoke("work-pool", "pause", "nope"), "nope")

@@ -147,3 +147,17 @@ def test_timeline_links_child_runs_and_leaves_out_their_linking_task_runs():
     link = _task(9, 0, None).model_copy(update={"id": "link"})
     svg = timeline.svg([link, _task(1, 0, 1)], [child], now=T0 + dt.timedelta(seconds=2))
     assert '<a href="/runs/c1">' in svg and svg.count("<rect") == 2 and "task-9" not in svg
+
+
+def test_log_lines_escape_names_and_messages_and_name_the_task():
+    from fleetflow.orchestrator.schemas import LogRecord
+
+    records = [LogRecord(id=7, task_run_id="t1", level=40, name="flow", message="<b>bad</b> & worse", timestamp=T0),
+               LogRecord(id=8, level=5, name="<flow>", message="low", timestamp=T0 + dt.timedelta(milliseconds=1234))]
+    html = str(views.log_lines(records, {"t1": "step<1>"}))
+    assert html.count('<div class="log ') == 2 and html.endswith("</div>\n")
+    assert '<div class="log lerror" data-id="7">' in html and '<span class="lvl">ERROR</span>' in html
+    assert '<span class="src">step&lt;1&gt;</span>' in html and "&lt;b&gt;bad&lt;/b&gt; &amp; worse" in html
+    assert '<div class="log ldebug" data-id="8">' in html and '<span class="src">&lt;flow&gt;</span>' in html
+    assert f'<span class="ts">{(T0 + dt.timedelta(milliseconds=1234)).strftime("%H:%M:%S")}.234</span>' in html
+    assert views.log_lines([]) == ""

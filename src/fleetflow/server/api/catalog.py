@@ -14,7 +14,7 @@ from .auth import Principal, require
 from .context import ServerContext, context
 from .errors import dump
 from .flow_runs import who
-from .schemas import BlockWrite, ClaimRequest, Heartbeat, WorkPoolWrite
+from .schemas import BlockWrite, ClaimRequest, Heartbeat, WorkPoolUpdate, WorkPoolWrite
 from .waiting import poll_until
 
 router = APIRouter(prefix="/api/v1", tags=["blocks, deployments, pools"])
@@ -114,6 +114,15 @@ def read_work_pools(p: Principal = Depends(who), ctx: ServerContext = Depends(co
 @router.get("/work_pools/{name}")
 def read_work_pool(name: str, p: Principal = Depends(who), ctx: ServerContext = Depends(context)) -> Any:
     return dump(ctx.store.read_work_pool(name))
+
+
+@router.patch("/work_pools/{name}")
+def update_work_pool(name: str, body: WorkPoolUpdate, p: Principal = Depends(who), ctx: ServerContext = Depends(context)) -> Any:
+    """Pause or resume a pool (Prefect's ``PATCH /work_pools/{name}`` with ``is_paused``): an admin action."""
+    require(p, Scope.ADMIN, "pausing a work pool" if body.is_paused else "resuming a work pool")
+    pool = ctx.store.set_work_pool_paused(name, body.is_paused)
+    ctx.notifier.notify(f"pool:{name}")  # on resume, long-polling workers claim at once
+    return dump(pool)
 
 
 @router.delete("/work_pools/{name}", status_code=204)

@@ -73,6 +73,10 @@ class WorkPoolWrite(BaseModel):
     overwrite: bool = Field(default=False, description="Replace an existing pool of that name.")
 
 
+class WorkPoolUpdate(BaseModel):
+    is_paused: bool = Field(description="True pauses the pool (no worker claims its runs), false resumes it.")
+
+
 class ClaimRequest(BaseModel):
     worker_name: str = Field(description="The claiming worker.")
     limit: int = Field(default=10, description="At most this many runs.")

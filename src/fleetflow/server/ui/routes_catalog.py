@@ -15,7 +15,7 @@ from ...orchestrator.keys import Scope
 from ...orchestrator.schemas import Deployment
 from ...states import StateType
 from ..api.context import ServerContext, context
-from . import forms, pools as pool_pause, usage_views, views
+from . import forms, usage_views, views
 from .render import audit, error_page, guarded, page, page_viewer
 from .session import Viewer, check_csrf, require_scope
 
@@ -98,21 +98,20 @@ def pools_page(request: Request, who: Viewer = Depends(page_viewer), ctx: Server
         running = ctx.store.count_flow_runs(state_types=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING],
                                             work_pool_name=pool.name, limit=COUNT_LIMIT)  # fmt: skip
         workers = [(w, views.worker_health(w.last_heartbeat)) for w in ctx.store.read_workers(pool.name)]
-        pools.append({"pool": pool, "queued": queued, "running": running, "workers": workers,
-                      "paused": pool_pause.is_paused(ctx.store, pool.name)})  # fmt: skip
+        pools.append({"pool": pool, "queued": queued, "running": running, "workers": workers, "paused": pool.is_paused})
     return page(request, "pools.html", who, pools=pools, count_limit=COUNT_LIMIT)
 
 
 @router.post("/work-pools/{name}/{action}")
 async def pause_or_resume(request: Request, name: str, action: str, who: Viewer = Depends(page_viewer),
                           ctx: ServerContext = Depends(context)) -> Response:  # fmt: skip
-    """Pause (no worker claims the pool's runs) or resume a pool: an admin action."""
+    """Pause (no worker claims the pool's runs; they stay SCHEDULED) or resume a pool: an admin action."""
     await check_csrf(request, who)
     if action not in ("pause", "resume"):
         return Response("unknown action: use pause or resume", status_code=404)
     require_scope(who, Scope.ADMIN, f"{action.rstrip('e')}ing a work pool")
     try:
-        await run_in_threadpool(pool_pause.set_paused, ctx.store, name, action == "pause")
+        await run_in_threadpool(ctx.store.set_work_pool_paused, name, action == "pause")
     except FleetflowError as exc:
         return error_page(request, who, exc)
     if action == "resume":

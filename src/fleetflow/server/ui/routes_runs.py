@@ -78,7 +78,8 @@ def runs_table(request: Request, f: RunFilters = Depends(), who: Viewer = Depend
 
 
 # ---- one flow run -----------------------------------------------------------------------------
-def _run_view(ctx: ServerContext, flow_run_id: str) -> dict[str, Any]:
+def _run_facts(ctx: ServerContext, flow_run_id: str) -> dict[str, Any]:
+    """The header's records: the run, its deployment, its parent, its launch handle."""
     run = ctx.store.read_flow_run(flow_run_id)
     deployment = None
     if run.deployment_id:
@@ -87,31 +88,55 @@ def _run_view(ctx: ServerContext, flow_run_id: str) -> dict[str, Any]:
         except ObjectNotFound:
             deployment = None
     parent = ctx.store.read_flow_run(run.parent_flow_run_id) if run.parent_flow_run_id else None
-    return {"run": run, "deployment": deployment, "parent": parent, "handle": views.handle(run), "now": utcnow(),
-            "usage": usage_views.run_usages(ctx.store, [run])[run.id],
-            "pipeline": usage_views.pipeline_total(ctx.store, run.id)}
+    return {"run": run, "deployment": deployment, "parent": parent, "handle": views.handle(run), "now": utcnow()}
+
+
+def _run_view(ctx: ServerContext, flow_run_id: str) -> dict[str, Any]:
+    """The header alone (its live refresh): no sub-flow tree, so no pipeline total."""
+    view = _run_facts(ctx, flow_run_id)
+    return {**view, "usage": usage_views.run_lines(ctx.store, [view["run"]])[flow_run_id]}
 
 
 def _children(ctx: ServerContext, flow_run_id: str) -> dict[str, Any]:
-    children = ctx.store.read_flow_runs(parent_flow_run_id=flow_run_id, limit=MAX_CHILDREN)[::-1]  # oldest first
+    children = _read_children(ctx, flow_run_id)
     return {"children": children, "grandchildren": ctx.store.count_children([c.id for c in children]),
-            "usages": usage_views.run_usages(ctx.store, children)}
+            "usages": usage_views.run_lines(ctx.store, children)}
+
+
+def _read_children(ctx: ServerContext, flow_run_id: str) -> list[Any]:
+    return ctx.store.read_flow_runs(parent_flow_run_id=flow_run_id, limit=MAX_CHILDREN)[::-1]  # oldest first
+
+
+def _run_and_tree(ctx: ServerContext, flow_run_id: str) -> dict[str, Any]:
+    """The header and the first level of the sub-flow tree, with the pipeline's total: the
+    run's and its children's usage are read once (one query), and only the subtrees of
+    children that have children are walked for the total."""
+    view = _run_facts(ctx, flow_run_id)
+    run, children = view["run"], _read_children(ctx, flow_run_id)
+    grandchildren = ctx.store.count_children([c.id for c in children])
+    usages = usage_views.run_lines(ctx.store, [run, *children])
+    costs = [line.item for line in usages.values()]
+    if len(children) < MAX_CHILDREN:
+        pipeline = usage_views.pipeline_total(ctx.store, costs, [c for c in children if grandchildren.get(c.id)])
+    else:  # the page shows the first MAX_CHILDREN children only: the total walks the rest too
+        pipeline = usage_views.pipeline_total(ctx.store, costs[:1], [run])
+    return {**view, "usage": usages[run.id], "pipeline": pipeline, "children": children, "grandchildren": grandchildren,
+            "usages": usages}
 
 
 @router.get("/runs/{flow_run_id}", response_class=HTMLResponse)
 def run_page(request: Request, flow_run_id: str, who: Viewer = Depends(page_viewer),
              ctx: ServerContext = Depends(context)) -> Response:  # fmt: skip
     try:
-        view = _run_view(ctx, flow_run_id)
+        view = _run_and_tree(ctx, flow_run_id)
     except ObjectNotFound as exc:
         return error_page(request, who, exc)
-    tree = _children(ctx, flow_run_id)
     task_runs = ctx.store.browse_task_runs(flow_run_id)
     logs = ctx.store.search_logs(flow_run_id, limit=LOG_PAGE, latest=True)
-    return page(request, "run.html", who, **view, **tree, task_runs=task_runs,
+    return page(request, "run.html", who, **view, task_runs=task_runs,
                 states=ctx.store.read_flow_run_states(flow_run_id)[::-1], logs=logs,
                 task_names={t.id: t.name for t in task_runs}, result=views.result_preview(view["run"].state),
-                timeline=timeline.svg(task_runs, tree["children"]), last_log_id=logs[-1].id if logs else 0,
+                timeline=timeline.svg(task_runs, view["children"]), last_log_id=logs[-1].id if logs else 0,
                 levels=views.LEVELS, task_page=TASK_PAGE, total=len(task_runs), run_id=flow_run_id)  # fmt: skip
 
 

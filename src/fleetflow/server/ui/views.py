@@ -195,6 +195,23 @@ def level_name(level: int) -> str:
     return "DEBUG"
 
 
+_LEVEL_CLASSES = {name: f"l{name.lower()}" for name in LEVELS}
+
+
+def log_lines(records: Any, task_names: dict[str, str] | None = None) -> Markup:
+    """The log pane's lines (Python, not a template loop: a page starts with 150 of them and
+    the live tail sends more); names and messages escaped."""
+    names = task_names or {}
+    out = []
+    for r in records:
+        level = level_name(r.level)
+        source = names.get(r.task_run_id or "", "") or r.name
+        out.append(f'<div class="log {_LEVEL_CLASSES[level]}" data-id="{r.id}"><span class="ts">'
+                   f'{r.timestamp.strftime("%H:%M:%S.%f")[:-3]}</span> <span class="lvl">{level}</span> '
+                   f'<span class="src">{escape(source)}</span> <span class="msg">{escape(r.message)}</span></div>\n')  # fmt: skip
+    return Markup("".join(out))
+
+
 def log_line(record: Any, task_names: dict[str, str] | None = None) -> str:
     """One log record as a line of the downloadable text file."""
     source = (task_names or {}).get(record.task_run_id or "", "") or record.name
