@@ -180,6 +180,11 @@ def _ui_list_indexes(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON flow_runs ({', '.join(columns)})")
 
 
+def _request_ledger(conn: sa.Connection) -> None:
+    """The durable request ledger (a new table only)."""
+    t.request_ledger.create(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
@@ -188,6 +193,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "api keys, run tokens, audit log, request ids, flow run list indexes", _api_keys_and_list_indexes),
     Migration(6, "flow run usage records", _flow_run_usage),
     Migration(7, "web UI list indexes", _ui_list_indexes),
+    Migration(8, "durable request ledger", _request_ledger),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
