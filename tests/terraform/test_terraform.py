@@ -6,10 +6,13 @@ Provider: hashicorp/aws 3.39.0 from the local mirror (see docs/terraform.md for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import subprocess
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -168,6 +171,10 @@ def test_module_terraform_test(terraform: Terraform, tf_copy: Path, module: str)
 MOTO_PLAN_NOISE = {
     ("module.worker.aws_ecs_service.this", "enable_ecs_managed_tags"),
     ("module.server[0].aws_ecs_service.this", "enable_ecs_managed_tags"),
+    # the server's RDS (create_database): moto 5.2 has no Performance Insights attribute, and
+    # stores a parameter group's parameters without the `Source: user` the provider reads back
+    ("module.server[0].aws_db_instance.this[0]", "performance_insights_enabled"),
+    ("module.server[0].aws_db_parameter_group.this[0]", "parameter"),
 }
 
 
@@ -179,7 +186,7 @@ def _boto3_clients(endpoint: str, env: dict[str, str]) -> dict:
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name="us-east-1",
     )
-    return {name: session.client(name, endpoint_url=endpoint) for name in ("ecs", "s3", "iam", "ec2", "logs", "secretsmanager", "elbv2")}
+    return {name: session.client(name, endpoint_url=endpoint) for name in ("ecs", "s3", "iam", "ec2", "logs", "secretsmanager", "elbv2", "rds")}
 
 
 def _inject_secrets(aws: dict, role_arn: str, policy_name: str) -> list[str]:
@@ -212,6 +219,28 @@ def _check_server(aws: dict, outputs: dict) -> None:
     assert (listener["Port"], listener["Protocol"]) == (443, "HTTPS")
 
 
+def _check_database(aws: dict, outputs: dict) -> None:
+    """modules/server with create_database = true: an encrypted, private RDS PostgreSQL in the
+    flow-run subnets, reachable on 5432 from the server tasks only, its URL (with the generated
+    password, TLS required) in the server's database secret."""
+    (db,) = aws["rds"].describe_db_instances(DBInstanceIdentifier="fftest-server")["DBInstances"]
+    assert (db["Engine"], db["StorageEncrypted"], db["PubliclyAccessible"]) == ("postgres", True, False)
+    assert db["BackupRetentionPeriod"] == 7 and db["DeletionProtection"] is False
+    assert sorted(s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]) == sorted(outputs["subnet_ids"])
+    (group_id,) = [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]]
+    (group,) = aws["ec2"].describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    (ingress,) = group["IpPermissions"]
+    assert (ingress["FromPort"], ingress["ToPort"], ingress["IpRanges"]) == (5432, 5432, [])
+    service = aws["ecs"].describe_services(cluster=outputs["cluster_arn"], services=[outputs["server_service_name"]])["services"][0]
+    server_groups = service["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"]
+    assert [p["GroupId"] for p in ingress["UserIdGroupPairs"]] == server_groups  # the server tasks, nothing else
+    host = f"{db['Endpoint']['Address']}:{db['Endpoint']['Port']}"
+    assert outputs["database_endpoint"] == host
+    url = aws["secretsmanager"].get_secret_value(SecretId=outputs["server_database_url_secret_arn"])["SecretString"]
+    assert url.startswith("postgresql+psycopg://fleetflow:") and url.endswith(f"@{host}/fleetflow?sslmode=require")
+    assert len(url.split(":", 2)[2].split("@")[0]) == 32  # the generated password (uuid() without dashes)
+
+
 def _changed_attributes(plan: dict) -> set[tuple[str, str]]:
     changed = set()
     for rc in plan.get("resource_changes", []):
@@ -223,7 +252,27 @@ def _changed_attributes(plan: dict) -> set[tuple[str, str]]:
     return changed
 
 
+@contextlib.contextmanager
+def _aws_managed_policies(endpoint: str) -> Iterator[None]:
+    """moto with AWS's managed policies (the RDS monitoring role attaches
+    AmazonRDSEnhancedMonitoringRole). moto 5 loads them only with MOTO_IAM_LOAD_MANAGED_POLICIES
+    (its server runs in this process and reads the variable when it builds a backend; its
+    ``/moto-api/config`` has no IAM setting), and keeps its state per process: so the variable
+    is set and moto reset before the apply, and the variable removed again after."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+        with urllib.request.urlopen(request, timeout=120) as response:  # IAM backends rebuilt lazily, with them
+            response.read()
+        yield
+
+
 def test_example_apply_and_destroy_against_moto(terraform: Terraform, tf_copy: Path, moto_server: str, tmp_path: Path) -> None:
+    with _aws_managed_policies(moto_server):
+        _apply_check_and_destroy(terraform, tf_copy, moto_server, tmp_path)
+
+
+def _apply_check_and_destroy(terraform: Terraform, tf_copy: Path, moto_server: str, tmp_path: Path) -> None:
     work = tmp_path / "terraform"
     shutil.copytree(tf_copy, work, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "tests"))
     example = work / "examples" / "ecs-subflows"
@@ -232,8 +281,10 @@ def test_example_apply_and_destroy_against_moto(terraform: Terraform, tf_copy: P
     # rather than in the example (see the example README).
     (example / "moto_override.tf").write_text('provider "aws" {\n  s3_force_path_style = true\n}\n')
     aws = _boto3_clients(moto_server, terraform.env)
-    # The default path: the fleetflow server (modules/server) behind an HTTPS ALB.
-    tf_vars = example_vars(moto_server, name="fftest", work_pool_name="ecs-test", **server_vars(moto_server, terraform.env))
+    # The default path: the fleetflow server (modules/server) behind an HTTPS ALB, with its own
+    # RDS PostgreSQL (create_database = true; the proof test runs the server on an existing one).
+    server = {**server_vars(moto_server, terraform.env), "create_database": "true"}
+    tf_vars = example_vars(moto_server, name="fftest", work_pool_name="ecs-test", **server)
 
     terraform.run("init", "-input=false", "-no-color", cwd=example)
     terraform.run("apply", "-auto-approve", "-input=false", "-no-color", *tf_vars, cwd=example)
@@ -310,6 +361,7 @@ def test_example_apply_and_destroy_against_moto(terraform: Terraform, tf_copy: P
     assert _inject_secrets(aws, outputs["execution_role_arn"], "fleetflow-execution") == [outputs["worker_api_key_secret_arn"]]
 
     _check_server(aws, outputs)
+    _check_database(aws, outputs)
 
     # -- a second plan is empty (apart from what moto does not store) ------------------------
     terraform.run("plan", "-input=false", "-no-color", "-out=replan.tfplan", *tf_vars, cwd=example)
@@ -322,4 +374,5 @@ def test_example_apply_and_destroy_against_moto(terraform: Terraform, tf_copy: P
     assert [c["status"] for c in cluster] in ([], ["INACTIVE"])
     assert not any(r["RoleName"].startswith("fftest-") for r in aws["iam"].list_roles()["Roles"])
     assert bucket not in {b["Name"] for b in aws["s3"].list_buckets()["Buckets"]}
+    assert aws["rds"].describe_db_instances()["DBInstances"] == []
     assert json.loads((example / "terraform.tfstate").read_text())["resources"] == []
