@@ -17,7 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Flagship example on the embedded default (SQLite + local worker + subprocesses).
+# compileall: with PYTHONDONTWRITEBYTECODE=1 (set on these machines) no process ever writes the
+# .pyc files of src/, so each would compile fleetflow from source (~50 ms of CPU per worker,
+# runner or CLI process); this writes them once and skips the ones already current.
 example: setup
+	$(PY) -m compileall -q src
 	$(PY) examples/ml_pipeline/run.py
 
 # What the suite needs beyond Python packages (PostgreSQL, Terraform provider mirror, checkov,
@@ -26,8 +30,10 @@ test-deps: setup
 	bash scripts/ensure_test_deps.sh $(PY)
 
 # Whole suite: unit, integration (real PostgreSQL, moto server), e2e, terraform, browser.
+# --dist loadgroup: tests marked xdist_group (the Terraform tests sharing one apply) stay on one worker.
 test: test-deps
-	$(PY) -m pytest -n 2 -q --durations=25 $(PYTEST_ARGS)
+	$(PY) -m compileall -q src
+	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not postgres and not terraform" $(PYTEST_ARGS)

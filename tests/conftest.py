@@ -14,23 +14,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from typing import Iterator
 
 import pytest
+from backends import BACKENDS, STORE_BACKENDS, backend_params
 
 from fleetflow.client import reset_client
 from fleetflow.orchestrator import Orchestrator
 from fleetflow.settings import reset_settings
 from fleetflow.testing import temporary_store
 
-BACKENDS = [b.strip() for b in os.environ.get("FLEETFLOW_TEST_BACKENDS", "sqlite,postgres,http").split(",") if b.strip()]
-STORE_BACKENDS = [b for b in BACKENDS if b in ("sqlite", "postgres")]
-
-
-def _params(names: list[str]) -> list:
-    return [pytest.param(b, marks=[pytest.mark.postgres] if "postgres" in b else []) for b in names]
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +64,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory):
     placeholder.dispose()
 
 
-@pytest.fixture(params=_params(STORE_BACKENDS))
+@pytest.fixture(params=backend_params(STORE_BACKENDS))
 def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """URL of an empty store on each configured store backend."""
     if request.param == "sqlite":
@@ -78,7 +72,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     return _fresh_pg_database(request)
 
 
-@pytest.fixture(params=_params(BACKENDS))
+@pytest.fixture(params=backend_params(BACKENDS))
 def client_backend(request: pytest.FixtureRequest) -> str:
     return request.param
 

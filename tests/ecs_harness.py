@@ -2,7 +2,7 @@
 containers' output on failure and the store URL the containers should receive.
 
 Plain classes and functions (no pytest imports), like ``aws_server.py``; used by
-``tests/e2e/test_ecs_end_to_end.py`` and ``tests/terraform/test_proof_end_to_end.py``.
+``tests/e2e/test_ecs_end_to_end.py`` and ``tests/proof_pipeline.py``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from terraform_helpers import AppliedExample, applied_example
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO_ROOT / "terraform"
@@ -133,3 +134,41 @@ def moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+
+@pytest.fixture(scope="module")
+def server_example(terraform: Terraform, tf_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExample]:
+    """examples/ecs-subflows applied on its default path (the fleetflow server behind an HTTPS
+    ALB), once for the module using it; destroyed and checked after the module's last test."""
+    with applied_example(terraform, tf_copy, tmp_path_factory.mktemp("server-path"), name="ffserver",
+                         pool="ecs-server", over_server=True) as example:
+        yield example
+
+
+@pytest.fixture(scope="module")
+def direct_example(terraform: Terraform, tf_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExample]:
+    """examples/ecs-subflows applied on its direct-PostgreSQL path (``create_server = false``)."""
+    with applied_example(terraform, tf_copy, tmp_path_factory.mktemp("direct-path"), name="ffdirect",
+                         pool="ecs-direct", over_server=False) as example:
+        yield example
+
+@pytest.fixture
+def shell_env(terraform: Terraform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """What the user's shell has for the proof: terraform (register-blocks runs `terraform output
+    -json`) and AWS keys for the default chain (moto accepts any), nothing pointing elsewhere."""
+    import logging
+
+    from aws_server import use_dummy_aws_env
+
+    from fleetflow.aws.credentials import clear_client_cache
+
+    use_dummy_aws_env(monkeypatch, tmp_path)
+    # werkzeug logs one line per moto request: thousands of them would bury a failure's output.
+    monkeypatch.setattr(logging.getLogger("werkzeug"), "level", logging.ERROR)
+    monkeypatch.setenv("TERRAFORM", terraform.binary)
+    for name in ("TF_CLI_CONFIG_FILE", "TF_IN_AUTOMATION", "CHECKPOINT_DISABLE"):
+        monkeypatch.setenv(name, terraform.env[name])
+    clear_client_cache()
+    yield
+    clear_client_cache()

@@ -1,8 +1,11 @@
-"""What a ``python script.py`` flow imports on its way to the first task body.
+"""What a ``python script.py`` flow imports on its way to the first task body, and what the
+processes the test suite and every worker spawn by the thousand import: a launched run's
+``python -m fleetflow.runner`` and a ``fleetflow worker start``.
 
-Start-up time is a benchmark target (``benchmarks/engine_overhead.py`` measures it); this
-test pins the cause instead of the clock: on a SQLite store, no PostgreSQL dialect or driver,
-no secret sealing, no retry machinery, nothing of the server, the HTTP client or AWS is loaded.
+Start-up time is a benchmark target (``benchmarks/engine_overhead.py`` measures it); these
+tests pin the cause instead of the clock: on a SQLite store, no PostgreSQL dialect or driver,
+no secret sealing, no retry machinery, nothing of the server, the HTTP client, the CLI or AWS
+is loaded.
 """
 
 from __future__ import annotations
@@ -47,6 +50,48 @@ NOT_ON_THE_SQLITE_PATH = (
     "fastapi",
     "httpx",
     "boto3",
+    "botocore",
+    "jsonpatch",  # ECS task customisations
+    "typer",  # the CLI: typer, click and rich
+    "click",
+    "rich",
+    "fleetflow.cli",
+    "fleetflow.worker",
+    "fleetflow.deployments",
+    "fleetflow.infrastructure",
+)
+
+# A launched run needs the store, the engine and its storage block, nothing of what launches it.
+NOT_IN_A_LOCAL_RUNNER = (
+    "sqlalchemy.dialects.postgresql",
+    "psycopg",
+    "fleetflow.server",
+    "fleetflow.client.http",
+    "fleetflow.aws",  # its storage is a local-file-system block: no AWS room, no boto3
+    "boto3",
+    "jsonpatch",
+    "fastapi",
+    "httpx",
+    "typer",
+    "rich",
+    "fleetflow.cli",
+    "fleetflow.worker",
+    "fleetflow.deployments",
+)
+
+# A worker of a Process pool on a SQLite store: the CLI, the worker and Process, no more.
+NOT_IN_A_PROCESS_WORKER = (
+    "sqlalchemy.dialects.postgresql",
+    "psycopg",
+    "fleetflow.server",
+    "fleetflow.client.http",
+    "fleetflow.aws",
+    "boto3",
+    "fastapi",
+    "uvicorn",
+    "jinja2",
+    "httpx",
+    "cryptography",
 )
 
 
@@ -62,13 +107,91 @@ def _loaded(modules: list[str], name: str) -> list[str]:
     return [m for m in modules if m == name or m.startswith(name + ".")]
 
 
+def _none_loaded(modules: list[str], names: tuple[str, ...]) -> None:
+    assert {name: _loaded(modules, name) for name in names} == {name: [] for name in names}
+
+
+FLOW_FILE = textwrap.dedent(
+    """
+    import json, sys
+    from fleetflow import flow
+
+    @flow
+    def report():
+        print(json.dumps(sorted(sys.modules)), flush=True)
+    """
+)
+
+DEPLOY = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from flows import report
+    from fleetflow.client import get_client
+    from fleetflow.deployments import Deployment
+    from fleetflow.filesystems import LocalFileSystem
+
+    LocalFileSystem(basepath=sys.argv[2]).save("code", overwrite=True)
+    Deployment.build_from_flow(report, "d", storage=LocalFileSystem.load("code"), path=sys.argv[1]).apply()
+    print(get_client().create_flow_run_from_deployment("report/d").id)
+    """
+)
+
+
 def test_a_sqlite_flow_loads_only_what_its_first_task_needs(tmp_path):
     import os
 
     env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path / "home")}
     modules = _modules_at_first_task(tmp_path, env)
     assert "sqlalchemy.dialects.sqlite" in modules and "fleetflow.engine.task_engine" in modules
-    assert {name: _loaded(modules, name) for name in NOT_ON_THE_SQLITE_PATH} == {name: [] for name in NOT_ON_THE_SQLITE_PATH}
+    _none_loaded(modules, NOT_ON_THE_SQLITE_PATH)
+
+
+def test_a_launched_runner_loads_no_launcher_cli_or_aws(tmp_path):
+    """``python -m fleetflow.runner <id>`` as a worker runs it: code bundled in a local folder."""
+    import os
+
+    env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path / "home")}
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "flows.py").write_text(FLOW_FILE)
+    (tmp_path / "deploy.py").write_text(DEPLOY)
+    made = subprocess.run([sys.executable, str(tmp_path / "deploy.py"), str(code), str(tmp_path / "storage")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert made.returncode == 0, made.stderr[-3000:]
+    run_id = made.stdout.strip().splitlines()[-1]
+    out = subprocess.run([sys.executable, "-m", "fleetflow.runner", run_id], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    modules = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "fleetflow.filesystems" in modules and "fleetflow.bundles" in modules  # it did fetch the bundle
+    _none_loaded(modules, NOT_IN_A_LOCAL_RUNNER)
+
+
+def test_a_process_worker_loads_no_server_http_or_aws(tmp_path):
+    """What ``fleetflow worker start`` imports before it serves a Process pool on SQLite."""
+    import os
+
+    env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path / "home")}
+    code = ("import json, sys; import fleetflow.cli, fleetflow.cli.workers, fleetflow.worker, fleetflow.infrastructure; "
+            "from fleetflow.client import get_client; get_client(); print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    modules = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "fleetflow.worker.loop" in modules and "fleetflow.infrastructure.process" in modules
+    _none_loaded(modules, NOT_IN_A_PROCESS_WORKER)
+
+
+def test_each_builtin_block_type_is_found_in_its_own_module():
+    """get_block_class imports only the module BUILTIN_BLOCK_MODULES names for a slug; every
+    fleetflow block type must be listed there, under the module that defines it."""
+    from fleetflow.blocks.base import BUILTIN_BLOCK_MODULES, block_types
+
+    ours = {slug: cls.__module__ for slug, cls in block_types().items() if cls.__module__.startswith("fleetflow.")}
+    assert sorted(ours) == sorted(BUILTIN_BLOCK_MODULES)
+    wrong = {slug: (module, BUILTIN_BLOCK_MODULES[slug]) for slug, module in ours.items()
+             if not (module == BUILTIN_BLOCK_MODULES[slug] or module.startswith(BUILTIN_BLOCK_MODULES[slug] + "."))}
+    assert wrong == {}
 
 
 @pytest.mark.postgres

@@ -188,19 +188,42 @@ def _client() -> OrchestratorAPI:
     return get_client()
 
 
+# The module defining each of fleetflow's own block types. Loading one block imports only its
+# module: a runner loading its ``local-file-system`` storage must not pay for importing the
+# AWS room (boto3, botocore: hundreds of ms of start-up in every launched process).
+BUILTIN_BLOCK_MODULES: dict[str, str] = {
+    "local-file-system": "fleetflow.filesystems",
+    "process": "fleetflow.infrastructure",
+    "secret": "fleetflow.blocks.system",
+    "json": "fleetflow.blocks.system",
+    "string": "fleetflow.blocks.system",
+    "date-time": "fleetflow.blocks.system",
+    "aws-credentials": "fleetflow.aws",
+    "ecs-task": "fleetflow.aws",
+    "s3": "fleetflow.aws",
+    "s3-bucket": "fleetflow.aws",
+}
+
+
 def load_builtin_blocks() -> None:
     """Import the modules that define fleetflow's own block types so the registry knows them."""
+    for mod in dict.fromkeys(BUILTIN_BLOCK_MODULES.values()):
+        _import_optional(mod)
+
+
+def _import_optional(module: str) -> None:
     import importlib
 
-    for mod in ("fleetflow.filesystems", "fleetflow.infrastructure", "fleetflow.blocks.system", "fleetflow.aws"):
-        try:
-            importlib.import_module(mod)
-        except ImportError:  # optional extras (e.g. aws) not installed
-            pass
+    try:
+        importlib.import_module(module)
+    except ImportError:  # optional extras (e.g. aws) not installed
+        pass
 
 
 def get_block_class(slug: str) -> type[Block]:
     """The block class registered under ``slug``; the error lists the known slugs."""
+    if slug not in _REGISTRY and slug in BUILTIN_BLOCK_MODULES:
+        _import_optional(BUILTIN_BLOCK_MODULES[slug])
     if slug not in _REGISTRY:
         load_builtin_blocks()
     try:

@@ -14,7 +14,7 @@ import datetime as dt
 from typing import Any, Sequence
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..exceptions import ObjectAlreadyExists, ObjectNotFound
 from . import tables as t
@@ -27,6 +27,8 @@ _ACTIVE = ("PENDING", "RUNNING", "CANCELLING", "PAUSED")
 
 class WorkQueue(BaseModel):
     """A queue of a pool's runs."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: not on the path to the first task
 
     work_pool_name: str
     name: str

@@ -1,7 +1,7 @@
 """Blocks and the ECS work pool from Terraform outputs (``fleetflow aws register-blocks``).
 
 Dict and file inputs against a real store (``temp_store``: SQLite and PostgreSQL); the
-directory input (``terraform output -json``) is covered by tests/terraform/test_register_blocks.py.
+directory input (``terraform output -json``) is covered by tests/terraform/test_example_server_path.py.
 """
 
 from __future__ import annotations

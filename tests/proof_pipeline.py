@@ -1,18 +1,20 @@
 """The issue's proof, on one machine: Terraform -> blocks -> deployments -> ECS sub-flows -> results.
 
-1. ``terraform apply`` of ``terraform/examples/ecs-subflows`` against moto's server;
-2. the secrets Terraform created get their values (the README's ``aws secretsmanager
-   put-secret-value`` steps): on the ``http`` backend the example's default path, the fleetflow
-   server (``modules/server`` behind an HTTPS ALB), and the server this test started on
-   127.0.0.1 stands in for the ALB's target: the server's database URL, and a ``worker``-scoped
-   API key in the worker's secret. On ``sqlite``/``postgres`` the direct-PostgreSQL path
-   (``create_server = false``): the store URL in the database-URL secret;
-3. ``register_blocks_from_terraform`` (what ``fleetflow aws register-blocks --from-terraform``
+What runs after ``terraform apply`` of ``terraform/examples/ecs-subflows`` against moto's server
+(``tests/terraform/conftest.py`` ``applied_example``; the tests are
+``tests/terraform/test_example_server_path.py`` and ``test_example_direct_path.py``):
+
+1. the secrets Terraform created get their values (the README's ``aws secretsmanager
+   put-secret-value`` steps): on the server path (the example's default: ``modules/server``
+   behind an HTTPS ALB) the server this test started on 127.0.0.1 stands in for the ALB's
+   target: the server's database URL, and a ``worker``-scoped API key in the worker's secret. On
+   the direct-PostgreSQL path (``create_server = false``): the store URL in the database-URL secret;
+2. ``register_blocks_from_terraform`` (what ``fleetflow aws register-blocks --from-terraform``
    runs) saves the AwsCredentials, S3 and ECSTask blocks and the ECS work pool;
-4. ``examples/ml_pipeline/deploy.py``'s ``deploy_ecs()`` applies the flagship example's three
+3. ``examples/ml_pipeline/deploy.py``'s ``deploy_ecs()`` applies the flagship example's three
    deployments (fetch 1024/2048, preprocess 512/1024, train 2048/4096) with its code bundle
    uploaded to the bucket Terraform created;
-5. a worker (``fleetflow.worker.Worker`` in a thread) launches each sub-flow as an ECS task on
+4. a worker (``fleetflow.worker.Worker`` in a thread) launches each sub-flow as an ECS task on
    the Terraform cluster; the test-side ECS emulator (``tests/ecs_emulator.py``) runs each
    task's container command as a local process with its own working folder and HOME. Over
    HTTP the worker holds the key it would get from its task definition's ECS ``secrets`` (read
@@ -20,8 +22,10 @@
    its own Secrets Manager secret), never a database URL; directly, the runner gets the store
    URL from the Secrets Manager secret. It fetches the bundle from the Terraform bucket through
    the S3 block, runs the flow and reports back;
-6. the parent ``ml_pipeline`` receives the three results;
-7. ``terraform destroy``; the cluster is INACTIVE.
+5. the parent ``ml_pipeline`` receives the three results.
+
+``terraform destroy`` and its checks (the cluster INACTIVE, no bucket left) run when the module's
+shared apply is torn down.
 
 Nothing in moto or fleetflow is patched. One deviation from real AWS, explained in
 ``terraform_helpers.bucket_policy_suspended``: moto applies the bucket's TLS-only Deny to every
@@ -34,46 +38,27 @@ docs/aws.md "Provisioning with Terraform" is the real-AWS version of the same st
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import pytest
-from aws_server import use_dummy_aws_env
 from ecs_emulator import ESSENTIAL_EXITED, ECSEmulator
-from waiting import wait_until
 from ecs_harness import WorkerThread, resolved_store_url, show_containers_on_failure
-from terraform_helpers import (
-    boto3_clients,
-    bucket_policy_suspended,
-    copy_example,
-    direct_vars,
-    example_vars,
-    moto_server,
-    plain_outputs,
-    server_vars,
-)
+from terraform_helpers import bucket_policy_suspended
+from waiting import wait_until
 
-from fleetflow.aws.credentials import clear_client_cache
-from fleetflow.aws.terraform import register_blocks_from_terraform
 from fleetflow.aws.run_token_secrets import SECRET_ARN_ENV, SECRET_PREFIX, secret_name
+from fleetflow.aws.terraform import register_blocks_from_terraform
 from fleetflow.bundles import bundle_key
 from fleetflow.orchestrator import Orchestrator
 from fleetflow.settings import get_settings
 from fleetflow.states import StateType
 
-if TYPE_CHECKING:
-    from .conftest import Terraform
+EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples" / "ml_pipeline"
 
-pytestmark = [pytest.mark.terraform, pytest.mark.aws, pytest.mark.timeout(300)]
-
-EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "ml_pipeline"
-NAME = "ffproof"
-POOL = "ecs-proof"
 # The sizes examples/ml_pipeline/deploy.py gives each sub-flow: flow name -> (cpu, memory).
 EXPECTED_SIZES = {"fetch-data": ("1024", "2048"), "preprocess": ("512", "1024"), "train": ("2048", "4096")}
 # 400 rows are more than the 16 KiB stored inline in the store (INLINE_LIMIT), so the rows the
@@ -121,51 +106,10 @@ def example_modules() -> Iterator[tuple[Any, Any]]:
         sys.modules.update(saved)
 
 
-@pytest.fixture
-def shell_env(terraform: Terraform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """What the user's shell has: terraform (register-blocks runs `terraform output -json`) and
-    AWS keys for the default chain (moto accepts any), nothing pointing elsewhere."""
-    use_dummy_aws_env(monkeypatch, tmp_path)
-    # werkzeug logs one line per moto request: thousands of them would bury a failure's output.
-    werkzeug = logging.getLogger("werkzeug")
-    monkeypatch.setattr(werkzeug, "level", logging.ERROR)
-    monkeypatch.setenv("TERRAFORM", terraform.binary)
-    for name in ("TF_CLI_CONFIG_FILE", "TF_IN_AUTOMATION", "CHECKPOINT_DISABLE"):
-        monkeypatch.setenv(name, terraform.env[name])
-    clear_client_cache()
-    yield
-    clear_client_cache()
-
-
-def test_terraform_to_ecs_subflows_and_back(terraform: Terraform, tf_copy: Path, temp_store, temp_store_url: str,
-                                            backend: str, shell_env, tmp_path: Path) -> None:
-    timeline = Timeline()
-    over_http = backend.startswith("http")
-    with moto_server() as endpoint:
-        example = copy_example(tf_copy, tmp_path)
-        path_vars = server_vars(endpoint, terraform.env) if over_http else direct_vars()
-        tf_vars = example_vars(endpoint, name=NAME, work_pool_name=POOL, **path_vars)
-        terraform.run("init", "-input=false", "-no-color", cwd=example)
-        timeline.mark("terraform init")
-        terraform.run("apply", "-auto-approve", "-input=false", "-no-color", *tf_vars, cwd=example)
-        timeline.mark("terraform apply")
-        aws = boto3_clients(endpoint, terraform.env)
-        try:
-            outputs = plain_outputs(terraform, example)
-            _run_the_pipeline(example, endpoint, outputs, aws, temp_store, timeline,
-                              server_store_url=temp_store_url if over_http else None)
-        finally:
-            terraform.run("destroy", "-auto-approve", "-input=false", "-no-color", *tf_vars, cwd=example)
-            timeline.mark("terraform destroy")
-        (cluster,) = aws["ecs"].describe_clusters(clusters=[outputs["cluster_arn"]])["clusters"]
-        assert cluster["status"] == "INACTIVE"
-        assert not aws["s3"].list_buckets()["Buckets"]
-
-    print(f"\nproof timeline ({timeline.total():.1f}s):\n{timeline.render()}")
-
-
-def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws: dict[str, Any], client: Any,
-                      timeline: Timeline, *, server_store_url: str | None) -> None:
+def run_the_pipeline(applied: Any, client: Any, timeline: Timeline, *, server_store_url: str | None) -> None:
+    """Steps 1-5 on ``applied`` (a ``conftest.AppliedExample``) with ``client`` as the store:
+    over the server when ``server_store_url`` (the database behind the local server) is given."""
+    example, endpoint, outputs, aws, pool = applied.directory, applied.endpoint, applied.outputs, applied.aws, applied.pool
     over_http = server_store_url is not None
     # The README's `aws secretsmanager put-secret-value` steps: the values never enter Terraform.
     if over_http:
@@ -181,7 +125,7 @@ def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws
         ("s3/fleetflow-code", "created"),
         ("s3/fleetflow-results", "created"),
         ("ecs-task/fleetflow-ecs", "created"),
-        (POOL, "created"),
+        (pool, "created"),
     ]
     timeline.mark("secret value + register-blocks")
 
@@ -201,7 +145,7 @@ def _run_the_pipeline(example: Path, endpoint: str, outputs: dict[str, Any], aws
             # own HOME, and bundles cached in the container's own (empty) working folder.
             endpoint_env=False, isolated_home=True, extra_env={"FLEETFLOW_BUNDLE_CACHE_DIR": "bundle-cache"},
         )
-        worker = WorkerThread(POOL, WORKER_NAME, client=worker_client)
+        worker = WorkerThread(pool, WORKER_NAME, client=worker_client)
         with emulator, show_containers_on_failure(emulator, lambda: f"timeline so far:\n{timeline.render()}"):
             worker.start()
             try:
@@ -366,39 +310,3 @@ def _print_children(client: Any, emulator: ECSEmulator, started: float) -> None:
         text = ", ".join(f"{name} +{at - origin:.2f}s" for name, at in sorted(steps, key=lambda s: s[1]))
         print(f"  {run.flow_name} ({launch['cpu']}/{launch['memory']}): {text}")
 
-
-def test_moto_applies_the_tls_only_bucket_policy_to_https_requests_too() -> None:
-    """Why the proof lifts the code bucket's policy instead of serving moto over TLS.
-
-    The code-bucket module's statement (Deny s3:* when aws:SecureTransport is false) must let
-    HTTPS requests through; moto 5.2 evaluates it without request context and denies them all.
-    If this test fails, moto has learnt aws:SecureTransport: run the proof against
-    ``tls_moto.tls_moto_server`` (terraform provider ``insecure = true``, clients with
-    ``verify=False``) and drop ``bucket_policy_suspended``.
-    """
-    import json
-    import warnings
-
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import ClientError
-    from tls_moto import tls_moto_server
-
-    with tls_moto_server() as url, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # urllib3's InsecureRequestWarning for the self-signed cert
-        s3 = boto3.client("s3", endpoint_url=url, verify=False, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing",
-                          config=Config(s3={"addressing_style": "path"}))
-        s3.create_bucket(Bucket="tls-only-code")
-        s3.put_object(Bucket="tls-only-code", Key="bundles/a", Body=b"a")  # no policy yet: fine over HTTPS
-        s3.put_bucket_policy(Bucket="tls-only-code", Policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                "Resource": ["arn:aws:s3:::tls-only-code", "arn:aws:s3:::tls-only-code/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": ["false"]}},
-            }],
-        }))
-        with pytest.raises(ClientError) as denied:
-            s3.get_object(Bucket="tls-only-code", Key="bundles/a")
-        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
