@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from collections.abc import Iterator
@@ -54,6 +55,23 @@ def moto_server() -> Iterator[str]:
         yield server.url
 
 
+@contextlib.contextmanager
+def aws_managed_policies() -> Iterator[None]:
+    """moto with AWS's managed policies while the block runs (the server's RDS monitoring role
+    attaches AmazonRDSEnhancedMonitoringRole). moto 5 loads them only with
+    MOTO_IAM_LOAD_MANAGED_POLICIES, read when it builds a backend (its server runs in this
+    process; ``/moto-api/config`` has no IAM setting): set before :func:`moto_server` resets."""
+    before = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
+        else:
+            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = before
+
+
 def copy_example(tf_copy: Path, dest: Path, example: str = EXAMPLE) -> Path:
     """Copy the terraform tree (modules are referenced relatively) under ``dest`` and return the
     example's directory, with the moto provider override in place."""
@@ -80,10 +98,12 @@ def example_vars(endpoint: str, *, name: str, work_pool_name: str, **extra: Any)
 def server_vars(endpoint: str, env: dict[str, str], region: str = "us-east-1") -> dict[str, str]:
     """``example_vars`` extras of the example's server path on moto: a certificate moto's ACM
     issued for the HTTPS listener (moto's ALB refuses an unknown one, as AWS does), the server
-    on an existing PostgreSQL (no RDS instance), and nothing protected from ``destroy``."""
+    with its own RDS PostgreSQL (``create_database``: the module's database path is applied
+    too; the proof then points the server's URL secret at the test's store), and nothing
+    protected from ``destroy``."""
     acm = boto3_clients(endpoint, env, region, services=("acm",))["acm"]
     certificate = acm.request_certificate(DomainName="fleetflow.test")["CertificateArn"]
-    return {"certificate_arn": certificate, "create_database": "false", "deletion_protection": "false"}
+    return {"certificate_arn": certificate, "create_database": "true", "deletion_protection": "false"}
 
 
 def direct_vars() -> dict[str, str]:
@@ -170,14 +190,14 @@ def changed_attributes(plan: dict[str, Any]) -> set[tuple[str, str]]:
 def applied_example(terraform: Any, tf_copy: Path, dest: Path, *, name: str, pool: str,
                     over_server: bool) -> Iterator[AppliedExample]:
     """Apply the example (server path or direct path), yield it, destroy it and check the destroy."""
-    with moto_server() as endpoint:
+    with aws_managed_policies(), moto_server() as endpoint:
         example = copy_example(tf_copy, dest)
         path_vars = server_vars(endpoint, terraform.env) if over_server else direct_vars()
         tf_vars = example_vars(endpoint, name=name, work_pool_name=pool, **path_vars)
         terraform.run("init", "-input=false", "-no-color", cwd=example)
         terraform.run("apply", "-auto-approve", "-input=false", "-no-color", *tf_vars, cwd=example)
         aws = boto3_clients(endpoint, terraform.env, services=(
-            "ecs", "s3", "iam", "ec2", "logs", "secretsmanager", "elbv2"))  # fmt: skip
+            "ecs", "s3", "iam", "ec2", "logs", "secretsmanager", "elbv2", "rds"))  # fmt: skip
         try:
             terraform.run("plan", "-input=false", "-no-color", "-out=replan.tfplan", *tf_vars, cwd=example)
             replan = json.loads(terraform.run("show", "-json", "replan.tfplan", cwd=example).stdout)
@@ -194,5 +214,6 @@ def _check_destroyed(aws: dict[str, Any], outputs: dict[str, Any], example: Path
     assert [c["status"] for c in clusters] in ([], ["INACTIVE"])
     assert not any(r["RoleName"].startswith(f"{name}-") for r in aws["iam"].list_roles()["Roles"])
     assert not aws["s3"].list_buckets()["Buckets"]
+    assert aws["rds"].describe_db_instances()["DBInstances"] == []
     assert json.loads((example / "terraform.tfstate").read_text())["resources"] == []
 

@@ -107,6 +107,15 @@ class Settings(BaseSettings):
         default=5.0, gt=0,
         description="Seconds between sweeps of expired leases by workers, the scheduler and the server.",
     )
+    run_token_sweep_interval: float = Field(
+        default=300.0, gt=0,
+        description="Seconds between a worker's sweeps of leftover per-run token secrets (ECS over HTTP): "
+        "secrets of runs that ended while no worker watched their task, e.g. across a worker restart.",
+    )
+    run_token_sweep_limit: int = Field(
+        default=50, gt=0, le=100,
+        description="Most token secrets one sweep looks at (one ListSecrets page; the next sweep goes on).",
+    )
     usage_enabled: bool = Field(
         default=True, description="Measure each launched run's memory and CPU in its runner and store a usage record."
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -241,6 +242,49 @@ def test_cancelling_an_ecs_child_stops_its_task_and_its_process(temp_store, aws_
         print(f"cancelled child: exit code {code}, stoppedReason {task['stoppedReason']!r}, state {final.state.message!r}")
         emulator.raise_errors()
         assert ecs_worker.error is None
+
+
+@pytest.mark.parametrize("client_backend", ["http"])  # run tokens exist on the team path only
+def test_a_killed_worker_leaves_no_run_token_secret_behind(temp_store, aws_env, strict_emulator, monkeypatch):
+    """SIGKILL the worker that launched a child (its memory of the launch is gone; the runner
+    keeps the lease, so the next worker never re-attaches), start another: once the child
+    is final its token secret is gone (the new worker's sweep) and the token is refused."""
+    import httpx
+
+    from fleetflow.settings import reset_settings
+
+    monkeypatch.setenv("FLEETFLOW_RUN_TOKEN_SWEEP_INTERVAL", "0.5")
+    reset_settings()
+    storage = _aws_and_blocks(aws_env.url, temp_store)
+    _deploy(storage, {"e2e-sleepy/nap": ("sleepy", {"cpu": 256, "memory": 512})})
+    secrets = boto3_client(aws_env.url, "secretsmanager")
+    left = lambda: [s["Name"] for s in secrets.list_secrets(  # noqa: E731
+        Filters=[{"Key": "name", "Values": ["fleetflow/run-tokens/"]}])["SecretList"]]
+    command = [sys.executable, "-m", "fleetflow", "worker", "start", "--pool", POOL, "--name", "e2e-killed"]
+    first = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with show_containers_on_failure(strict_emulator):
+        try:
+            _wait(lambda: first.poll() is None and temp_store.read_work_pool(POOL).last_polled, "the first worker to poll")
+            # long enough that the first worker cannot see the run end (and delete its secret) before the kill
+            child = run_deployment("e2e-sleepy/nap", parameters={"seconds": 6}, timeout=0, as_subflow=False)
+            _wait(lambda: temp_store.read_flow_run(child.id).state_type is StateType.RUNNING, "the child to run")
+            token = secrets.get_secret_value(SecretId=f"fleetflow/run-tokens/{child.id}")["SecretString"]
+        finally:
+            first.kill()  # SIGKILL: no shutdown, nothing deleted on the way out
+            first.wait(timeout=30)
+        assert left() == [f"fleetflow/run-tokens/{child.id}"]
+        second = WorkerThread(POOL, "e2e-restarted").start()
+        try:
+            final = _wait(lambda: _final(temp_store, child.id), "the child to end")
+            wait_until(lambda: left() == [], "the new worker to delete the run-token secret", observe=left)
+        finally:
+            second.stop()
+        assert second.error is None
+        strict_emulator.raise_errors()
+    assert final.state.type is StateType.COMPLETED, final.state
+    assert token.startswith("ffr_")
+    refused = httpx.get(f"{temp_store.base_url}/api/v1/flow_runs/{child.id}", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401 and "tokens stop working when the run is final" in refused.text, refused.text
 
 
 def _final(client: Any, run_id: str) -> Any:

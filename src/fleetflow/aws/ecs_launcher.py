@@ -21,7 +21,8 @@ per launch and registered + deregistered a task definition on every run):
   in the runner's environment must be mapped through the block's ``secrets`` (SSM / Secrets
   Manager), else the launch fails before any AWS call with the fix in the message. The per-run
   token of a launch over HTTP goes in a per-run Secrets Manager secret the container reads by
-  ARN, deleted once the launch finished (:mod:`.run_token_secrets`).
+  ARN, deleted once the launch finished, also by a restarted worker, and swept when its run
+  ended unwatched (:mod:`.run_token_secrets`).
 
 Only ``fleetflow.aws`` imports boto3/aiobotocore; this module is imported lazily by
 ``ECSTask.launcher()``.
@@ -36,7 +37,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import tenacity
 from botocore import xform_name
@@ -269,6 +270,7 @@ class _Tracked:
     memory: int | None = None
     definition_arn: str | None = None
     logs_checked: bool = False  # stream_output set up (at launch, or on first sight after a restart)
+    token_checked: bool = False  # whether its run's token secret is known (at launch, or on first sight)
 
 
 # --- the launcher ---------------------------------------------------------------------------------
@@ -301,6 +303,7 @@ class ECSLauncher:
         self._subnet_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
         self._tracked: dict[str, _Tracked] = {}
         self._run_secrets: dict[str, tuple[AwsCredentials, str]] = {}  # task ARN -> (creds, run id)
+        self._sweep_pages: dict[str, str | None] = {}  # credentials scope -> next ListSecrets page
         self._last_poll: dict[tuple[str, str], float] = {}
         self._logs = LogCopier(store or _default_store)
 
@@ -383,10 +386,30 @@ class ECSLauncher:
             creds, flow_run_id = self._run_secrets.pop(handle)
             await self._delete_token(creds, flow_run_id)
 
+    async def sweep_run_tokens(self, block: Any, ended: Callable[[list[str]], Awaitable[Mapping[str, Any]]],
+                               *, limit: int = 50) -> list[str]:  # fmt: skip
+        """Delete the token secrets of runs that are final: one page of at most ``limit``
+        secrets under the prefix, in ``block``'s account and region (its credentials), per call;
+        the next call goes on with the next page. ``ended(run_ids)`` says which of them are final
+        in this store, and since when. Returns the runs whose secret went."""
+        creds = credentials_of(block)
+        secretsmanager = await self._clients.get(creds, "secretsmanager")
+        scope = self._clients.scope(creds, None)
+        listed, self._sweep_pages[scope] = await tokens.list_token_secrets(
+            self._call, secretsmanager, limit=limit, next_token=self._sweep_pages.get(scope))
+        run_ids = [tokens.run_of_secret(s["Name"]) or "" for s in listed]
+        doomed = tokens.sweepable(listed, await ended(run_ids)) if run_ids else []
+        for run_id in doomed:
+            await self._delete_token(creds, run_id)
+        if doomed:
+            log.info("deleted the token secrets of %d final run(s)", len(doomed))
+        return doomed
+
     def _track(self, task: dict, block: Any, definition: _Definition, flow_run_id: str, memory: int | None) -> None:
         arn = task["taskArn"]
         status = watch.status_from_task(task, block.container_name, memory)
-        self._tracked[arn] = _Tracked(block, status, self._clock(), memory, definition.arn, logs_checked=True)
+        self._tracked[arn] = _Tracked(block, status, self._clock(), memory, definition.arn, logs_checked=True,
+                                      token_checked=True)  # fmt: skip
         self._follow_logs(arn, block, definition.content, flow_run_id)
 
     def _follow_logs(self, arn: str, block: Any, content: Mapping[str, Any], flow_run_id: str | None) -> None:
@@ -559,6 +582,10 @@ class ECSLauncher:
             tracked = self._tracked[arn] = _Tracked(block, status)
         if task and not tracked.definition_arn:
             tracked.definition_arn = task.get("taskDefinitionArn")
+        if task and not tracked.token_checked:  # first sight of a task launched before a restart
+            tracked.token_checked = True
+            if run_id := tokens.token_run_of_task(task, watch.task_flow_run_id(task)):
+                self._run_secrets.setdefault(arn, (credentials_of(block), run_id))
         if task and not tracked.logs_checked:
             tracked.logs_checked = True
             await self._reattach_logs(arn, block, task, ecs)

@@ -16,13 +16,22 @@ write only that prefix. The worker deletes the secret (without a recovery window
 launch has finished, i.e. the run is final, and the token is dead by then anyway (it expires
 when its run is final).
 
+Deletion is keyed by the run, not by what one worker process remembers: a task's RunTask
+overrides name the secret (:func:`token_run_of_task`), so a restarted worker that re-attaches
+to a task deletes its secret when the task stops. Runs that finish while no worker watches
+their task (the runner holds the lease; a restarted worker never needs to re-attach) are
+covered by a sweep (:func:`sweepable`, ``ECSLauncher.sweep_run_tokens``): a page of secrets
+under the prefix, in the block's account and region, deleted when their run is final in this
+store and the secret was last written before the run ended (a relaunch writes it again).
+
 https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerOverride.html (no ``secrets``)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from ..exceptions import AwsError, ConfigurationError
 
@@ -36,6 +45,61 @@ Call = Callable[..., Awaitable[dict[str, Any]]]  # ECSLauncher._call(client, ope
 
 def secret_name(flow_run_id: str) -> str:
     return f"{SECRET_PREFIX}{flow_run_id}"
+
+
+def run_of_secret(name: str | None) -> str | None:
+    """The flow run id a secret named ``fleetflow/run-tokens/<id>`` belongs to (None otherwise)."""
+    if not name or not name.startswith(SECRET_PREFIX):
+        return None
+    run_id = name[len(SECRET_PREFIX):]
+    return run_id if run_id and "/" not in run_id else None
+
+
+def token_run_of_task(task: Mapping[str, Any], flow_run_id: str | None) -> str | None:
+    """``flow_run_id`` when ``task`` (a DescribeTasks entry) was launched with that run's token
+    secret: a container override names ``FLEETFLOW_API_KEY_SECRET_ARN`` of that run's secret."""
+    if not flow_run_id:
+        return None
+    wanted = f":secret:{secret_name(flow_run_id)}"
+    for override in (task.get("overrides") or {}).get("containerOverrides") or []:
+        for env in override.get("environment") or []:
+            if env.get("name") == SECRET_ARN_ENV and wanted in (env.get("value") or ""):
+                return flow_run_id
+    return None
+
+
+def sweepable(listed: Sequence[Mapping[str, Any]], ended: Mapping[str, dt.datetime]) -> list[str]:
+    """Pure: the runs whose token secret the sweep deletes. ``listed``: ListSecrets entries;
+    ``ended``: run id -> when it became final, for the listed runs that are final in this store
+    (a run this store does not know may be another deployment's: left alone). A secret written
+    after its run ended belongs to a relaunch of the run (``flow-run retry``): kept."""
+    doomed = []
+    for entry in listed:
+        run_id = run_of_secret(entry.get("Name"))
+        if run_id is None or run_id not in ended:
+            continue
+        changed = entry.get("LastChangedDate") or entry.get("CreatedDate")
+        if isinstance(changed, dt.datetime) and ended[run_id] is not None and _utc(changed) > _utc(ended[run_id]):
+            continue
+        doomed.append(run_id)
+    return doomed
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+async def list_token_secrets(call: Call, secretsmanager: Any, *, limit: int,
+                             next_token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+    """One page (at most ``limit``) of secrets named under :data:`SECRET_PREFIX`, and the token
+    of the next page (None at the end)."""
+    params: dict[str, Any] = {"Filters": [{"Key": "name", "Values": [SECRET_PREFIX]}], "MaxResults": limit}
+    if next_token:
+        params["NextToken"] = next_token
+    page = await call(secretsmanager, "ListSecrets", **params)
+    # The name filter matches prefixes of words too: keep only names really under the prefix.
+    listed = [s for s in page.get("SecretList") or [] if run_of_secret(s.get("Name"))]
+    return listed, page.get("NextToken")
 
 
 def carries_run_token(env: Mapping[str, str], mapped: Mapping[str, str] | None) -> bool:

@@ -6,8 +6,7 @@
 * A run token (``ffr_...``) is minted when a worker launches a run; it authorises only that
   run and stops working when the run is final.
 * Mutating requests are written to ``audit_log`` (who, what, on what, when).
-* ``api_requests`` remembers the response of each client request id for a day, so a retried
-  request is applied once.
+* Request ids (a retried request applied once) live in :mod:`.ledger`.
 """
 
 from __future__ import annotations
@@ -29,11 +28,10 @@ from .base import StoreBase, new_id, utcnow
 
 KEY_PREFIX, TOKEN_PREFIX = "ffk_", "ffr_"
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)  # last_used is refreshed at most once a minute
-REQUEST_ID_RETENTION = dt.timedelta(days=1)
 # After its run is final a token may still ship the run's last log lines for this long
 # (the engine flushes logs after the final state); nothing else.
 RUN_TOKEN_LOG_GRACE = dt.timedelta(minutes=5)
-_K, _RT, _A, _RQ = t.api_keys, t.run_tokens, t.audit_log, t.api_requests
+_K, _RT, _A = t.api_keys, t.run_tokens, t.audit_log
 _FINAL = [s.value for s in TERMINAL]
 
 
@@ -159,7 +157,7 @@ class KeysMixin(StoreBase):
         recent = row.state_timestamp is not None and utcnow() - row.state_timestamp < RUN_TOKEN_LOG_GRACE
         return (row.flow_run_id, True) if recent else None
 
-    # ---- audit and request ids --------------------------------------------------------------
+    # ---- audit --------------------------------------------------------------
     def record_audit(self, actor: str, action: str, target: str | None, status: int | None = None) -> None:
         with self._write() as conn:
             conn.execute(_A.insert().values(timestamp=utcnow(), actor=actor, action=action, target=target, status=status))
@@ -168,20 +166,6 @@ class KeysMixin(StoreBase):
         with self._read() as conn:
             rows = conn.execute(sa.select(_A).order_by(_A.c.id.desc()).limit(limit))
             return [dict(r._mapping) for r in rows]
-
-    def recall_request(self, request_id: str) -> tuple[int, Any] | None:
-        """The (status, response body) recorded for ``request_id``, if it was seen."""
-        with self._read() as conn:
-            row = conn.execute(sa.select(_RQ.c.status, _RQ.c.response).where(_RQ.c.request_id == request_id)).first()
-        return (row.status, row.response) if row else None
-
-    def remember_request(self, request_id: str, status: int, response: Any) -> None:
-        """Record a request's outcome (first one wins) and forget those older than a day."""
-        now = utcnow()
-        stmt = self._insert(_RQ).values(request_id=request_id, status=status, response=response, created=now)
-        with self._write() as conn:
-            conn.execute(stmt.on_conflict_do_nothing(index_elements=[_RQ.c.request_id]))
-            conn.execute(sa.delete(_RQ).where(_RQ.c.created < now - REQUEST_ID_RETENTION))
 
 
 def _scope(scope: Any) -> Scope:

@@ -186,6 +186,11 @@ def _work_pool_pause(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"ALTER TABLE work_pools ADD COLUMN is_paused BOOLEAN NOT NULL DEFAULT {false}")
 
 
+def _request_ledger(conn: sa.Connection) -> None:
+    """The durable request ledger (a new table only)."""
+    t.request_ledger.create(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
@@ -195,6 +200,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "flow run usage records", _flow_run_usage),
     Migration(7, "web UI list indexes", _ui_list_indexes),
     Migration(8, "work pool pause", _work_pool_pause),
+    Migration(9, "durable request ledger", _request_ledger),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

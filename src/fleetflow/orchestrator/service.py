@@ -30,6 +30,7 @@ from .catalog import BlocksMixin, CacheMixin, DeploymentsMixin, LogsMixin, Pools
 from .deployment_runs import DeploymentRunsMixin
 from .extras import ArtifactsMixin, ConcurrencyMixin, VariablesMixin
 from .keys import KeysMixin
+from .ledger import LedgerMixin
 from .leases import LeasesMixin
 from .queues import WorkQueuesMixin
 from .runs import FlowRunsMixin, TaskRunsMixin
@@ -42,7 +43,7 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 class Orchestrator(
     FlowRunsMixin, TaskRunsMixin, DeploymentRunsMixin, LeasesMixin, LogsMixin, CacheMixin, BlocksMixin, DeploymentsMixin,
-    PoolsMixin, ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, KeysMixin, UsageMixin, BrowseMixin,
+    PoolsMixin, ArtifactsMixin, VariablesMixin, ConcurrencyMixin, WorkQueuesMixin, KeysMixin, LedgerMixin, UsageMixin, BrowseMixin,
     StoreBase,
 ):
     """The state store. :class:`fleetflow.client.embedded.EmbeddedClient` exposes it as the

@@ -446,6 +446,21 @@ flow_run_usage = sa.Table(
     sa.Index(None, "deployment_id", "created"),
 )
 
+# Added by the "durable request ledger" migration: the response of each mutating API request,
+# by a hash of (the caller's credentials, its client request id), so a retry is answered from
+# here instead of being applied again, across server restarts too (server/api/ledger.py).
+request_ledger = sa.Table(
+    "request_ledger",
+    metadata,
+    sa.Column("request_key", sa.String(64), primary_key=True),
+    sa.Column("key_name", sa.String(200)),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("response", json_type()),
+    sa.Column("response_digest", sa.String(64), nullable=False),
+    _created(),
+    sa.Index(None, "created"),
+)
+
 # Indexes for the server's lists (created in the same migration with CREATE INDEX IF NOT
 # EXISTS; kept out of the flow_runs Table so version 1 stays frozen): the first page of
 # runs in a state, newest first, and per-pool lists.

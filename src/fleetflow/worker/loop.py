@@ -37,6 +37,7 @@ from . import capacity
 from .resolve import ensure_work_pool, load_pool_infrastructure, resolve_infrastructure
 from .retries import crash_or_relaunch
 from .sweep import Found, Sweeper
+from .token_sweep import sweep_run_tokens
 
 if TYPE_CHECKING:
     from ..client.protocol import OrchestratorAPI
@@ -127,6 +128,9 @@ class Worker:
         self.limit = limit
         self.poll_interval = poll_interval if poll_interval is not None else settings.worker_poll_interval
         self.heartbeat_interval = settings.worker_heartbeat_interval
+        self.token_sweep_interval = settings.run_token_sweep_interval
+        self.token_sweep_limit = settings.run_token_sweep_limit
+        self._last_token_sweep = float("-inf")
         self.client = client or get_client()
         self.watched: dict[str, Watched] = {}
         self._launchers: dict[type, Any] = {}
@@ -179,6 +183,8 @@ class Worker:
         await self._handle_cancellations()
         if time.monotonic() - self._last_sweep >= self.reconcile_interval:
             await self.reconcile()
+        if time.monotonic() - self._last_token_sweep >= self.token_sweep_interval:
+            await self.sweep_run_tokens()
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -262,6 +268,14 @@ class Worker:
             await self._sweeper.sweep(pooled=False)
         except FleetflowError as exc:  # e.g. the store is restarting: try again next sweep
             log.warning("reconcile sweep failed: %s", exc)
+
+    async def sweep_run_tokens(self) -> list[str]:
+        """Delete leftover token secrets of this pool's final runs (:mod:`.token_sweep`); only
+        over HTTP, the only path that mints run tokens."""
+        self._last_token_sweep = time.monotonic()
+        if self._pool is None or getattr(self.client, "base_url", None) is None:
+            return []
+        return await sweep_run_tokens(self.client, self._pool, self._launcher, limit=self.token_sweep_limit)
 
     # ---- claim and launch ---------------------------------------------------------------
     def _capacity(self) -> int:

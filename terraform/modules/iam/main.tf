@@ -307,6 +307,14 @@ data "aws_iam_policy_document" "worker" {
     actions   = ["ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups"]
     resources = ["*"]
   }
+
+  # ListSecrets has no resource-level permissions; the worker's sweep of leftover run-token
+  # secrets lists names under fleetflow/run-tokens/ only, and may delete only those (above).
+  statement {
+    sid       = "ListRunTokenSecrets"
+    actions   = ["secretsmanager:ListSecrets"]
+    resources = ["*"]
+  }
 }
 
 resource "aws_iam_role_policy" "worker" {

@@ -11,6 +11,7 @@ tests/unit/aws/test_ecs_status_mapping.py with model-validated responses.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 import urllib.request
@@ -636,3 +637,70 @@ def test_the_runner_reads_its_token_from_the_secret(ecs_env, monkeypatch):
     assert resolve_token_from_environment(environ) is True
     assert environ["FLEETFLOW_API_KEY"] == "ffr_from-the-secret"
     assert resolve_token_from_environment(environ) is False  # a key already set is kept
+
+
+def _token_secrets(url: str) -> list[str]:
+    listed = boto3_client(url, "secretsmanager").list_secrets(Filters=[{"Key": "name", "Values": ["fleetflow/run-tokens/"]}])
+    return sorted(s["Name"] for s in listed["SecretList"])
+
+
+def test_a_restarted_launcher_deletes_the_token_secret_of_a_task_it_did_not_launch(ecs_env, block):
+    """Deletion is keyed by the run (the task's overrides name its secret), not by what the
+    launching process remembered: a fresh launcher that only ever sees the task deletes it."""
+    block = block.model_copy(update={"task_watch_poll_interval": 0.01})
+    fr = flow_run(6)
+    env = {"FLEETFLOW_FLOW_RUN_ID": fr.id, "FLEETFLOW_API_URL": "http://127.0.0.1:4200", "FLEETFLOW_API_KEY": "ffr_" + "x" * 43}
+
+    async def scenario():
+        first = make_launcher()
+        handle = (await first.launch(block, fr, env=env, command=["ignored"])).handle
+        await first.close()  # the worker that launched it is gone, with everything it remembered
+        before = _token_secrets(ecs_env.url)
+        clock = SteppedClock()
+        second = make_launcher(clock=clock)
+        running = (await second.statuses([(handle, block)]))[handle]
+        left_while_running = _token_secrets(ecs_env.url)
+        await second.kill(handle, block)
+        clock.pass_window(block.task_watch_poll_interval)
+        stopped = (await second.statuses([(handle, block)]))[handle]
+        await second.close()
+        return before, running, left_while_running, stopped
+
+    before, running, left_while_running, stopped = run(scenario())
+    assert before == left_while_running == [f"fleetflow/run-tokens/{fr.id}"]  # kept while the task runs
+    assert not running.finished and stopped.finished
+    assert _token_secrets(ecs_env.url) == []
+
+
+def test_the_token_sweep_deletes_only_secrets_of_final_runs_under_the_prefix(ecs_env, block):
+    """One bounded page per sweep; a run the store does not know (another deployment's), a run
+    still going, a secret rewritten after its run ended (a relaunch) and names outside the
+    prefix are all left alone."""
+    secrets = boto3_client(ecs_env.url, "secretsmanager")
+    for name in ("final-1", "final-2", "running", "unknown", "relaunched"):
+        secrets.create_secret(Name=f"fleetflow/run-tokens/{name}", SecretString="ffr_x")
+    secrets.create_secret(Name="fleetflow/run-tokens-elsewhere/final-1", SecretString="keep")
+    secrets.create_secret(Name="other/fleetflow/run-tokens/final-1", SecretString="keep")
+    now = dt.datetime.now(dt.timezone.utc)
+    # when each run became final, as the store says (running and unknown are not final)
+    store = {"final-1": now + dt.timedelta(hours=1), "final-2": now + dt.timedelta(hours=1),
+             "relaunched": now - dt.timedelta(hours=1)}  # fmt: skip
+    asked: list[list[str]] = []
+
+    async def ended(run_ids: list[str]) -> dict:
+        asked.append(sorted(run_ids))
+        return {r: store[r] for r in run_ids if r in store}
+
+    async def scenario():
+        launcher = make_launcher()
+        pages = [await launcher.sweep_run_tokens(block, ended, limit=3) for _ in range(3)]
+        await launcher.close()
+        return pages
+
+    pages = run(scenario())
+    assert sorted(r for page in pages for r in page) == ["final-1", "final-2"]
+    assert all(len(a) <= 3 for a in asked)  # bounded: one page of at most `limit` per sweep
+    assert sorted(set().union(*map(set, asked))) == ["final-1", "final-2", "relaunched", "running", "unknown"]
+    assert _token_secrets(ecs_env.url) == sorted(f"fleetflow/run-tokens/{n}" for n in ("relaunched", "running", "unknown"))
+    others = {s["Name"] for s in secrets.list_secrets()["SecretList"]}
+    assert {"fleetflow/run-tokens-elsewhere/final-1", "other/fleetflow/run-tokens/final-1"} <= others

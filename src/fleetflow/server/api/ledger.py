@@ -5,11 +5,17 @@ Every mutating request from :class:`fleetflow.client.http.HTTPClient` carries
 caller's credentials and that id; a retry of the same request gets the remembered response
 (header ``X-Request-Replayed: true``) instead of being applied again.
 
-Two tiers, by volume: the stream a running flow writes (task runs, logs, batches of both, cache, claims,
-heartbeats -- several requests per task) is remembered in memory for ten minutes and not
-audited; everything else (runs, states of flow runs, blocks, deployments, pools, keys) is
-remembered in the store for a day and written to the audit table (who, action, target,
-status).
+Every response is remembered in the store (:mod:`fleetflow.orchestrator.ledger`, a day), so a
+retry that reaches a restarted server -- one that crashed after applying a request or a batch,
+before the client saw the answer -- is answered from there, not applied twice; the last ten
+minutes are also kept in memory, so most replays cost no query. The ledger row is written
+right after the request's own writes committed (the store has no group commit on the server):
+a crash between the two is the one window left, and the client sees no answer for it either.
+
+By volume, two tiers of auditing: the stream a running flow writes (task runs, logs, batches of
+both, cache, claims, heartbeats -- several requests per task) is not audited; everything else
+(runs, states of flow runs, blocks, deployments, pools, keys) is written to the audit table
+(who, action, target, status).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import hashlib
 import json
 import re
 import time
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -47,9 +54,9 @@ class LedgerMiddleware:
             return
         headers = dict(scope["headers"])
         request_id = headers.get(b"x-request-id")
-        durable = not is_stream(scope["path"])
+        audited = not is_stream(scope["path"])
         key = _key(headers.get(b"authorization", b""), request_id) if request_id else None
-        if key is not None and (hit := await self._recall(key, durable)) is not None:
+        if key is not None and (hit := await self._recall(key)) is not None:
             await _replay(send, *hit)
             return
         messages: list[Message] = []
@@ -60,27 +67,30 @@ class LedgerMiddleware:
         await self.app(scope, receive, capture)
         status, body = _status_and_body(messages)
         if key is not None and status < 500:
-            await self._remember(key, durable, status, body)
+            await self._remember(key, _actor(scope), status, body)
         for message in messages:
             await send(message)
-        if durable:
+        if audited:
             await run_in_threadpool(self._audit, scope, status)
 
-    async def _recall(self, key: str, durable: bool) -> tuple[int, Any] | None:
+    async def _recall(self, key: str) -> tuple[int, Any] | None:
         hit = self._memory.get(key)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1], hit[2]
-        return await run_in_threadpool(self.ctx.store.recall_request, key) if durable else None
+        return await run_in_threadpool(self.ctx.store.recall_request, key)
 
-    async def _remember(self, key: str, durable: bool, status: int, body: Any) -> None:
+    async def _remember(self, key: str, actor: str, status: int, body: Any) -> None:
         self._memory.put(key, (time.monotonic() + MEMORY_SECONDS, status, body))
-        if durable:
-            await run_in_threadpool(self.ctx.store.remember_request, key, status, body)
+        await run_in_threadpool(partial(self.ctx.store.remember_request, key, status, body, key_name=actor))
 
     def _audit(self, scope: Scope, status: int) -> None:
-        principal = scope.get("state", {}).get("principal")
-        actor = principal.name if principal is not None else "(unauthenticated)"
-        self.ctx.store.record_audit(actor, f"{scope['method']} {_route_template(scope)}", scope["path"], status)
+        self.ctx.store.record_audit(_actor(scope), f"{scope['method']} {_route_template(scope)}", scope["path"], status)
+
+
+def _actor(scope: Scope) -> str:
+    """The name of the key (or run token) that made the request, once the route authenticated it."""
+    principal = scope.get("state", {}).get("principal")
+    return principal.name if principal is not None else "(unauthenticated)"
 
 
 def _key(authorization: bytes, request_id: bytes) -> str:

@@ -87,7 +87,7 @@ run "wildcard_resources_only_for_actions_without_resource_level_permissions" {
       ) :
       length(setsubtract(flatten([s.Action]), [
         "ecr:GetAuthorizationToken", "ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition",
-        "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups", "secretsmanager:ListSecrets",
       ])) == 0
       if contains(flatten([s.Resource]), "*")
     ])
