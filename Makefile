@@ -31,9 +31,11 @@ test-deps: setup
 
 # Whole suite: unit, integration (real PostgreSQL, moto server), e2e, terraform, browser.
 # --dist loadgroup: tests marked xdist_group (the Terraform tests sharing one apply) stay on one worker.
+# -n 3 on 2 cores: much of the suite waits on worker, runner and terraform processes and on
+# leases running out; with -n 2 the two cores were 74% busy over the run.
 test: test-deps
 	$(PY) -m compileall -q src
-	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 3 --dist loadgroup -q --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not postgres and not terraform" $(PYTEST_ARGS)
