@@ -129,8 +129,15 @@ def temp_store(client_backend: str, temp_store_url: str, request: pytest.Fixture
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Scratch space in memory when the machine has room (tests/scratch.py says why). Set on
-    the controller only; pytest-xdist hands each worker its own ``<basetemp>/popen-gwN``."""
+    """The chaos table, and scratch space in memory when the machine has room (tests/scratch.py
+    says why). Both set on the controller only; pytest-xdist hands each worker its own
+    ``<basetemp>/popen-gwN``."""
+    if not hasattr(config, "workerinput"):
+        import chaos_table
+
+        # Opened here, before xdist starts its workers, so they inherit its name and every
+        # worker's rows land in the one table printed at the end (tests/chaos_table.py).
+        config._fleetflow_chaos_table = chaos_table.open_table()  # type: ignore[attr-defined]
     if hasattr(config, "workerinput") or config.option.basetemp:
         return
     from scratch import fast_root, make_dir
@@ -138,6 +145,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if fast_root() is not None:
         config.option.basetemp = str(make_dir("ffpt-"))
         config._fleetflow_basetemp = config.option.basetemp  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    path = getattr(config, "_fleetflow_chaos_table", None)
+    if path:
+        import chaos_table
+
+        rows = chaos_table.take_rows(path)
+        if rows:
+            terminalreporter.write_sep("=", "chaos: runs lost / executed twice / stuck")
+            terminalreporter.write_line(chaos_table.format_table(rows))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

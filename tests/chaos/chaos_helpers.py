@@ -7,7 +7,6 @@ Plain functions, so ``benchmarks/chaos_trials.py`` runs the same scenarios with 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,9 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+import chaos_table
+from chaos_table import format_table  # noqa: F401  (benchmarks/chaos_trials.py prints it too)
 
 FLOWS = textwrap.dedent(
     '''
@@ -195,18 +197,6 @@ def count(scenario: str, backend: str, runs: list[Any], keys: list[str], markers
 
 
 def record(counts: Counts) -> None:
-    """Append the row for the table printed at the end of the session (see conftest)."""
-    path = os.environ.get("FLEETFLOW_CHAOS_TABLE")
-    if path:
-        with open(path, "a") as fh:
-            fh.write(json.dumps(counts.row()) + "\n")
+    """Append the row for the table printed at the end of the session (tests/chaos_table.py)."""
+    chaos_table.record(counts.row())
     print(f"chaos: {counts.row()}")
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'scenario':<44} {'backend':<9} {'runs':>4} {'lost':>4} {'twice':>5} {'stuck':>5} {'settle s':>8}"
-    lines = [head, "-" * len(head)]
-    for r in sorted(rows, key=lambda r: (r["scenario"], r["backend"])):
-        lines.append(f"{r['scenario']:<44} {r['backend']:<9} {r['runs']:>4} {r['lost']:>4} {r['twice']:>5} "
-                     f"{r['stuck']:>5} {r['settle_seconds']:>8.2f}")
-    return "\n".join(lines)

@@ -1,38 +1,16 @@
-"""Chaos suite fixtures: a marker-writing project, short leases, and the summary table.
+"""Chaos suite fixtures: a marker-writing project and short leases.
 
-Each scenario appends one row (lost / executed twice / stuck / time to settle) to a file
-named by FLEETFLOW_CHAOS_TABLE; the table is printed at the end of the session.
+Each scenario appends one row (lost / executed twice / stuck / time to settle) to the chaos
+table (tests/chaos_table.py), which tests/conftest.py prints at the end of the session.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from chaos_helpers import CHAOS_ENV, format_table, make_project
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput") and "FLEETFLOW_CHAOS_TABLE" not in os.environ:
-        fd, path = tempfile.mkstemp(prefix="fleetflow-chaos-", suffix=".jsonl")
-        os.close(fd)
-        os.environ["FLEETFLOW_CHAOS_TABLE"] = path  # xdist workers inherit it
-        config._fleetflow_chaos_table = path  # type: ignore[attr-defined]
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
-    path = getattr(config, "_fleetflow_chaos_table", None)
-    if not path or not os.path.exists(path):
-        return
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    os.unlink(path)
-    if rows:
-        terminalreporter.write_sep("=", "chaos: runs lost / executed twice / stuck")
-        terminalreporter.write_line(format_table(rows))
+from chaos_helpers import CHAOS_ENV, make_project
 
 
 @pytest.fixture
