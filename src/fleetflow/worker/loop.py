@@ -57,13 +57,21 @@ class Watched:
     attempt: int | None = None  # the launch attempt this infrastructure runs (None: unknown)
 
 
-def requeued_since(run: Any, attempt: int | None) -> bool:
-    """Whether the run was put back in the queue after ``attempt`` ended (``flow-run retry``,
-    an infrastructure relaunch): the exit of that attempt's process is then not news about
-    the run. Seen in the suite: a retry issued the moment attempt 1 was FAILED, before the
-    worker had reaped attempt 1's process, was CRASHED by that process's exit code."""
+def requeued_since(run: Any, attempt: int | None, handle: str | None = None) -> bool:
+    """Whether the run was put back in the queue after ``attempt`` (whose infrastructure is
+    ``handle``) ended: ``flow-run retry``, an infrastructure relaunch. The exit of that attempt's
+    process is then not news about the run.
+
+    Seen in the suite, twice: a retry issued the moment attempt 1 was FAILED, before the worker
+    had reaped attempt 1's process, was CRASHED by that process's exit code. The second time the
+    run had already been claimed again (PENDING, still numbered 1: the claim comes before the
+    new attempt is recorded), so the number and the state alone cannot tell. The handle can: a
+    requeue clears the run's ``infrastructure_pid``, the next attempt records its own, and an
+    attempt never replaces its handle (the runner's claim only fills an empty one)."""
     if attempt is None:
         return False
+    if handle is not None and run.infrastructure_pid != handle:
+        return True
     return run.launch_attempt != attempt or run.state_type is StateType.SCHEDULED
 
 
@@ -380,16 +388,22 @@ class Worker:
             for w in items:
                 await self._on_status(w, statuses.get(w.handle) or LaunchStatus(w.handle, finished=True, missing=True))
 
+    def _unwatch(self, w: Watched) -> None:
+        """Stop watching ``w``, and only ``w``: while its status was being read, a newer attempt
+        of the same run may have been launched and be watched under the same run id."""
+        if self.watched.get(w.flow_run_id) is w:
+            del self.watched[w.flow_run_id]
+
     async def _on_status(self, w: Watched, status: LaunchStatus) -> None:
         if status.finished:
-            self.watched.pop(w.flow_run_id, None)
+            self._unwatch(w)
             await _off(self._on_finished, w, status)
             return
         w.started = w.started or status.started
         timeout = getattr(w.block, "task_start_timeout_seconds", None)
         if not w.started and timeout and time.monotonic() - w.launched_at > timeout:
             await self._launcher(w.block).kill(w.handle, w.block)
-            self.watched.pop(w.flow_run_id, None)
+            self._unwatch(w)
             await _off(crash_or_relaunch, self.client, w.flow_run_id,
                        f"TaskFailedToStart: did not start within task_start_timeout_seconds={timeout}; stopped")
 
@@ -397,7 +411,7 @@ class Worker:
         if status.superseded:
             return  # a runner of a stale attempt exited without touching the run: not our news
         run = self.client.read_flow_run(w.flow_run_id)
-        if run.state is None or run.state.is_final or requeued_since(run, w.attempt):
+        if run.state is None or run.state.is_final or requeued_since(run, w.attempt, w.handle):
             return
         if run.state_type is StateType.CANCELLING:
             self._set(run.id, st.Cancelled(message="infrastructure stopped on request"))
