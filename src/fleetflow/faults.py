@@ -23,6 +23,8 @@ POINTS = (
     "worker.after_start",  # infrastructure started, handle not yet saved
     "worker.during_watch",  # launches being watched
     "runner.after_claim",  # the runner moved its run to RUNNING, user code not yet started
+    "server.before_commit",  # a request's writes and its ledger row are in its transaction, not committed
+    "server.after_commit",  # the request's transaction committed, its response not yet sent
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
+from . import request_tx
 from . import tables as t
 from .group_commit import GroupCommit, Rows
 from .migrations import WRITE_OPTION
@@ -51,7 +52,12 @@ class StoreBase:
 
     def _write(self) -> Any:
         """``with self._write() as conn:`` -- commit on success, roll back on error. Whatever
-        the group commit buffered is committed first (see :mod:`.group_commit`, rule 2)."""
+        the group commit buffered is committed first (see :mod:`.group_commit`, rule 2).
+        Inside a server request with a request id, one operation of the request's transaction
+        instead, committed with its ledger row (see :mod:`.request_tx`)."""
+        tx = request_tx.for_store(self)
+        if tx is not None:
+            return tx.operation()
         if self._group is not None:
             self.flush_writes()
         return self._writer.begin()
@@ -71,7 +77,7 @@ class StoreBase:
 
     def flush_writes(self) -> None:
         """Commit the buffered task-run records now (and wait for a commit in progress)."""
-        if self._group is not None:
+        if self._group is not None and request_tx.holding(self) is None:  # a request's begin() flushed
             with self._commit_lock():
                 self._flush_locked()
 
@@ -122,8 +128,12 @@ class StoreBase:
         finally:
             self._group = None
 
-    def _read(self) -> sa.Connection:
-        """``with self._read() as conn:``."""
+    def _read(self) -> Any:
+        """``with self._read() as conn:`` (after a request's first write: its own connection,
+        so the request reads what it wrote)."""
+        tx = request_tx.holding(self)
+        if tx is not None:
+            return tx.reading()
         return self.engine.connect()
 
     # ---- dialect hooks ----------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Every mutating request of :class:`fleetflow.client.http.HTTPClient` carries a client-generated
 ``X-Request-Id``, the same across its retries. The server (:mod:`fleetflow.server.api.ledger`)
 records the first response under a hash of (the caller's credentials, that id) and answers a
-retry with it. Kept here, in the store, rather than in the server's memory, so a retry that
+retry with it. The row is written in the request's own transaction (:meth:`record_request`,
+:mod:`.request_tx`): the request's writes and its row commit together, or neither does. Kept here, in the store, rather than in the server's memory, so a retry that
 reaches a *restarted* server -- it crashed after applying the request or batch, before the
 client saw the answer -- is still answered from the ledger, not applied a second time.
 
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from . import tables as t
 from .base import StoreBase, utcnow
 from .jsoncodec import _json_default
+from .request_tx import RequestTransaction
 
 log = logging.getLogger("fleetflow.store")
 RETENTION = dt.timedelta(days=1)
@@ -58,19 +60,41 @@ class LedgerMixin(StoreBase):
             return None
         return row.status, row.response
 
+    def record_request(self, tx: RequestTransaction, request_key: str, status: int, response: Any, *,
+                       key_name: str | None = None, audit: tuple[str, str] | None = None) -> bool:  # fmt: skip
+        """Add a request's ledger row (and its audit row, ``(action, target)``) to the request's
+        own transaction ``tx``, which the caller then commits: the request's writes and the row
+        are committed together or not at all (see :mod:`.request_tx`).
+
+        False when the row was already there: an earlier attempt of the same request committed
+        first (two attempts in flight at once). The caller then rolls ``tx`` back and answers
+        with :meth:`recall_request`, so even concurrent attempts are applied once."""
+        conn = tx.connection()
+        inserted = conn.execute(self._ledger_insert(request_key, status, response, key_name)).rowcount
+        if not inserted:
+            return False
+        if audit is not None:
+            self.record_audit(key_name or "(unauthenticated)", audit[0], audit[1], status)  # type: ignore[attr-defined]
+        self._prune_ledger(conn)
+        return True
+
     def remember_request(self, request_key: str, status: int, response: Any, *, key_name: str | None = None) -> None:
-        """Record a request's outcome (the first one wins); now and then forget old ones."""
-        now = utcnow()
-        values = {"request_key": request_key, "key_name": (key_name or "")[:200] or None, "status": status,
-                  "response": response, "response_digest": response_digest(response), "created": now}  # fmt: skip
-        stmt = self._insert(_L).values(values).on_conflict_do_nothing(index_elements=[_L.c.request_key])
-        prune = time.monotonic() - self._ledger_pruned >= PRUNE_EVERY
+        """Record a request's outcome in a transaction of its own (the first one wins)."""
         with self._write() as conn:
-            conn.execute(stmt)
-            if prune:
-                conn.execute(sa.delete(_L).where(_L.c.created < now - RETENTION))
-        if prune:
-            self._ledger_pruned = time.monotonic()
+            conn.execute(self._ledger_insert(request_key, status, response, key_name))
+            self._prune_ledger(conn)
+
+    def _ledger_insert(self, request_key: str, status: int, response: Any, key_name: str | None) -> Any:
+        values = {"request_key": request_key, "key_name": (key_name or "")[:200] or None, "status": status,
+                  "response": response, "response_digest": response_digest(response), "created": utcnow()}  # fmt: skip
+        return self._insert(_L).values(values).on_conflict_do_nothing(index_elements=[_L.c.request_key])
+
+    def _prune_ledger(self, conn: sa.Connection) -> None:
+        """Now and then (at most once a :data:`PRUNE_EVERY`), forget rows past :data:`RETENTION`."""
+        if time.monotonic() - self._ledger_pruned < PRUNE_EVERY:
+            return
+        conn.execute(sa.delete(_L).where(_L.c.created < utcnow() - RETENTION))
+        self._ledger_pruned = time.monotonic()
 
     def count_remembered_requests(self) -> int:
         """How many responses the ledger holds (for operators and tests)."""

@@ -52,6 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from ..states import State
+from . import request_tx
 from . import tables as t
 from . import transitions as tr
 from .base import utcnow
@@ -196,7 +197,11 @@ class SQLiteFastPath:
     def _fast_write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction on the dedicated connection:
         commit on success, roll back on any error. Buffered task-run records (group commit)
-        are committed first."""
+        are committed first. In a server request: one operation of the request's transaction
+        (:mod:`.request_tx`), on its connection."""
+        tx = request_tx.for_store(self)
+        if tx is not None:
+            return tx.run_dbapi(work)
         with self._write_lock:
             self._flush_locked()  # type: ignore[attr-defined]
             return self._fast_transaction(work)

@@ -11,6 +11,7 @@ from fastapi import Request
 
 from ...exceptions import AuthenticationError, ObjectNotFound, PermissionDenied
 from ...orchestrator.keys import Scope
+from ...orchestrator.request_tx import outside_request
 from ...orchestrator.service import Orchestrator
 from .auth import ANONYMOUS_ADMIN, ENDED, Authenticator, Principal, require
 from .waiting import Notifier
@@ -56,7 +57,8 @@ class ServerContext:
         if not self.auth:
             return ANONYMOUS_ADMIN
         address = request.client.host if request.client else "unknown"
-        principal = self.authenticator.authenticate(self.store, request.headers.get("authorization"), address)
+        with outside_request():  # a key's last_used is not part of the request's transaction
+            principal = self.authenticator.authenticate(self.store, request.headers.get("authorization"), address)
         if principal.ended and not (request.method == "POST" and request.url.path == "/api/v1/logs"):
             raise AuthenticationError(ENDED)
         request.state.principal = principal

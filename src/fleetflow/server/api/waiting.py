@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from typing import Any, Awaitable, Callable, TypeVar
 
 from starlette.concurrency import run_in_threadpool
+
+from ...orchestrator.request_tx import after_commit, checkpoint
 
 T = TypeVar("T")
 RECHECK_SECONDS = 2.0
@@ -25,6 +28,11 @@ class Notifier:
         self._loop = loop
 
     def notify(self, *keys: str) -> None:
+        """Wake ``keys``' waiters -- once the current request's writes are committed, so what
+        they re-read is there (see :mod:`fleetflow.orchestrator.request_tx`)."""
+        after_commit(partial(self._notify_now, keys))
+
+    def _notify_now(self, keys: tuple[str, ...]) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake, keys)
@@ -57,13 +65,22 @@ async def poll_until(
     while True:
         future = notifier.register(key)  # before checking, so no notification is missed
         try:
-            result = await run_in_threadpool(check)
+            result = await run_in_threadpool(_attempt, check, done)
             remaining = deadline - time.monotonic()
             if done(result) or remaining <= 0:
                 return result
             await _wait(future, min(remaining, RECHECK_SECONDS))
         finally:
             notifier.discard(key, future)
+
+
+def _attempt(check: Callable[[], T], done: Callable[[T], bool]) -> T:
+    """One check; one that is not done is committed at once (a claim that found nothing), so
+    the request holds no transaction while it waits (:func:`~fleetflow.orchestrator.request_tx.checkpoint`)."""
+    result = check()
+    if not done(result):
+        checkpoint()
+    return result
 
 
 async def _wait(future: Awaitable[Any], seconds: float) -> None:
