@@ -70,8 +70,8 @@ class LedgerMixin(StoreBase):
         first (two attempts in flight at once). The caller then rolls ``tx`` back and answers
         with :meth:`recall_request`, so even concurrent attempts are applied once."""
         conn = tx.connection()
-        inserted = conn.execute(self._ledger_insert(request_key, status, response, key_name)).rowcount
-        if not inserted:
+        insert = self._ledger_insert(request_key, status, response, key_name).returning(_L.c.request_key)
+        if conn.execute(insert).first() is None:  # (RETURNING: psycopg's rowcount is -1 here)
             return False
         if audit is not None:
             self.record_audit(key_name or "(unauthenticated)", audit[0], audit[1], status)  # type: ignore[attr-defined]
