@@ -51,7 +51,8 @@ def test_a_batch_retried_after_a_server_restart_is_applied_once(store):
     headers = {"Authorization": f"Bearer {secret}", "X-Request-Id": "batch-before-the-crash"}
 
     first = _post_once(store, "/api/v1/batch", {"items": items}, headers)
-    again = _post_once(store, "/api/v1/batch", {"items": items}, headers)  # the restarted server
+    # the restarted server, asked as the client's retries ask: looked up in the ledger first
+    again = _post_once(store, "/api/v1/batch", {"items": items}, {**headers, "X-Request-Retry": "1"})
 
     assert first.status_code == again.status_code == 200, first.text
     assert [r.get("ok") for r in first.json()["results"]] == [True, True, True]
@@ -71,6 +72,8 @@ def test_a_run_creation_retried_after_a_server_restart_is_applied_once(store):
     headers = {"Authorization": f"Bearer {secret}", "X-Request-Id": "create-before-the-crash"}
 
     first = _post_once(store, "/api/v1/flow_runs", {"flow_name": "once"}, headers)
+    # sent again *without* the retry marker (say, a client that reused an id): no ledger look-up
+    # first, so it is applied -- and then rolled back, as its ledger row conflicts, and replayed
     again = _post_once(store, "/api/v1/flow_runs", {"flow_name": "once"}, headers)
 
     assert first.status_code == again.status_code == 201, first.text

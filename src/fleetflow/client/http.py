@@ -6,7 +6,8 @@
   for ``FLEETFLOW_API_OUTAGE_SECONDS`` (saying so on the console) so a server restart does
   not crash it. Logs are buffered by the log shipper meanwhile.
 * Every mutating request carries ``X-Request-Id`` (the same id across its retries), so the
-  server applies a retried state change or run creation once.
+  server applies a retried state change or run creation once; retries (and re-sent batches)
+  also carry ``X-Request-Retry: 1``, so first attempts cost the server no ledger look-up.
 * Errors come back as ``{"code", "message", "attrs"}`` and are re-raised as the same
   :mod:`fleetflow.exceptions` class the embedded store raises.
 * A running flow's task-run writes and log lines are deferred and sent in batches
@@ -88,6 +89,7 @@ class HTTPClient:
         self._warned = threading.Event()
         defer = settings.api_defer_run_writes if defer_run_writes is None else defer_run_writes
         self._deferred = WriteBehind(self._send_batch) if defer else None
+        self._unanswered_batches: set[str] = set()  # ids of batches sent without an answer (re-sent as retries)
         self._task_runs: dict[str, TaskRun] = {}  # this client's task runs, not final: id -> as it is now
         self.requests_sent: collections.Counter[str] = collections.Counter()  # "METHOD path" -> attempts
 
@@ -96,18 +98,22 @@ class HTTPClient:
 
     # ---- transport ------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, json: Any = None, params: Any = None, patient: bool = False,
-              timeout: float | None = None, request_id: str | None = None, flush: bool = True) -> Any:  # fmt: skip
+              timeout: float | None = None, request_id: str | None = None, flush: bool = True,
+              resent: bool = False) -> Any:  # fmt: skip
         """One API call: a single attempt on the fast path, retries only once one fails. The
-        deferred writes made before it are stored first (``flush``)."""
+        deferred writes made before it are stored first (``flush``). Retries, and a request
+        ``resent`` under an id sent before, carry ``X-Request-Retry: 1``: only those make the
+        server look its ledger up before applying (see :mod:`fleetflow.server.api.ledger`)."""
         if flush and self._deferred is not None and self._deferred.has_pending():
             self._deferred.flush()
         request_id = request_id or uuid.uuid4().hex
         headers = {"X-Request-Id": request_id, "Content-Type": "application/json"} if method in _MUTATING else None
-        attempt = lambda: self._once(method, path, json, params, headers, timeout)  # noqa: E731
+        retry_headers = {**headers, "X-Request-Retry": "1"} if headers else None
         try:
-            return attempt()
+            return self._once(method, path, json, params, retry_headers if resent else headers, timeout)
         except _Retryable as first:
-            return self._retry(attempt, first, patient, path)
+            again = lambda: self._once(method, path, json, params, retry_headers, timeout)  # noqa: E731
+            return self._retry(again, first, patient, path)
 
     def _once(self, method: str, path: str, json: Any, params: Any, headers: Any, timeout: float | None) -> Any:
         self.requests_sent[f"{method} {path}"] += 1
@@ -164,8 +170,16 @@ class HTTPClient:
         return self._deferred.rejections() if self._deferred is not None else []
 
     def _send_batch(self, items: list[dict[str, Any]], request_id: str) -> list[dict[str, Any]]:
-        return self._call("POST", "/api/v1/batch", json={"items": items}, patient=True, request_id=request_id,
-                          flush=False)["results"]  # fmt: skip
+        """Post one batch; a batch re-sent under its id (undelivered before) says it is a retry."""
+        resent = request_id in self._unanswered_batches
+        try:
+            results = self._call("POST", "/api/v1/batch", json={"items": items}, patient=True, request_id=request_id,
+                                 flush=False, resent=resent)["results"]  # fmt: skip
+        except BaseException:
+            self._unanswered_batches.add(request_id)
+            raise
+        self._unanswered_batches.discard(request_id)
+        return results
 
     def _track(self, task_run: TaskRun) -> None:
         if task_run.state is not None and task_run.state.type in TERMINAL:

@@ -5,6 +5,13 @@ Every mutating request from :class:`fleetflow.client.http.HTTPClient` carries
 caller's credentials and that id; a retry of the same request gets the remembered response
 (header ``X-Request-Replayed: true``) instead of being applied again.
 
+The store is looked up before applying only for a request marked ``X-Request-Retry: 1`` (the
+client's retries and re-sent batches); a first attempt skips that read. Skipping it is safe
+because the look-up is not what guards against a second application -- the ledger row's key
+is: a request whose id is already recorded (a client that crashed and reused an id, or sent a
+retry unmarked) conflicts when its own row is inserted in its transaction, and is rolled back
+and answered with the recorded response. The marker only saves executing a retry to undo it.
+
 Every response is remembered in the store (:mod:`fleetflow.orchestrator.ledger`, a day), so a
 retry that reaches a restarted server -- one that crashed after applying a request or a batch,
 before the client saw the answer -- is answered from there, not applied twice; the last ten
@@ -71,7 +78,7 @@ class LedgerMiddleware:
             await self._unrecorded(scope, receive, send)
             return
         key = _key(headers.get(b"authorization", b""), request_id)
-        if (hit := await self._recall(key)) is not None:
+        if (hit := await self._recall(key, retry=headers.get(b"x-request-retry") == b"1")) is not None:
             await _replay(send, *hit)
             return
         messages: list[Message] = []
@@ -139,10 +146,15 @@ class LedgerMiddleware:
             self._commits = anyio.CapacityLimiter(COMMIT_THREADS)
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._commits)
 
-    async def _recall(self, key: str) -> tuple[int, Any] | None:
+    async def _recall(self, key: str, *, retry: bool) -> tuple[int, Any] | None:
+        """The recorded response: from memory, or -- for a request marked as a retry -- from the
+        store. A first attempt skips the store read; should its id be recorded after all, its
+        ledger row conflicts at commit and it is rolled back and replayed (:meth:`_commit`)."""
         hit = self._memory.get(key)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1], hit[2]
+        if not retry:
+            return None
         return await run_in_threadpool(self.ctx.store.recall_request, key)
 
 
