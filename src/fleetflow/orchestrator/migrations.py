@@ -156,8 +156,21 @@ def _v3_launch_attempts_and_leases(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE deployments ADD COLUMN {column}")
 
 
+# api_requests as created by version 5 (never used: the request ledger replaced it; dropped by
+# the "drop the unused api_requests table" migration).
+_V5_API_REQUESTS = sa.Table(
+    "api_requests",
+    _v1_metadata,
+    sa.Column("request_id", sa.String(100), primary_key=True),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("response", t.json_type()),
+    sa.Column("created", t.UTCDateTime(), nullable=False),
+    sa.Index(None, "created"),
+)
+
+
 def _api_keys_and_list_indexes(conn: sa.Connection) -> None:
-    for table in (t.api_keys, t.run_tokens, t.audit_log, t.api_requests):
+    for table in (t.api_keys, t.run_tokens, t.audit_log, _V5_API_REQUESTS):
         table.create(conn, checkfirst=False)
     for name, columns in t.FLOW_RUN_LIST_INDEXES.items():
         conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON flow_runs ({', '.join(columns)})")
@@ -191,6 +204,12 @@ def _request_ledger(conn: sa.Connection) -> None:
     t.request_ledger.create(conn, checkfirst=False)
 
 
+def _drop_api_requests(conn: sa.Connection) -> None:
+    """The request-id table of version 5 was never read or written (the request ledger does
+    its job): dropped, with its index."""
+    _V5_API_REQUESTS.drop(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base schema", _v1_base_schema),
     Migration(2, "workers table and work_pools.last_polled", _v2_workers),
@@ -201,6 +220,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "web UI list indexes", _ui_list_indexes),
     Migration(8, "work pool pause", _work_pool_pause),
     Migration(9, "durable request ledger", _request_ledger),
+    Migration(10, "drop the unused api_requests table", _drop_api_requests),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

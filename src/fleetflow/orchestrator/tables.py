@@ -422,18 +422,6 @@ audit_log = sa.Table(
     sa.Column("status", sa.Integer()),
 )
 
-# Client-generated request ids of mutating requests: a retried request returns the response
-# recorded the first time instead of being applied twice.
-api_requests = sa.Table(
-    "api_requests",
-    metadata,
-    sa.Column("request_id", sa.String(100), primary_key=True),
-    sa.Column("status", sa.Integer(), nullable=False),
-    sa.Column("response", json_type()),
-    _created(),
-    sa.Index(None, "created"),
-)
-
 # Added by the "flow run usage" migration: what a run used (its usage record, JSON), written
 # by its runner; deployment_id and created are copied from the run for per-deployment windows.
 flow_run_usage = sa.Table(
