@@ -131,3 +131,24 @@ def test_a_long_poll_claim_holds_no_transaction_while_it_waits(store):
         server.stop()
     assert claimed and claimed[0].status_code == 200, claimed
     assert [r["id"] for r in claimed[0].json()] == [created.json()["id"]]
+
+
+def test_task_runs_are_not_buffered_inside_a_request(store_url, store):
+    """A store with group commit on (as when a server shares it with an embedded client) still
+    writes a request's task runs into the request's transaction, not into the buffer."""
+    store.enable_group_commit(window=3600.0)
+    run = store.create_flow_run("f")
+    with request_transaction(store) as tx:
+        store.create_task_run(run.id, "k", "t", id="tr-rolled-back", states=[st.Pending()])
+        tx.close(commit=False)
+    with request_transaction(store) as tx:
+        store.create_task_run(run.id, "k", "t", id="tr-committed", states=[st.Pending()])
+        assert store.record_request(tx, "k-buffer", 200, None)
+        tx.close(commit=True)
+    other = Orchestrator.create(store_url)  # sees only what is committed
+    try:
+        assert [t.id for t in other.read_task_runs(run.id)] == ["tr-committed"]
+        store.flush_writes()
+        assert [t.id for t in other.read_task_runs(run.id)] == ["tr-committed"]
+    finally:
+        other.dispose()

@@ -19,6 +19,7 @@ from ..exceptions import (
     ConfigurationError, InvalidStateTransition, ObjectAlreadyExists, ObjectNotFound, ParameterValidationError,
 )
 from ..states import State, StateType, check_transition
+from . import request_tx
 from . import tables as t
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
@@ -464,7 +465,8 @@ class TaskRunsMixin(_TransitionMixin):
             **tr.initial_columns(states),
         }
         history = tr.history_rows(states, task_run_id=run_id)
-        if self._group is not None and self._buffer_created(flow_run_id, values, states, history):
+        # (never buffered inside a server request: it commits with the request, see .request_tx)
+        if self._group is not None and request_tx.for_store(self) is None and self._buffer_created(flow_run_id, values, states, history):
             return TaskRun.model_construct(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
         try:
             self._insert_task_run(values, history)
