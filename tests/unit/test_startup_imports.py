@@ -38,7 +38,15 @@ SCRIPT = textwrap.dedent(
 )
 
 NOT_ON_THE_SQLITE_PATH = (
-    "sqlalchemy.dialects.postgresql",  # every PostgreSQL driver module comes with it
+    "sqlalchemy",  # the plain SQLite path (orchestrator/lite.py) runs generated SQL on sqlite3
+    "fleetflow.orchestrator.service",  # the SQLAlchemy store, and every area module of it
+    "fleetflow.orchestrator.runs",
+    "fleetflow.orchestrator.tables",
+    "fleetflow.orchestrator.migrations",
+    "fleetflow.orchestrator.keys",
+    "asyncio",  # came with SQLAlchemy and pydantic-settings; a sync flow needs no event loop
+    "ssl",
+    "dotenv",  # only when a .env file is configured
     "asyncpg",
     "psycopg",
     "cryptography",  # sealing secrets: only when a block with secrets is saved or loaded
@@ -139,11 +147,14 @@ DEPLOY = textwrap.dedent(
 
 
 def test_a_sqlite_flow_loads_only_what_its_first_task_needs(tmp_path):
+    """On an existing store (the first run of a new one creates it through SQLAlchemy)."""
     import os
 
     env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path / "home")}
+    first = _modules_at_first_task(tmp_path, env)
+    assert "sqlalchemy" in first  # created and migrated the store
     modules = _modules_at_first_task(tmp_path, env)
-    assert "sqlalchemy.dialects.sqlite" in modules and "fleetflow.engine.task_engine" in modules
+    assert "fleetflow.orchestrator.lite" in modules and "fleetflow.engine.task_engine" in modules
     _none_loaded(modules, NOT_ON_THE_SQLITE_PATH)
 
 
