@@ -179,11 +179,13 @@ def _run(dbapi: sqlite3.Connection, text: str, args: Any, *, many: bool = False)
 
 
 def flow_run_from_mapping(m: Mapping[str, Any]) -> FlowRun:
-    return FlowRun(state=tr.current_state(m), **{name: m[name] for name in _FLOW_RUN_FIELDS})
+    """A run from a row the codecs decoded (every value already of its field's type, so no
+    validation: the model's validator need not even be built; a test compares with Core's)."""
+    return FlowRun.model_construct(state=tr.current_state(m), **{name: m[name] for name in _FLOW_RUN_FIELDS})
 
 
 def task_run_from_mapping(m: Mapping[str, Any]) -> TaskRun:
-    return TaskRun(state=tr.current_state(m), **{name: m[name] for name in _TASK_RUN_FIELDS})
+    return TaskRun.model_construct(state=tr.current_state(m), **{name: m[name] for name in _TASK_RUN_FIELDS})
 
 
 class PlainSQLiteStore(StoreBase):
@@ -490,7 +492,7 @@ class PlainSQLiteStore(StoreBase):
                 raise
             self.read_flow_run(flow_run_id)  # raises ObjectNotFound for an unknown flow run
             raise ObjectAlreadyExists(f"A task run with id {run_id!r} already exists.") from exc
-        return TaskRun(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
+        return TaskRun.model_construct(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
 
     def _buffer_created(self, flow_run_id: str, values: dict[str, Any], states: Sequence[State],
                         history: list[dict[str, Any]]) -> bool:
