@@ -91,6 +91,11 @@ class Settings(BaseModel):
         "other processes see task runs within this window. A flow run's own states, claims and cancellation are "
         "always immediate, and its final state commits only after its task runs. 0 commits every write at once.",
     )
+    plain_sqlite: bool = Field(
+        default=True,
+        description="Serve a process's embedded SQLite store on sqlite3 with generated SQL, loading SQLAlchemy only "
+        "for what that path does not cover (start-up); false always uses the SQLAlchemy store.",
+    )
     group_commit_max_records: int = Field(
         default=1000, ge=1, description="Buffered state records that trigger a group commit before the window ends."
     )

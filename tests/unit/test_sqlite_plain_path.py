@@ -256,7 +256,9 @@ def test_what_it_does_not_cover_is_served_by_the_full_store(tmp_path):
     assert [r[0] for r in rows["task_runs"]] == [task.id]
 
 
-def test_open_store_takes_the_plain_path_only_for_a_current_sqlite_file(tmp_path):
+def test_open_store_takes_the_plain_path_only_for_a_current_sqlite_file(tmp_path, monkeypatch):
+    from fleetflow.settings import reset_settings
+
     url = _url(tmp_path, "new.db")
     first = open_store(url)  # a new store: created and migrated by the full store
     assert type(first) is SQLiteOrchestrator
@@ -264,6 +266,15 @@ def test_open_store_takes_the_plain_path_only_for_a_current_sqlite_file(tmp_path
     second = open_store(url)
     assert type(second) is PlainSQLiteStore
     second.dispose()
+    monkeypatch.setenv("FLEETFLOW_PLAIN_SQLITE", "false")  # the setting that turns it off
+    reset_settings()
+    try:
+        off = open_store(url)
+        assert type(off) is SQLiteOrchestrator
+        off.dispose()
+    finally:
+        monkeypatch.delenv("FLEETFLOW_PLAIN_SQLITE")
+        reset_settings()
     conn = sqlite3.connect(tmp_path / "new.db")
     conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', '2030-01-01 00:00:00')",
                  (migrations.LATEST_VERSION + 1,))

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
 
 from ..exceptions import ObjectAlreadyExists, ObjectNotFound
+from ..settings import get_settings
 from ..states import State, StateType
 from . import sqlite_sql as sql
 from . import transitions as tr
@@ -80,12 +81,10 @@ def plain_sqlite_database(url: str) -> str | None:
 def open_store(url: str | None = None) -> Any:
     """The embedded store at ``url`` (default: the settings' store): the plain SQLite path when
     it can serve it (see the module docstring), else ``Orchestrator.create(url)``."""
-    if url is None:
-        from ..settings import get_settings
-
-        url = get_settings().resolved_database_url()
+    settings = get_settings()
+    url = url or settings.resolved_database_url()
     database = plain_sqlite_database(url)
-    if database is not None and os.environ.get("FLEETFLOW_PLAIN_SQLITE", "1") != "0":
+    if database is not None and settings.plain_sqlite:
         store = PlainSQLiteStore.open(url, database)
         if store is not None:
             return store
@@ -120,8 +119,10 @@ class _Statement:
                 out.append(key if kind == "const" else (values[key] if process is None else process(values[key])))
                 continue
             items = list(key) if kind == "expand_const" else [v if process is None else process(v) for v in values[key]]
-            marker = f"__[POSTCOMPILE_{_marker_name(text, len(out))}]"
-            text = text.replace(marker, ", ".join("?" * len(items)) if items else "NULL", 1)
+            # Markers are in parameter order (positional style): expand the first one left.
+            start = text.index(_MARKER)
+            end = text.index("]", start) + 1
+            text = text[:start] + (", ".join("?" * len(items)) if items else "NULL") + text[end:]
             out.extend(items)
         return text, tuple(out)
 
@@ -129,12 +130,7 @@ class _Statement:
         return {key: value if process is None else process(value) for (key, process), value in zip(self._results, raw)}
 
 
-def _marker_name(text: str, position: int) -> str:
-    """The name in the first ``__[POSTCOMPILE_name]`` of ``text`` (expanded left to right)."""
-    start = text.index("__[POSTCOMPILE_") + len("__[POSTCOMPILE_")
-    return text[start:text.index("]", start)]
-
-
+_MARKER = "__[POSTCOMPILE_"  # SQLAlchemy's placeholder for an expanding IN list
 _STATEMENTS: dict[str, _Statement] = {}
 
 
