@@ -3,9 +3,10 @@ processes the test suite and every worker spawn by the thousand import: a launch
 ``python -m fleetflow.runner`` and a ``fleetflow worker start``.
 
 Start-up time is a benchmark target (``benchmarks/engine_overhead.py`` measures it); these
-tests pin the cause instead of the clock: on a SQLite store, no PostgreSQL dialect or driver,
-no secret sealing, no retry machinery, nothing of the server, the HTTP client, the CLI or AWS
-is loaded.
+tests pin the cause instead of the clock: a flow script on an existing SQLite store loads no
+SQLAlchemy at all (the plain SQLite path, orchestrator/lite.py), no pydantic-settings, dotenv or
+asyncio, no secret sealing, no retry machinery, nothing of the server, the HTTP client, the CLI
+or AWS.
 """
 
 from __future__ import annotations
