@@ -103,6 +103,10 @@ class SQLiteOrchestrator(SQLiteFastPath, Orchestrator):
     The engine's per-task calls (``create_task_run``, ``set_task_run_state``) and the task
     cache skip SQLAlchemy's per-statement machinery and run the same compiled SQL on a DBAPI
     connection: see :mod:`.sqlite_fast` for why and what it guarantees.
+
+    A process's embedded client does not start here on a current SQLite file: it takes the
+    plain SQLite path (:mod:`.lite`, no SQLAlchemy), which creates this store only for what it
+    does not cover.
     """
 
     dialect_name = "sqlite"
