@@ -46,9 +46,10 @@ from __future__ import annotations
 import contextlib
 import threading
 from contextvars import ContextVar
-from typing import Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
-import sqlalchemy as sa
+if TYPE_CHECKING:  # the store's package imports no SQLAlchemy up front (start-up)
+    import sqlalchemy as sa
 
 _T = TypeVar("_T")
 
