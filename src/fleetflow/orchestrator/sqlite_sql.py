@@ -5,7 +5,7 @@ result columns); a parameter is (kind, caller key or literal value, codec) with 
 bind, const, expand (an IN list the caller passes) and expand_const; codecs are named in
 :mod:`.sqlite_codecs`. See :mod:`.sqlgen`."""
 
-SCHEMA_VERSION = 9  # migrations.LATEST_VERSION: another version takes the full store
+SCHEMA_VERSION = 10  # migrations.LATEST_VERSION: another version takes the full store
 SCHEMA_TABLE = 'schema_migrations'
 FLOW_RUN_COLUMNS = ('id', 'name', 'flow_name', 'state_type', 'state_name', 'state_message', 'state_timestamp', 'state_data', 'start_time', 'end_time', 'run_count', 'parameters', 'tags', 'parent_task_run_id', 'parent_flow_run_id', 'deployment_id', 'work_pool_name', 'idempotency_key', 'infra_overrides', 'infrastructure_pid', 'infrastructure', 'worker_name', 'expected_start_time', 'created', 'launch_attempt', 'launch_token', 'lease_owner', 'lease_expires')
 TASK_RUN_COLUMNS = ('id', 'flow_run_id', 'task_key', 'name', 'dynamic_key', 'cache_key', 'state_type', 'state_name', 'state_message', 'state_timestamp', 'state_data', 'start_time', 'end_time', 'run_count', 'created')
