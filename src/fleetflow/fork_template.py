@@ -45,6 +45,10 @@ def _preload() -> None:
     except ImportError:
         pass
     load_builtin_blocks()
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the children's collections then skip (and so do not copy) the template's objects
 
 
 def exit_code(status: int) -> int:
@@ -144,6 +148,29 @@ def become_run_process(assignment: dict[str, Any]) -> str:
         os.close(devnull)
     sys.argv = [sys.argv[0], assignment["flow_run_id"]]
     return assignment["flow_run_id"]
+
+
+def exit_child(code: int) -> None:
+    """End a forked child the way a cold start ends, minus tearing down the template's heap:
+    wait for its non-daemon threads, run its atexit handlers (log and group-commit flushes),
+    flush its output, then ``os._exit``. A full interpreter shutdown would touch every object
+    the template imported and so copy the whole shared heap page by page (measured: ~0.2 s of
+    CPU per run); nothing observable happens in it that the steps here leave out."""
+    import atexit
+
+    main_thread = threading.main_thread()
+    for thread in threading.enumerate():
+        if thread is not main_thread and not thread.daemon:
+            thread.join()
+    try:
+        atexit._run_exitfuncs()  # the interpreter's own exit step (no public spelling)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
 
 
 def main() -> int | str:

@@ -149,6 +149,10 @@ class Worker:
         self._last_heartbeat = 0.0
         self._last_sweep = 0.0
         self._claimer: asyncio.Future[None] | None = None
+        # Embedded, a tick's claim waits up to one poll interval for a new run instead of the
+        # loop sleeping it (0: claim and sleep, as over HTTP where the claimer long-polls).
+        self._claim_wait = self.poll_interval
+        self._claim_waited = False
         self._sweeper = _WorkerSweeper(self)
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -168,8 +172,11 @@ class Worker:
                     await self.tick()
                 except Exception:  # noqa: BLE001 - e.g. the store restarting: keep working, say why
                     log.exception("worker %s: tick failed; retrying in %.1fs", self.name, self.poll_interval)
+                    self._claim_waited = False
                 if once:
                     break
+                if self._claim_waited:  # the tick's claim already waited (and returns on a new run)
+                    continue
                 try:
                     await asyncio.wait_for(self._stop.wait(), self.poll_interval)
                 except asyncio.TimeoutError:
@@ -184,7 +191,7 @@ class Worker:
         server until a run is claimable: new runs start at once, without a request per tick)."""
         await _off(self._heartbeat)
         if getattr(self.client, "base_url", None) is None:
-            await self._claim_and_launch()
+            await self._claim_and_launch(wait=self._claim_wait)
         elif self._claimer is None or self._claimer.done():
             self._claimer = asyncio.ensure_future(self._long_poll_claims())
         await self._check_launches()
@@ -328,13 +335,18 @@ class Worker:
                 else:
                     self._start_launch(run)
 
-    async def _claim_and_launch(self) -> None:
+    async def _claim_and_launch(self, wait: float = 0.0) -> None:
+        """Claim what is due; with ``wait``, wait up to that long for a run to become due (the
+        store wakes the claim when one is created, so it starts at once instead of at the next
+        tick; the wait replaces the sleep between ticks)."""
+        self._claim_waited = False
         capacity = self._capacity()
         if capacity <= 0:
             await _off(self.client.claim_flow_runs, self.pool_name, self.name, limit=0)
             return
+        self._claim_waited = wait > 0
         claimed = await _off(self.client.claim_flow_runs, self.pool_name, self.name, limit=capacity, queues=self.queues,
-                             lease_owner=self.lease_owner, lease_seconds=self.lease_seconds)  # fmt: skip
+                             lease_owner=self.lease_owner, lease_seconds=self.lease_seconds, wait=wait)  # fmt: skip
         if claimed:
             fault("worker.after_claim")
         for run in claimed:
