@@ -45,10 +45,30 @@ def _preload() -> None:
     except ImportError:
         pass
     load_builtin_blocks()
+    _build_models()
     import gc
 
     gc.collect()
     gc.freeze()  # the children's collections then skip (and so do not copy) the template's objects
+
+
+def _build_models() -> None:
+    """Build fleetflow's deferred pydantic models now (``defer_build`` keeps them off a cold
+    start's path to the first task; here they would otherwise be built again in every child)."""
+    from pydantic import BaseModel
+
+    pending, seen = list(BaseModel.__subclasses__()), set()
+    while pending:
+        cls = pending.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith("fleetflow.") and not cls.__pydantic_complete__:
+            try:
+                cls.model_rebuild()
+            except Exception:  # noqa: BLE001 - a model that cannot build yet is built on use, as before
+                pass
 
 
 def exit_code(status: int) -> int:
