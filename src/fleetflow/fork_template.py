@@ -35,7 +35,7 @@ SOCKET_FD_ENV = "FLEETFLOW_FORK_SERVER_FD"
 
 def _preload() -> None:
     """Import everything a run touches, so a child starts with it in memory (shared pages)."""
-    from . import bundles, client, flows, results, runner  # noqa: F401
+    from . import bundles, client, entrypoints, flows, results  # noqa: F401  (runner: already running)
     from .blocks.base import load_builtin_blocks
     from .engine import flow_engine  # noqa: F401
     from .usage import recorder  # noqa: F401

@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     process_warm_runners: int = Field(
         default=2, ge=0,
         description="Pre-started runner processes a worker keeps ready for Process launches "
-        "(skips ~0.5 s of Python start-up per sub-flow); 0 disables.",
+        "(skips ~0.5 s of Python start-up per sub-flow); with the fork server on, only runs that cannot fork "
+        "use them, and they are started on demand; 0 disables.",
     )
     process_fork_server: bool = Field(
         default=True,

@@ -4,6 +4,12 @@
 is reported as out of memory with the limit. ``cpu`` (ECS-style units, 1024 = 1 vCPU) is
 enforced (:mod:`.cpu`: cgroup v2 ``cpu.max`` where writable, else CPU affinity) and the run's
 ``infrastructure`` record says how.
+
+How a run's process starts, fastest first: forked from the worker's warm template
+(:mod:`.fork_server`, Linux; milliseconds), handed to a pre-started runner (:mod:`.warm_pool`;
+runs with a memory limit, whose address-space limit must not count the template's heap, or where
+forking is off), or a fresh interpreter (a custom ``command``, or when neither is available).
+Each way the process gets the same environment, working directory, session and output.
 """
 
 from __future__ import annotations

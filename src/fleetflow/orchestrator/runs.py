@@ -298,6 +298,8 @@ class FlowRunsMixin(_TransitionMixin):
                 seen = feed.wait(seen, deadline)
                 if self._claimable(work_pool_name, queues):
                     break
+                # A storm of unrelated commits (running flows) costs at most one read per pause.
+                time.sleep(min(CLAIM_RECHECK_SECONDS, max(0.0, deadline - time.monotonic())))
 
     def _claim_now(self, work_pool_name: str, worker_name: str, limit: int, queues: Sequence[str] | None,
                    lease_owner: str | None, lease_seconds: float) -> list[FlowRun]:
@@ -374,6 +376,7 @@ class FlowRunsMixin(_TransitionMixin):
 
 
 WAIT_POLL_INTERVAL = 0.05  # seconds between checks of the embedded long-polls
+CLAIM_RECHECK_SECONDS = 0.01  # least time between two "anything claimable?" reads of a waiting claim
 
 
 def page_cursor(run: FlowRun) -> str:
