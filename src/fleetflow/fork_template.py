@@ -46,6 +46,9 @@ def _preload() -> None:
         pass
     load_builtin_blocks()
     _build_models()
+    from .settings import get_settings
+
+    get_settings()  # read once here; a child whose settings variables are the same keeps them
     import gc
 
     gc.collect()
@@ -150,15 +153,34 @@ class Template:
         self.sock.close()
 
 
+SETTINGS_PREFIX = "FLEETFLOW_"
+
+
+def setting_variables(settings_cls: Any) -> frozenset[str]:
+    """The environment variables the settings read (prefix + field name, upper case)."""
+    return frozenset(SETTINGS_PREFIX + name.upper() for name in settings_cls.model_fields)
+
+
+def settings_unchanged(before: dict[str, str], after: dict[str, str], settings_variables: frozenset[str]) -> bool:
+    """Whether settings read from ``before`` are still right for ``after`` (pure): only when
+    every variable that differs is a FLEETFLOW_ one that is no setting (the run id, the launch
+    token...). Any other difference, even one the settings might not read, means re-reading."""
+    differing = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    return all(k.upper().startswith(SETTINGS_PREFIX) and k.upper() not in settings_variables for k in differing)
+
+
 def become_run_process(assignment: dict[str, Any]) -> str:
     """In the forked child: the session, environment, working directory and output a cold start
     of this run would have; returns the flow run id."""
     os.setsid()  # its own process group: cancellation signals the whole tree, and only it
+    from .settings import Settings, reset_settings
+
+    fields = setting_variables(Settings)
+    before = dict(os.environ)
     os.environ.clear()
     os.environ.update(assignment["env"])
-    from .settings import reset_settings
-
-    reset_settings()
+    if not settings_unchanged(before, assignment["env"], fields):
+        reset_settings()  # else the template's settings, read from the very same variables, stand
     if assignment.get("cwd"):
         os.chdir(assignment["cwd"])
     if not assignment.get("stream_output", True):

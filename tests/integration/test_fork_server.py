@@ -27,12 +27,13 @@ FLOWS = textwrap.dedent(
     '''
     import os, subprocess, sys, time
     from fleetflow import flow
+    from fleetflow.settings import get_settings
 
     @flow
     def whoami():
         return {"pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0), "argv": sys.argv[1:],
                 "set": os.environ.get("FORK_TEST_SET"), "unset": os.environ.get("FORK_TEST_UNSET"),
-                "run_id": os.environ.get("FLEETFLOW_FLOW_RUN_ID")}
+                "run_id": os.environ.get("FLEETFLOW_FLOW_RUN_ID"), "level": get_settings().logging_level}
 
     @flow
     def tree(marker: str):
@@ -106,6 +107,7 @@ def test_a_forked_run_is_the_process_a_cold_start_would_be(temp_store, forks_pro
     monkeypatch.setenv("FORK_TEST_UNSET", "worker-value")  # the block unsets it for the run
     worker = start_worker()
     _deploy(forks_project, "whoami", "me", infra_overrides={"env": {"FORK_TEST_SET": "yes", "FORK_TEST_UNSET": None}})
+    _deploy(forks_project, "whoami", "debug", infra_overrides={"env": {"FLEETFLOW_LOGGING_LEVEL": "DEBUG"}})
     run = run_deployment("whoami/me", as_subflow=False)
     seen = run.result()
     assert run.state.type is StateType.COMPLETED
@@ -114,6 +116,9 @@ def test_a_forked_run_is_the_process_a_cold_start_would_be(temp_store, forks_pro
     assert seen["ppid"] != worker.proc.pid and "--fork-server" in _cmdline(seen["ppid"])  # forked, not started
     assert seen["set"] == "yes" and seen["unset"] is None and seen["run_id"] == run.id
     assert seen["argv"] == [run.id]
+    assert seen["level"] == "INFO"
+    # A setting in the run's environment is read by the run (the template's settings are not reused).
+    assert run_deployment("whoami/debug", as_subflow=False).result()["level"] == "DEBUG"
 
 
 def test_cancelling_a_forked_run_stops_its_whole_process_tree(temp_store, forks_project, start_worker, tmp_path):

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from fleetflow.fork_template import exit_code
+from fleetflow.fork_template import exit_code, setting_variables, settings_unchanged
 from fleetflow.infrastructure.fork_server import ForkServer, fork_available
 from waiting import wait_until
 
@@ -28,6 +28,20 @@ def _status_of(action) -> int:
 def test_exit_statuses_read_like_popen_returncodes():
     assert exit_code(_status_of(lambda: os._exit(3))) == 3
     assert exit_code(_status_of(lambda: os.kill(os.getpid(), signal.SIGKILL))) == -signal.SIGKILL
+
+
+def test_a_child_keeps_the_templates_settings_only_when_no_setting_variable_differs():
+    from fleetflow.settings import Settings
+
+    fields = setting_variables(Settings)
+    assert "FLEETFLOW_DATABASE_URL" in fields and "FLEETFLOW_FLOW_RUN_ID" not in fields
+    base = {"PATH": "/bin", "FLEETFLOW_DATABASE_URL": "sqlite:///a.db"}
+    run_only = {**base, "FLEETFLOW_FLOW_RUN_ID": "r1", "FLEETFLOW_LAUNCH_TOKEN": "t"}
+    assert settings_unchanged(base, run_only, fields)
+    assert not settings_unchanged(base, {**run_only, "FLEETFLOW_DATABASE_URL": "sqlite:///b.db"}, fields)
+    assert not settings_unchanged(base, {**run_only, "FLEETFLOW_LOGGING_LEVEL": "DEBUG"}, fields)
+    assert not settings_unchanged(base, {**run_only, "HOME": "/elsewhere"}, fields)  # e.g. ~ in paths
+    assert not settings_unchanged(base, {"PATH": "/bin"}, fields)  # a setting unset for the run
 
 
 @pytest.fixture

@@ -103,6 +103,16 @@ def _worker_env() -> dict[str, str]:
     return {**os.environ, "MALLOC_ARENA_MAX": "2"}
 
 
+def _template_env(settings: Any) -> dict[str, str]:
+    """The fork template's environment: the worker's, plus where an embedded run's store is
+    (what every run's environment says, so a forked child can keep the settings the template
+    read instead of reading them again)."""
+    env = _worker_env()
+    if not settings.api_url:
+        env.update(FLEETFLOW_HOME=str(settings.home), FLEETFLOW_DATABASE_URL=settings.resolved_database_url())
+    return env
+
+
 def cold_environment(block: Process, env: dict[str, str]) -> dict[str, str]:
     """The whole environment of a run's process: the worker's, plus the run's (None unsets)."""
     full_env = _worker_env()
@@ -138,7 +148,7 @@ class ProcessLauncher:
         if fork is None:
             fork = settings.process_fork_server and warm != 0
         # Started now, so even the first launch finds a template that has done its imports.
-        self._forks = ForkServer(_worker_env()) if fork and fork_available() else None
+        self._forks = ForkServer(_template_env(settings)) if fork and fork_available() else None
         self._fork_restarted = time.monotonic()
         # With a fork server, warm runners serve only what cannot fork (memory limits): made on demand.
         self._pool = WarmPool(self.warm) if self.warm and self._forks is None else None
