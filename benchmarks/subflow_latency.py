@@ -7,10 +7,12 @@ seconds per run are reported next to the times, split into the parent process (c
 waiting), the worker, and the run processes it launched (Linux /proc). The
 worker runs with ``--limit CONCURRENCY`` (default 16), which also caps its warm-runner pool.
 
-    python benchmarks/subflow_latency.py [RUNS] [--api] [--concurrency=N]
+    python benchmarks/subflow_latency.py [RUNS] [--api] [--concurrency=N] [--no-fork]
 
 ``--api``: parent, worker and children all talk to a local ``fleetflow server start`` over
 HTTP (the children with per-run tokens); nothing but the server opens the database.
+``--no-fork``: the worker starts runs without its fork server (pre-started runners and fresh
+interpreters, as before the fork server), recorded apart, for a before/after comparison.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import record, summary  # noqa: E402
 
 API = "--api" in sys.argv
+NO_FORK = "--no-fork" in sys.argv
 _ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 RUNS = int(_ARGS[0]) if _ARGS else 50
 CONCURRENCY = int(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--concurrency=")), "16"))
@@ -67,8 +70,10 @@ def measure(home: str) -> None:
     ensure_work_pool(client, "bench")
     Deployment.build_from_flow(load_flow_from_entrypoint("child.py:empty", project), "d", path=str(project),
                                work_pool_name="bench").apply()
+    worker_env = {**os.environ, **({"FLEETFLOW_PROCESS_FORK_SERVER": "false"} if NO_FORK else {})}
     worker = subprocess.Popen([sys.executable, "-m", "fleetflow", "worker", "start", "--pool", "bench",
-                               "--limit", str(CONCURRENCY)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--limit", str(CONCURRENCY)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=worker_env)
     while client.read_work_pool("bench").last_polled is None:
         time.sleep(0.05)
 
@@ -97,7 +102,8 @@ def measure(home: str) -> None:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
     where = "over HTTP through a local server" if API else "SQLite store"
-    print(f"{RUNS} sub-flow runs through a local worker (Process infrastructure, {where}, --limit {CONCURRENCY})")
+    how = "no fork server" if NO_FORK else "fork server"
+    print(f"{RUNS} sub-flow runs through a local worker (Process infrastructure, {how}, {where}, --limit {CONCURRENCY})")
     results = {}
     for label, samples in (("sequential", sequential), ("concurrent", concurrent)):
         to_first = summary([a for a, _ in samples])
@@ -109,8 +115,9 @@ def measure(home: str) -> None:
               f"p95 {round_trip['p95']*1000:.0f} ms   (target p95 < 500 ms)")
     for label, figures in cpu.items():
         print(f"  {label:10s}: CPU per run " + ", ".join(f"{k} {v*1000:.0f} ms" for k, v in figures.items()))
-    path = record("subflow_latency_api" if API else "subflow_latency", {
-        "runs": RUNS, "worker_limit": CONCURRENCY, **results,
+    name = "subflow_latency" + ("_api" if API else "") + ("_nofork" if NO_FORK else "")
+    path = record(name, {
+        "runs": RUNS, "worker_limit": CONCURRENCY, "fork_server": not NO_FORK, **results,
         # the sequential figures under the old top-level keys, for earlier readers of this file
         "to_first_line_seconds": results["sequential"]["to_first_line_seconds"],
         "round_trip_seconds": results["sequential"]["round_trip_seconds"],

@@ -264,7 +264,10 @@ class ProcessLauncher:
         for _ in range(int(grace_seconds / 0.05)):
             await asyncio.sleep(0.05)
             proc = self._procs.get(handle, (None, None))[0]
-            if (proc.poll() is not None) if proc else not pid.alive():
+            if proc is None or _exit_code_lost(proc):
+                if not pid.alive():
+                    return
+            elif proc.poll() is not None:
                 return
         pid.signal(signal.SIGKILL)
 
