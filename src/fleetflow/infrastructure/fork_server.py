@@ -105,6 +105,10 @@ class ForkServer:
                 self.pump(wait=0.0) if select.select([self._sock], [], [], 0)[0] else self._drop_socket()
             self.start()
 
+    def fileno(self) -> int | None:
+        """The socket the template reports on (readable when a child exited), if connected."""
+        return self._sock.fileno() if self._sock is not None else None
+
     def generation_dead(self, child: ForkedProcess) -> bool:
         return self._born_of.get(child.pid) != self.template_pid or not self.alive()
 

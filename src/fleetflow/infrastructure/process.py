@@ -233,6 +233,31 @@ class ProcessLauncher:
             self._fork_restarted = time.monotonic()
             self._forks.ensure_running()
 
+    async def next_exit(self, timeout: float) -> None:
+        """Return when the fork server has news (a forked run's process ended), or after
+        ``timeout``; the worker waits on this while every slot is busy. Other launches are
+        seen at the worker's next tick, as before."""
+        fd = self._forks.fileno() if self._forks is not None else None
+        if fd is None:
+            await asyncio.sleep(timeout)
+            return
+        loop = asyncio.get_running_loop()
+        news: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            loop.remove_reader(fd)  # before reading: the read may close the socket (template gone)
+            self._forks.pump()  # type: ignore[union-attr]  # consumed, so an unread message cannot spin us
+            if not news.done():
+                news.set_result(None)
+
+        loop.add_reader(fd, readable)
+        try:
+            await asyncio.wait_for(news, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)
+
     async def statuses(self, launches: Sequence[tuple[str, Any]]) -> dict[str, LaunchStatus]:
         if self._pool is not None:
             self._pool.refill()  # also shrinks the pool back once launches stop

@@ -152,7 +152,6 @@ class Worker:
         # Embedded, a tick's claim waits up to one poll interval for a new run instead of the
         # loop sleeping it (0: claim and sleep, as over HTTP where the claimer long-polls).
         self._claim_wait = self.poll_interval
-        self._claim_waited = False
         self._sweeper = _WorkerSweeper(self)
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -170,19 +169,35 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     await self.tick()
+                    failed = False
                 except Exception:  # noqa: BLE001 - e.g. the store restarting: keep working, say why
                     log.exception("worker %s: tick failed; retrying in %.1fs", self.name, self.poll_interval)
-                    self._claim_waited = False
+                    failed = True
                 if once:
                     break
-                if self._claim_waited:  # the tick's claim already waited (and returns on a new run)
+                if not failed and self._claims_wait_next_tick():
                     continue
-                try:
-                    await asyncio.wait_for(self._stop.wait(), self.poll_interval)
-                except asyncio.TimeoutError:
-                    pass
+                await self._pause()
         finally:
             await self.shutdown()
+
+    def _claims_wait_next_tick(self) -> bool:
+        """Embedded, with room for a run, the next tick's claim does the waiting (it returns as
+        soon as a run is created), so the loop goes straight on: also right after a launch ended
+        during this tick, instead of a poll interval later."""
+        return getattr(self.client, "base_url", None) is None and self._claim_wait > 0 and self._capacity() > 0
+
+    async def _pause(self) -> None:
+        """Up to one poll interval: until stopped, or, when every slot is busy, until one of
+        the launches ends (launchers that can tell, such as the fork server's, wake it at once)."""
+        waits = [asyncio.ensure_future(self._stop.wait())]
+        if self._capacity() <= 0:
+            waits += [asyncio.ensure_future(launcher.next_exit(self.poll_interval))
+                      for launcher in self._launchers.values() if hasattr(launcher, "next_exit")]
+        _, pending = await asyncio.wait(waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def tick(self) -> None:
         """One round: heartbeat, claim and launch, check launches, handle cancellations, sweep.
@@ -339,12 +354,10 @@ class Worker:
         """Claim what is due; with ``wait``, wait up to that long for a run to become due (the
         store wakes the claim when one is created, so it starts at once instead of at the next
         tick; the wait replaces the sleep between ticks)."""
-        self._claim_waited = False
         capacity = self._capacity()
         if capacity <= 0:
             await _off(self.client.claim_flow_runs, self.pool_name, self.name, limit=0)
             return
-        self._claim_waited = wait > 0
         claimed = await _off(self.client.claim_flow_runs, self.pool_name, self.name, limit=capacity, queues=self.queues,
                              lease_owner=self.lease_owner, lease_seconds=self.lease_seconds, wait=wait)  # fmt: skip
         if claimed:
