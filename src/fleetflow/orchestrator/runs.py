@@ -288,15 +288,23 @@ class FlowRunsMixin(_TransitionMixin):
         deadline = time.monotonic() + max(0.0, wait)
         feed, _ = waiting_for(self)
         seen = feed.mark()
+        looked_claimable = False
         while True:
             claimed = self._claim_now(work_pool_name, worker_name, limit, queues, lease_owner, lease_seconds)
             if claimed or limit <= 0 or time.monotonic() >= deadline:
                 return claimed
+            if looked_claimable:  # due runs the claim may not take (paused pool, limits): no sooner than before
+                time.sleep(min(WAIT_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
             # Until a commit makes a run claimable (on SQLite: woken by the commit; the cheap
             # read keeps other commits from costing a claim transaction each).
-            while time.monotonic() < deadline:
-                seen = feed.wait(seen, deadline)
+            looked_claimable = False
+            # A run scheduled for later becomes due without any commit: wake for it too.
+            due = self._next_due_in(work_pool_name)
+            until = deadline if due is None else min(deadline, time.monotonic() + due)
+            while time.monotonic() < until:
+                seen = feed.wait(seen, until)
                 if self._claimable(work_pool_name, queues):
+                    looked_claimable = True
                     break
                 # A storm of unrelated commits (running flows) costs at most one read per pause.
                 time.sleep(min(CLAIM_RECHECK_SECONDS, max(0.0, deadline - time.monotonic())))
@@ -353,6 +361,20 @@ class FlowRunsMixin(_TransitionMixin):
         """Whether a claim would find a due run (a read; limits are the claim's business)."""
         with self._read() as conn:
             return conn.execute(self._candidate_query(pool_name, utcnow(), 1, queues)).first() is not None
+
+    def _next_due_in(self, pool_name: str) -> float | None:
+        """Seconds until the pool's next run scheduled for later is due (None: there is none)."""
+        now = utcnow()
+        query = sa.select(sa.func.min(_FR.c.expected_start_time)).where(
+            _FR.c.work_pool_name == pool_name, _FR.c.state_type == StateType.SCHEDULED.value,
+            _FR.c.expected_start_time > now)
+        with self._read() as conn:
+            due = conn.execute(query).scalar_one_or_none()
+        if due is None:
+            return None
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=dt.timezone.utc)
+        return max(0.0, (due - now).total_seconds())
 
     def _claim_candidates(self, pool_name: str, now: dt.datetime, limit: int,
                           queues: Sequence[str] | None = None) -> sa.Select[Any]:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 
 CHANGE_CHECK_SECONDS = 0.003  # between data_version checks of the leader (a shared-memory read)
 FALLBACK_INTERVAL_SECONDS = 0.05  # between re-queries where changes cannot be seen (PostgreSQL)
+RECHECK_SECONDS = 0.01  # least time between two "which waited-on runs are final?" queries
 
 
 class ChangeFeed:
@@ -117,6 +118,7 @@ class RunWaiters:
         self._waiting: dict[str, int] = {}
         self._final: set[str] = set()
         self._checked_at = -1  # the feed generation the last check ran for
+        self._queried_at = float("-inf")
 
     def mark(self) -> int:
         """See :meth:`ChangeFeed.mark`: take it before reading the run."""
@@ -130,6 +132,7 @@ class RunWaiters:
         try:
             while time.monotonic() < deadline:
                 seen = self._feed.wait(seen, deadline)
+                self._space_out(deadline)
                 if self._check(flow_run_id, seen):
                     return
         finally:
@@ -139,10 +142,18 @@ class RunWaiters:
                     del self._waiting[flow_run_id]
                     self._final.discard(flow_run_id)
 
+    def _space_out(self, deadline: float) -> None:
+        """Under a storm of commits (many running flows), one query per ``RECHECK_SECONDS``;
+        a lone commit after a quiet spell is checked at once."""
+        gap = self._queried_at + RECHECK_SECONDS - time.monotonic()
+        if gap > 0:
+            time.sleep(min(gap, max(0.0, deadline - time.monotonic())))
+
     def _check(self, flow_run_id: str, generation: int) -> bool:
         with self._lock:
             if generation != self._checked_at:  # the first waiter to wake queries for everyone
                 self._checked_at = generation
+                self._queried_at = time.monotonic()
                 self._final |= self._final_among(list(self._waiting))
             return flow_run_id in self._final
 
