@@ -48,7 +48,9 @@ def _preload() -> None:
     _build_models()
     from .settings import get_settings
 
-    get_settings()  # read once here; a child whose settings variables are the same keeps them
+    # Read once here; a child whose settings variables are the same keeps them.
+    if get_settings().api_url:  # the worker talks HTTP, so will its runs
+        from .client import http  # noqa: F401
     import gc
 
     gc.collect()
