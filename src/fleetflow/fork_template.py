@@ -184,7 +184,10 @@ def become_run_process(assignment: dict[str, Any]) -> str:
     if not settings_unchanged(before, assignment["env"], fields):
         reset_settings()  # else the template's settings, read from the very same variables, stand
     if assignment.get("cwd"):
+        started_in = os.getcwd()
         os.chdir(assignment["cwd"])
+        if sys.path and sys.path[0] == started_in:  # ``python -m`` put the start folder first
+            sys.path[0] = os.getcwd()
     if not assignment.get("stream_output", True):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)

@@ -1,7 +1,8 @@
 """The worker: claim -> launch -> watch -> reconcile.
 
-One asyncio loop per worker. Every ``poll_interval`` it claims due runs of its pool
-atomically (two workers never launch one run; each claim is a lease), records a launch
+One asyncio loop per worker. It claims due runs of its pool atomically (two workers never
+launch one run; each claim is a lease) -- embedded, each tick's claim waits up to
+``poll_interval`` and is woken by the commit that creates a run; over HTTP a long-poll -- records a launch
 attempt with a fresh token *before* starting the infrastructure, launches the run with that
 token (the runner starts the run only if its token is still the current one), stores the
 launch handle, checks all its launches in one batched call per backend, kills runs moved to
