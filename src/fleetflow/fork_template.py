@@ -40,8 +40,8 @@ def _preload() -> None:
     from .engine import flow_engine  # noqa: F401
     from .usage import recorder  # noqa: F401
 
-    try:  # the embedded store's dialect (imported, never connected: see the module docstring)
-        import sqlalchemy.dialects.sqlite  # noqa: F401
+    try:  # the SQLAlchemy store a run claims and reads through (imported, never connected)
+        from .orchestrator import service, sqlite_fast  # noqa: F401
     except ImportError:
         pass
     load_builtin_blocks()
