@@ -1,7 +1,9 @@
 """``run_deployment``: launch a deployment as a (linked) child run and wait for it.
 
 Waiting is the client's long-poll (``wait_for_flow_run``): over HTTP one request that returns
-when the child is final, instead of a request storm; embedded, a 50 ms check of the store.
+when the child is final, instead of a request storm; embedded, woken by the commit that makes
+the child final (SQLite), with every waiting thread of the process sharing one check
+(:mod:`fleetflow.orchestrator.waiting`).
 ``run_deployments`` fans out many children and waits for all of them in one loop, with no
 thread per child; in async code ``await asyncio.gather(*[run_deployment(...)...])`` works
 the same way.

@@ -222,6 +222,15 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--warm"]:
         raise SystemExit(warm_main())
+    if args[:1] == ["--fork-server"]:
+        from .fork_template import main as fork_server_main
+
+        from .fork_template import exit_child
+
+        outcome = fork_server_main()
+        if isinstance(outcome, str):  # a forked child: run the assignment
+            exit_child(run(outcome))
+        raise SystemExit(outcome)
     flow_run_id = args[0] if args else os.environ.get("FLEETFLOW_FLOW_RUN_ID")
     if not flow_run_id:
         print("usage: python -m fleetflow.runner <flow-run-id>", file=sys.stderr)

@@ -26,6 +26,7 @@ from .jsoncodec import json_dumps
 from .names import run_name as _run_name
 from .queues import queue_budgets, with_queue_rules
 from .schemas import FlowRun, TaskRun
+from .waiting import waiting_for
 
 _FR, _TR, _ST = t.flow_runs, t.task_runs, t.states
 _INSERT_STATES = _ST.insert()
@@ -217,14 +218,27 @@ class FlowRunsMixin(_TransitionMixin):
             return conn.execute(sa.select(sa.func.count()).select_from(inner.subquery())).scalar_one()
 
     def wait_for_flow_run(self, flow_run_id: str, *, timeout: float = 30.0) -> FlowRun:
-        """Polls every ``WAIT_POLL_INTERVAL`` (the server wakes its waiters on each state
-        change instead; see :mod:`fleetflow.server.api.waiting`)."""
+        """Returns as soon as the run is final (or at the timeout): on SQLite woken by the
+        commit itself, elsewhere checked every ``WAIT_POLL_INTERVAL``; all the process's waiters
+        share one check (:mod:`.waiting`; the server wakes its own waiters on each state change,
+        see :mod:`fleetflow.server.api.waiting`)."""
         deadline = time.monotonic() + max(0.0, timeout)
-        run = self.read_flow_run(flow_run_id)
-        while not (run.state and run.state.is_final) and time.monotonic() < deadline:
-            time.sleep(min(WAIT_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+        _, waiters = waiting_for(self)
+        while True:
+            seen = waiters.mark()  # before the read: a commit after it wakes the wait below
             run = self.read_flow_run(flow_run_id)
-        return run
+            if (run.state and run.state.is_final) or time.monotonic() >= deadline:
+                return run
+            waiters.wait(flow_run_id, seen, deadline)
+
+    def _final_flow_runs(self, flow_run_ids: Iterable[str]) -> set[str]:
+        """Which of these flow runs are final (one query for every waiter of the process)."""
+        ids = list(flow_run_ids)
+        if not ids:
+            return set()
+        final = [s.value for s in StateType if State(type=s).is_final]
+        with self._read() as conn:
+            return set(conn.execute(sa.select(_FR.c.id).where(_FR.c.id.in_(ids), _FR.c.state_type.in_(final))).scalars())
 
     def set_flow_run_state(self, flow_run_id: str, state: State, *, force: bool = False) -> FlowRun:
         return flow_run_from_row(self._transition(_FR, flow_run_id, state, force))
@@ -265,11 +279,28 @@ class FlowRunsMixin(_TransitionMixin):
                         lease_seconds: float = 30.0, wait: float = 0.0) -> list[FlowRun]:
         """Claim due runs, waiting up to ``wait`` seconds for one (see :meth:`_claim_now`)."""
         deadline = time.monotonic() + max(0.0, wait)
+        feed, _ = waiting_for(self)
+        seen = feed.mark()
+        looked_claimable = False
         while True:
             claimed = self._claim_now(work_pool_name, worker_name, limit, queues, lease_owner, lease_seconds)
             if claimed or limit <= 0 or time.monotonic() >= deadline:
                 return claimed
-            time.sleep(min(WAIT_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+            if looked_claimable:  # due runs the claim may not take (paused pool, limits): no sooner than before
+                time.sleep(min(WAIT_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+            # Until a commit makes a run claimable (on SQLite: woken by the commit; the cheap
+            # read keeps other commits from costing a claim transaction each).
+            looked_claimable = False
+            # A run scheduled for later becomes due without any commit: wake for it too.
+            due = self._next_due_in(work_pool_name)
+            until = deadline if due is None else min(deadline, time.monotonic() + due)
+            while time.monotonic() < until:
+                seen = feed.wait(seen, until)
+                if self._claimable(work_pool_name, queues):
+                    looked_claimable = True
+                    break
+                # A storm of unrelated commits (running flows) costs at most one read per pause.
+                time.sleep(min(CLAIM_RECHECK_SECONDS, max(0.0, deadline - time.monotonic())))
 
     def _claim_now(self, work_pool_name: str, worker_name: str, limit: int, queues: Sequence[str] | None,
                    lease_owner: str | None, lease_seconds: float) -> list[FlowRun]:
@@ -319,9 +350,32 @@ class FlowRunsMixin(_TransitionMixin):
         ).scalar_one()
         return min(limit, pool.concurrency_limit - active)
 
+    def _claimable(self, pool_name: str, queues: Sequence[str] | None) -> bool:
+        """Whether a claim would find a due run (a read; limits are the claim's business)."""
+        with self._read() as conn:
+            return conn.execute(self._candidate_query(pool_name, utcnow(), 1, queues)).first() is not None
+
+    def _next_due_in(self, pool_name: str) -> float | None:
+        """Seconds until the pool's next run scheduled for later is due (None: there is none)."""
+        now = utcnow()
+        query = sa.select(sa.func.min(_FR.c.expected_start_time)).where(
+            _FR.c.work_pool_name == pool_name, _FR.c.state_type == StateType.SCHEDULED.value,
+            _FR.c.expected_start_time > now)
+        with self._read() as conn:
+            due = conn.execute(query).scalar_one_or_none()
+        if due is None:
+            return None
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=dt.timezone.utc)
+        return max(0.0, (due - now).total_seconds())
+
     def _claim_candidates(self, pool_name: str, now: dt.datetime, limit: int,
                           queues: Sequence[str] | None = None) -> sa.Select[Any]:
-        query = (
+        return self._lock_claim_candidates(self._candidate_query(pool_name, now, limit, queues))
+
+    @staticmethod
+    def _candidate_query(pool_name: str, now: dt.datetime, limit: int, queues: Sequence[str] | None) -> sa.Select[Any]:
+        return (
             with_queue_rules(sa.select(_FR.c.id), pool_name, queues)
             .where(
                 _FR.c.work_pool_name == pool_name,
@@ -334,10 +388,10 @@ class FlowRunsMixin(_TransitionMixin):
             .order_by(sa.func.coalesce(_FR.c.expected_start_time, _FR.c.created), _FR.c.id)
             .limit(limit)
         )
-        return self._lock_claim_candidates(query)
 
 
 WAIT_POLL_INTERVAL = 0.05  # seconds between checks of the embedded long-polls
+CLAIM_RECHECK_SECONDS = 0.01  # least time between two "anything claimable?" reads of a waiting claim
 
 
 def page_cursor(run: FlowRun) -> str:

@@ -43,7 +43,46 @@ def parent_pid(pid: int) -> int | None:
 
 
 def descendants(root: int) -> list[int]:
-    """Live descendants of ``root`` (one scan of /proc; empty without /proc)."""
+    """Live descendants of ``root``: walked down through ``/proc/<pid>/task/<tid>/children``
+    (a few small reads), or, where the kernel has no such files, one scan of every process's
+    stat (which costs milliseconds on a busy host, several times per run); empty without /proc."""
+    walked = _walk_children(root)
+    return walked if walked is not None else scan_descendants(root)
+
+
+def _children(pid: int) -> list[int] | None:
+    """The children of every thread of ``pid``; [] when it is gone; None when the kernel
+    keeps no children files."""
+    try:
+        tasks = os.listdir(PROC / str(pid) / "task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for tid in tasks:
+        try:
+            found.extend(int(c) for c in (PROC / str(pid) / "task" / tid / "children").read_text().split())
+        except FileNotFoundError:
+            if not (PROC / str(pid) / "task" / tid).exists():
+                continue  # the thread ended between the listing and the read
+            return None
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _walk_children(root: int) -> list[int] | None:
+    found: list[int] = []
+    todo = _children(root)
+    if todo is None:
+        return None
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(_children(pid) or [])
+    return found
+
+
+def scan_descendants(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     try:
         entries = [int(e) for e in os.listdir(PROC) if e.isdigit()]

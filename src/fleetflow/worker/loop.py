@@ -1,7 +1,8 @@
 """The worker: claim -> launch -> watch -> reconcile.
 
-One asyncio loop per worker. Every ``poll_interval`` it claims due runs of its pool
-atomically (two workers never launch one run; each claim is a lease), records a launch
+One asyncio loop per worker. It claims due runs of its pool atomically (two workers never
+launch one run; each claim is a lease) -- embedded, each tick's claim waits up to
+``poll_interval`` and is woken by the commit that creates a run; over HTTP a long-poll -- records a launch
 attempt with a fresh token *before* starting the infrastructure, launches the run with that
 token (the runner starts the run only if its token is still the current one), stores the
 launch handle, checks all its launches in one batched call per backend, kills runs moved to
@@ -149,6 +150,9 @@ class Worker:
         self._last_heartbeat = 0.0
         self._last_sweep = 0.0
         self._claimer: asyncio.Future[None] | None = None
+        # Embedded, a tick's claim waits up to one poll interval for a new run instead of the
+        # loop sleeping it (0: claim and sleep, as over HTTP where the claimer long-polls).
+        self._claim_wait = self.poll_interval
         self._sweeper = _WorkerSweeper(self)
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -166,16 +170,35 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     await self.tick()
+                    failed = False
                 except Exception:  # noqa: BLE001 - e.g. the store restarting: keep working, say why
                     log.exception("worker %s: tick failed; retrying in %.1fs", self.name, self.poll_interval)
+                    failed = True
                 if once:
                     break
-                try:
-                    await asyncio.wait_for(self._stop.wait(), self.poll_interval)
-                except asyncio.TimeoutError:
-                    pass
+                if not failed and self._claims_wait_next_tick():
+                    continue
+                await self._pause()
         finally:
             await self.shutdown()
+
+    def _claims_wait_next_tick(self) -> bool:
+        """Embedded, with room for a run, the next tick's claim does the waiting (it returns as
+        soon as a run is created), so the loop goes straight on: also right after a launch ended
+        during this tick, instead of a poll interval later."""
+        return getattr(self.client, "base_url", None) is None and self._claim_wait > 0 and self._capacity() > 0
+
+    async def _pause(self) -> None:
+        """Up to one poll interval: until stopped, or, when every slot is busy, until one of
+        the launches ends (launchers that can tell, such as the fork server's, wake it at once)."""
+        waits = [asyncio.ensure_future(self._stop.wait())]
+        if self._capacity() <= 0:
+            waits += [asyncio.ensure_future(launcher.next_exit(self.poll_interval))
+                      for launcher in self._launchers.values() if hasattr(launcher, "next_exit")]
+        _, pending = await asyncio.wait(waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def tick(self) -> None:
         """One round: heartbeat, claim and launch, check launches, handle cancellations, sweep.
@@ -184,7 +207,7 @@ class Worker:
         server until a run is claimable: new runs start at once, without a request per tick)."""
         await _off(self._heartbeat)
         if getattr(self.client, "base_url", None) is None:
-            await self._claim_and_launch()
+            await self._claim_and_launch(wait=self._claim_wait)
         elif self._claimer is None or self._claimer.done():
             self._claimer = asyncio.ensure_future(self._long_poll_claims())
         await self._check_launches()
@@ -328,13 +351,16 @@ class Worker:
                 else:
                     self._start_launch(run)
 
-    async def _claim_and_launch(self) -> None:
+    async def _claim_and_launch(self, wait: float = 0.0) -> None:
+        """Claim what is due; with ``wait``, wait up to that long for a run to become due (the
+        store wakes the claim when one is created, so it starts at once instead of at the next
+        tick; the wait replaces the sleep between ticks)."""
         capacity = self._capacity()
         if capacity <= 0:
             await _off(self.client.claim_flow_runs, self.pool_name, self.name, limit=0)
             return
         claimed = await _off(self.client.claim_flow_runs, self.pool_name, self.name, limit=capacity, queues=self.queues,
-                             lease_owner=self.lease_owner, lease_seconds=self.lease_seconds)  # fmt: skip
+                             lease_owner=self.lease_owner, lease_seconds=self.lease_seconds, wait=wait)  # fmt: skip
         if claimed:
             fault("worker.after_claim")
         for run in claimed:

@@ -1,0 +1,183 @@
+"""Waking the store's long-polls (``wait_for_flow_run``, ``claim_flow_runs(wait=...)``) when
+the database changes, instead of re-querying on a fixed interval.
+
+On SQLite, ``PRAGMA data_version`` on a private connection changes whenever any other connection
+-- any thread, any process -- commits to the file; reading it is a look at the WAL's shared
+memory, not a query. One waiting thread of the process (the *leader*) checks it every
+:data:`CHANGE_CHECK_SECONDS`; the others sleep on a condition until it sees a change. So a child
+that finishes wakes its parent's ``run_deployment`` within a few milliseconds, and a new run
+wakes a waiting worker's claim, for the price of one cheap check per few milliseconds per
+process, and one store query per change per *kind* of wait (:class:`RunWaiters` checks every
+waited-on flow run in one query, so 50 waiting threads cost one query per change, not 50).
+
+Other databases (PostgreSQL) have no such counter: the leader then reports a "change" every
+``fallback_interval`` (the previous fixed poll), and the batching still applies.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+CHANGE_CHECK_SECONDS = 0.003  # between data_version checks of the leader (a shared-memory read)
+FALLBACK_INTERVAL_SECONDS = 0.05  # between re-queries where changes cannot be seen (PostgreSQL)
+RECHECK_SECONDS = 0.01  # least time between two "which waited-on runs are final?" queries
+
+
+class ChangeFeed:
+    """Counts the commits this process has noticed to one database; waits for the next one."""
+
+    def __init__(self, sqlite_path: str | None, *, fallback_interval: float = FALLBACK_INTERVAL_SECONDS):
+        self._path = sqlite_path
+        self._fallback = fallback_interval
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._cond = threading.Condition()
+        self._leader = False
+        self._generation = 0  # bumped on every change seen
+        self._data_version: int | None = None
+        self._probe = threading.Lock()  # one thread at a time on the private connection
+
+    def mark(self) -> int:
+        """The current generation, with every commit made before this call counted in it: take
+        it *before* reading what you wait on, then :meth:`wait` misses no later commit."""
+        if self._path and self._changed():
+            with self._cond:
+                self._generation += 1
+                self._cond.notify_all()
+        return self._generation
+
+    def wait(self, seen: int, deadline: float) -> int:
+        """Return the generation once it differs from ``seen`` or ``deadline`` (monotonic) passed."""
+        with self._cond:
+            while self._generation == seen and self._leader:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return self._generation
+                self._cond.wait(remaining)
+            if self._generation != seen:
+                return self._generation
+            self._leader = True
+        try:
+            self._lead(seen, deadline)
+        finally:
+            with self._cond:
+                self._leader = False
+                self._cond.notify_all()  # a follower takes over, or sees the change
+        return self._generation
+
+    def _lead(self, seen: int, deadline: float) -> None:
+        """Check for changes until one is seen or the deadline passes."""
+        interval = CHANGE_CHECK_SECONDS if self._path else self._fallback
+        while True:
+            if self._changed():
+                with self._cond:
+                    self._generation += 1
+                    self._cond.notify_all()
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(interval, remaining))
+
+    def _changed(self) -> bool:
+        if not self._path:
+            return True  # no way to know: every interval counts as a change
+        with self._probe:
+            version = self._read_version()
+            changed = self._data_version is not None and version != self._data_version
+            self._data_version = version
+        return changed
+
+    def _read_version(self) -> int | None:
+        if self._conn is None or self._pid != os.getpid():  # a forked child opens its own
+            self._conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)  # type: ignore[arg-type]
+            self._pid = os.getpid()
+            self._data_version = None
+        try:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            return None
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+
+
+class RunWaiters:
+    """Threads waiting for flow runs to become final, checked together on each change."""
+
+    def __init__(self, feed: ChangeFeed, final_among: Callable[[Iterable[str]], set[str]]):
+        self._feed = feed
+        self._final_among = final_among  # one store query: which of these runs are final
+        self._lock = threading.Lock()
+        self._waiting: dict[str, int] = {}
+        self._final: set[str] = set()
+        self._checked_at = -1  # the feed generation the last check ran for
+        self._queried_at = float("-inf")
+
+    def mark(self) -> int:
+        """See :meth:`ChangeFeed.mark`: take it before reading the run."""
+        return self._feed.mark()
+
+    def wait(self, flow_run_id: str, seen: int, deadline: float) -> None:
+        """Return once ``flow_run_id`` was seen final after ``seen`` (or at the deadline); the
+        caller then reads it."""
+        with self._lock:
+            self._waiting[flow_run_id] = self._waiting.get(flow_run_id, 0) + 1
+        try:
+            while time.monotonic() < deadline:
+                seen = self._feed.wait(seen, deadline)
+                self._space_out(deadline)
+                if self._check(flow_run_id, seen):
+                    return
+        finally:
+            with self._lock:
+                self._waiting[flow_run_id] -= 1
+                if not self._waiting[flow_run_id]:
+                    del self._waiting[flow_run_id]
+                    self._final.discard(flow_run_id)
+
+    def _space_out(self, deadline: float) -> None:
+        """Under a storm of commits (many running flows), one query per ``RECHECK_SECONDS``;
+        a lone commit after a quiet spell is checked at once."""
+        gap = self._queried_at + RECHECK_SECONDS - time.monotonic()
+        if gap > 0:
+            time.sleep(min(gap, max(0.0, deadline - time.monotonic())))
+
+    def _check(self, flow_run_id: str, generation: int) -> bool:
+        with self._lock:
+            if generation != self._checked_at:  # the first waiter to wake queries for everyone
+                self._checked_at = generation
+                self._queried_at = time.monotonic()
+                self._final |= self._final_among(list(self._waiting))
+            return flow_run_id in self._final
+
+
+def sqlite_file(engine: Any) -> str | None:
+    """The database file of a SQLite engine (None for other databases and in-memory ones)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    if url.database.startswith("file:"):
+        return None  # a URI database (tests' shared memory): no cross-connection counter to trust
+    return url.database
+
+
+_attach_lock = threading.Lock()
+
+
+def waiting_for(store: Any) -> tuple[ChangeFeed, RunWaiters]:
+    """The change feed and run waiters of one store instance, made on first use."""
+    found = store.__dict__.get("_change_waiting")
+    if found is None:
+        with _attach_lock:
+            found = store.__dict__.get("_change_waiting")
+            if found is None:
+                feed = ChangeFeed(sqlite_file(store.engine))
+                found = store.__dict__["_change_waiting"] = (feed, RunWaiters(feed, store._final_flow_runs))
+    return found
