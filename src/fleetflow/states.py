@@ -138,6 +138,33 @@ class State(BaseModel):
         return f"{self.name}({self.message!r})" if self.message else f"{self.name}()"
 
 
+def construct(cls: Any, values: dict[str, Any], private: dict[str, Any] | None = None) -> Any:
+    """An instance of the pydantic model ``cls`` from ``values`` (every field, already of the
+    right type), without validation, defaults or post-init hooks.
+
+    For values the engine and the store make themselves on the per-task hot path, where even
+    ``model_construct`` costs several microseconds (it fills defaults and private attributes
+    field by field). The result behaves like a validated instance (dump, copy, equality).
+    """
+    obj = object.__new__(cls)
+    setattr_ = object.__setattr__
+    setattr_(obj, "__dict__", values)
+    setattr_(obj, "__pydantic_fields_set__", set(values))
+    setattr_(obj, "__pydantic_extra__", None)
+    setattr_(obj, "__pydantic_private__", private)
+    return obj
+
+
+def new_state(type: StateType, name: str, message: str | None = None, timestamp: dt.datetime | None = None,  # noqa: A002
+              data: dict[str, Any] | None = None) -> State:
+    """A State built without validation (the engine's hot path): ``name`` must be given
+    (``State`` fills it from the type), ``timestamp`` defaults to now."""
+    return construct(State, {"type": type, "name": name, "message": message,
+                             "timestamp": timestamp if timestamp is not None else utcnow(),
+                             "data": {} if data is None else data},
+                     {"_value": None, "_has_value": False, "_exception": None})
+
+
 def check_transition(current: StateType | None, proposed: StateType) -> None:
     """Raise :class:`InvalidStateTransition` unless ``current -> proposed`` is allowed."""
     if current is None:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ..exceptions import (
     ConfigurationError, InvalidStateTransition, ObjectAlreadyExists, ObjectNotFound, ParameterValidationError,
 )
-from ..states import State, StateType, check_transition
+from ..states import State, StateType, check_transition, construct
 from . import tables as t
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
@@ -403,23 +403,26 @@ _CLAIM = (
 )
 
 
+_UTC = dt.timezone.utc
+
+
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     """A timestamp as the store's UTC columns give it back."""
-    if value is None:
-        return None
+    if value is None or value.tzinfo is _UTC:
+        return value
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 
 def _buffered_task_run(m: dict[str, Any]) -> TaskRun:
     """What reading the buffered row back would give, built from values the store made itself
     (so without pydantic's validation: this is the engine's hot path)."""
-    state = State.model_construct(
-        type=StateType(m["state_type"]), name=m["state_name"], message=m["state_message"],
-        timestamp=_utc(m["state_timestamp"]), data=m["state_data"] or {},
-    )
+    state = construct(State, {
+        "type": StateType(m["state_type"]), "name": m["state_name"], "message": m["state_message"],
+        "timestamp": _utc(m["state_timestamp"]), "data": m["state_data"] or {},
+    }, {"_value": None, "_has_value": False, "_exception": None})
     fields = {name: m[name] for name in _TASK_RUN_FIELDS}
-    fields.update(start_time=_utc(m["start_time"]), end_time=_utc(m["end_time"]))
-    return TaskRun.model_construct(state=state, **fields)
+    fields.update(state=state, start_time=_utc(m["start_time"]), end_time=_utc(m["end_time"]))
+    return construct(TaskRun, fields)
 
 
 def _check_storable(states: Sequence[State]) -> dict[str, Any]:
@@ -429,12 +432,33 @@ def _check_storable(states: Sequence[State]) -> dict[str, Any]:
     stored: dict[str, Any] = {}
     for state in states:
         stored = {}
-        if state.data:
+        data = state.data
+        if data and _plain_json(data):  # JSON gives it back as it is (the engine's result refs)
+            stored = data
+        elif data:
             try:
-                stored = json.loads(json_dumps(state.data))
+                stored = json.loads(json_dumps(data))
             except (TypeError, ValueError) as exc:
                 raise sa.exc.StatementError(f"({type(exc).__qualname__}) {exc}", None, None, exc) from exc
     return stored
+
+
+_SCALARS = (str, int, bool)
+
+
+def _plain_json(value: Any, depth: int = 0) -> bool:
+    """True when ``value`` is str/int/bool/None, or dicts with str keys and lists of those
+    (no floats: NaN and infinities), nested a few levels: JSON round-trips it unchanged."""
+    kind = type(value)
+    if kind in _SCALARS or value is None:
+        return True
+    if depth > 4:
+        return False
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v, depth + 1) for k, v in value.items())
+    if kind is list:
+        return all(_plain_json(v, depth + 1) for v in value)
+    return False
 
 
 class TaskRunsMixin(_TransitionMixin):
@@ -465,7 +489,9 @@ class TaskRunsMixin(_TransitionMixin):
         }
         history = tr.history_rows(states, task_run_id=run_id)
         if self._group is not None and self._buffer_created(flow_run_id, values, states, history):
-            return TaskRun.model_construct(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
+            fields = {k: values[k] for k in _TASK_RUN_FIELDS}
+            fields["state"] = states[-1]
+            return construct(TaskRun, fields)
         try:
             self._insert_task_run(values, history)
         except sa.exc.IntegrityError as exc:
