@@ -42,6 +42,7 @@ PostgreSQL keeps the shared Core path (its per-statement cost is dominated by th
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sqlite3
 import threading
@@ -55,7 +56,7 @@ from ..states import State
 from . import tables as t
 from . import transitions as tr
 from .base import utcnow
-from .catalog import READ_CACHE, cache_upsert
+from .catalog import LOG_COLUMNS, READ_CACHE, cache_upsert
 from .runs import raise_rejected, task_run_from_mapping
 from .schemas import TaskRun
 
@@ -102,6 +103,13 @@ class Compiled:
             for name, process, const in self._plan
         )
 
+    def processor(self, name: str) -> Callable[[Any], Any]:
+        """The bind processor of parameter ``name`` (identity when it has none)."""
+        for bound, process, _ in self._plan:
+            if bound == name:
+                return process or _same
+        raise KeyError(name)
+
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         return {key: value if process is None else process(value) for (key, process), value in zip(self._results, raw)}
 
@@ -123,6 +131,7 @@ class _Statements:
         self.task_run_state = Compiled(sa.select(_TR.c.state_type).where(_TR.c.id == sa.bindparam("p_id")), dialect)
         self.write_cache = Compiled(cache_upsert(sqlite.insert(t.task_cache)), dialect, ["cache_key", "result", "expiration", "created"])
         self.read_cache = Compiled(READ_CACHE, dialect)
+        self.insert_logs = Compiled(t.logs.insert(), dialect, list(LOG_COLUMNS))
         self._transitions: dict[tuple[Any, bool], Compiled] = {}
 
     def transition(self, proposed: Any, force: bool) -> Compiled:
@@ -274,6 +283,21 @@ class SQLiteFastPath:
 
         return task_run_from_mapping(update.row(self._fast_write(work)))
 
+    def write_log_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """The log shipper's batches (see :meth:`.catalog.LogsMixin.write_log_rows`): one
+        ``executemany``, the timestamp through the column's bind processor, the other values
+        as they are (plain strings and ints need none on SQLite)."""
+        if not rows:
+            return
+        sql = self._fast_sql()
+        compiled = sql.insert_logs
+        if any(compiled.processor(name) is not _same for name in LOG_COLUMNS[:5]):  # not on pysqlite
+            args = [_args(compiled, dict(zip(LOG_COLUMNS, (*row[:5], _from_unix(row[5]))))) for row in rows]
+        else:
+            stamp = compiled.processor("timestamp")
+            args = [(*row[:5], stamp(_from_unix(row[5]))) for row in rows]
+        self._fast_write(lambda dbapi: _execute(dbapi, sql.insert_logs, args, many=True))
+
     def write_cache(self, cache_key: str, result: dict[str, Any], expiration: Any) -> None:
         sql = self._fast_sql()
         args = _args(sql.write_cache, {"cache_key": cache_key, "result": result, "expiration": expiration, "created": utcnow()})
@@ -296,6 +320,14 @@ class SQLiteFastPath:
         finally:
             self._write_lock.release()
         return None if row is None else sql.read_cache.row(row)["result"]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _from_unix(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
 
 
 class _StateRow:
