@@ -190,14 +190,17 @@ class EngineLog:
         self.label = f"Task run {task_run.name!r}" if task_run is not None else f"Flow run {flow_run.name!r}"
         self._ids = (flow_run.id, task_run.id if task_run is not None else None)
 
-    def info(self, message: str) -> None:
+    def info(self, *messages: str) -> None:
+        """One INFO line per message, taken at one moment; printed with one ``write``."""
         if not _info_enabled():
             return
         now = time.time()
         flow_run_id, task_run_id = self._ids
-        shipper.add(self.client, (flow_run_id, task_run_id, logging.INFO, "fleetflow.runs", message, now))
+        for message in messages:
+            shipper.add(self.client, (flow_run_id, task_run_id, logging.INFO, "fleetflow.runs", message, now))
         if _console:
-            line = f"{_clock(now)} | INFO    | {self.label} - {message}\n"
+            prefix = f"{_clock(now)} | INFO    | {self.label} - "
+            line = "".join(f"{prefix}{message}\n" for message in messages) if len(messages) > 1 else f"{prefix}{messages[0]}\n"
             for console in _console:
                 with console.lock:  # type: ignore[union-attr]
                     stream = console.stream

@@ -93,12 +93,8 @@ class TaskRunEngine:
         """Prefect's flow-run log lines for a new task run."""
         if not self.lines:
             return
-        logger = EngineLog(self.ctx.flow_run, self.client)
-        logger.info(f"Created task run {self.name!r} for task {self.task.name!r}")
-        if submitted:
-            logger.info(f"Submitted task run {self.name!r} for execution.")
-        else:
-            logger.info(f"Executing {self.name!r} immediately...")
+        second = f"Submitted task run {self.name!r} for execution." if submitted else f"Executing {self.name!r} immediately..."
+        EngineLog(self.ctx.flow_run, self.client).info(f"Created task run {self.name!r} for task {self.task.name!r}", second)
 
     def _run_name(self) -> str:
         if self.task.task_run_name:
