@@ -30,6 +30,16 @@ class FlowRunContext:
     _counters: dict[str, itertools.count] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    _engine_log: Any = None
+
+    def engine_log(self) -> Any:
+        """The engine's INFO lines about this flow run (``logs.EngineLog``), made once."""
+        log = self._engine_log
+        if log is None or log.flow_run is not self.flow_run:
+            from .logs import EngineLog  # logs imports this module
+
+            log = self._engine_log = EngineLog(self.flow_run, self.client)
+        return log
 
     @classmethod
     def get(cls) -> "FlowRunContext | None":

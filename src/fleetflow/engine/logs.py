@@ -12,8 +12,8 @@ import atexit
 import builtins
 import datetime as dt
 import logging
-import sys
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -54,11 +54,12 @@ class LogShipper:
         self._thread: threading.Thread | None = None
         self._pid = 0  # the process that started the thread (a forked child starts its own)
 
-    def add(self, client: OrchestratorAPI, row: Row) -> None:
-        """Queue one line (see :data:`Row`)."""
+    def add(self, client: OrchestratorAPI, *rows: Row) -> None:
+        """Queue lines (see :data:`Row`)."""
         with self._lock:
             pending = self._pending
-            pending.append((client, row))
+            for row in rows:
+                pending.append((client, row))
             full = len(pending) >= BATCH
         if self._pid != os.getpid():
             self._ensure_thread()
@@ -196,8 +197,8 @@ class EngineLog:
             return
         now = time.time()
         flow_run_id, task_run_id = self._ids
-        for message in messages:
-            shipper.add(self.client, (flow_run_id, task_run_id, logging.INFO, "fleetflow.runs", message, now))
+        shipper.add(self.client, *[(flow_run_id, task_run_id, logging.INFO, "fleetflow.runs", message, now)
+                                   for message in messages])
         if _console:
             prefix = f"{_clock(now)} | INFO    | {self.label} - "
             line = "".join(f"{prefix}{message}\n" for message in messages) if len(messages) > 1 else f"{prefix}{messages[0]}\n"

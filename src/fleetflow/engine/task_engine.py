@@ -94,7 +94,7 @@ class TaskRunEngine:
         if not self.lines:
             return
         second = f"Submitted task run {self.name!r} for execution." if submitted else f"Executing {self.name!r} immediately..."
-        EngineLog(self.ctx.flow_run, self.client).info(f"Created task run {self.name!r} for task {self.task.name!r}", second)
+        self.ctx.engine_log().info(f"Created task run {self.name!r} for task {self.task.name!r}", second)
 
     def _run_name(self) -> str:
         if self.task.task_run_name:

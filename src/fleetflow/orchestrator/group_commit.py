@@ -77,9 +77,8 @@ class TaskRunBuffer:
         """Apply ``state`` to a buffered run; its row values after the change. Raises
         InvalidStateTransition exactly as the store's conditional UPDATE would."""
         values, states = self._runs[task_run_id]
-        columns = tr.initial_columns([*states, state])  # validates the new step too
+        tr.apply_columns(values, states[-1].type, state)  # validates the step, as initial_columns would
         states.append(state)
-        values.update(columns)
         self._history.extend(tr.history_rows([state], task_run_id=task_run_id))
         return values
 

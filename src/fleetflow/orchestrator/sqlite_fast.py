@@ -344,7 +344,10 @@ class SQLiteFastPath:
             args = [_args(compiled, dict(zip(LOG_COLUMNS, (*row[:5], _from_unix(row[5]))))) for row in rows]
         else:
             stamp = compiled.processor("timestamp")
-            args = [(*row[:5], stamp(_from_unix(row[5]))) for row in rows]
+            if stamp(_EPOCH_PLUS) != _EPOCH_PLUS_TEXT:  # not the text format _log_time writes
+                args = [(*row[:5], stamp(_from_unix(row[5]))) for row in rows]
+            else:
+                args = [(*row[:5], _log_time(row[5])) for row in rows]
         self._fast_write(lambda dbapi: _execute(dbapi, sql.insert_logs, args, many=True))
 
     def write_cache(self, cache_key: str, result: dict[str, Any], expiration: Any) -> None:
@@ -377,6 +380,24 @@ def _same(value: Any) -> Any:
 
 def _from_unix(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+
+
+_EPOCH_PLUS = dt.datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
+_EPOCH_PLUS_TEXT = "2001-02-03 04:05:06.000007"
+_second: list[Any] = [None, None, ""]  # [int(unix time), its UTC second, "YYYY-MM-DD HH:MM:SS"]
+
+
+def _log_time(seconds: float) -> str:
+    """What the timestamp column's processor gives for ``_from_unix(seconds)`` (naive UTC,
+    ``YYYY-MM-DD HH:MM:SS.ffffff``), with the date and time of day formatted once a second.
+    The cached second is checked against the datetime itself, as rounding to microseconds
+    may carry into the next second."""
+    moment = _from_unix(seconds)
+    whole, second, text = _second
+    if whole != int(seconds) or second != moment.second:
+        text = moment.replace(tzinfo=None, microsecond=0).isoformat(" ")
+        _second[:] = [int(seconds), moment.second, text]
+    return f"{text}.{moment.microsecond:06d}"
 
 
 class _StateRow:
