@@ -63,7 +63,7 @@ class LogShipper:
             full = len(pending) >= BATCH
         if self._pid != os.getpid():
             self._ensure_thread()
-        if full:
+        if full and not self._wake.is_set():
             self._wake.set()
 
     def flush(self) -> None:
@@ -205,9 +205,12 @@ class EngineLog:
             for console in _console:
                 with console.lock:  # type: ignore[union-attr]
                     stream = console.stream
-                    stream.write(line)
-                    if not getattr(stream, "line_buffering", False):  # a line-buffered stream just flushed
-                        stream.flush()
+                    try:
+                        stream.write(line)
+                        if not getattr(stream, "line_buffering", False):  # a line-buffered stream just flushed
+                            stream.flush()
+                    except (OSError, ValueError):  # a closed or broken console must never break a run
+                        pass
 
     def __getattr__(self, level: str) -> Any:  # warning, error, exception: the run logger
         return getattr(run_logger(self.flow_run, self.client, self.task_run), level)

@@ -143,21 +143,23 @@ def _empty_json_shortcut(impl: Any, process: Callable[[Any], Any] | None) -> Cal
 
 
 def _datetime_memo(impl: Any, process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
-    """A datetime column's bind processor that remembers its last few inputs by identity: a
-    task run's rows hand the same datetime objects over several times (its PENDING and
-    RUNNING states share one; start_time is the RUNNING one, end_time the final one), and
-    formatting one costs a few microseconds. The memo holds its inputs, so an identity match
-    is never a recycled object."""
+    """A datetime column's bind processor that formats each datetime object once: a task
+    run's rows hand the same objects over several times (its PENDING and RUNNING states share
+    one, start_time is the RUNNING one, end_time the final one), and formatting one costs a
+    few microseconds. The memo (bounded) holds the objects it has seen, so an identity match
+    is never a recycled object; datetimes are immutable, so the text stays right."""
     if process is None or not isinstance(getattr(impl, "impl", impl), sa.DateTime):
         return process
-    memo: list[tuple[Any, Any]] = [(None, None)] * 4
+    memo: dict[int, tuple[Any, Any]] = {}
 
     def datetime_bind(value: Any) -> Any:
-        for seen, text in memo[:]:  # a copy: other threads may update the memo meanwhile
-            if seen is value and value is not None:
-                return text
+        seen = memo.get(id(value))
+        if seen is not None and seen[0] is value:
+            return seen[1]
         text = process(value)
-        memo[:] = [(value, text), *memo[:3]]
+        if len(memo) >= 4096:
+            memo.clear()
+        memo[id(value)] = (value, text)
         return text
 
     return datetime_bind
