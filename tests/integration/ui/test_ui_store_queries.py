@@ -75,6 +75,10 @@ def test_recent_runs_of_deployments_filtered_by_state(orchestrator):
             done.append(run.id)
     found = store.recent_runs_of_deployments([d.id for d in deps], per=5, state_types=[StateType.COMPLETED])
     assert [r.id for r in found[deps[0].id]] == done[::-1] and found[deps[1].id] == []
+    mark = found[deps[0].id][0]  # a light row, carrying what the marks and the badges read
+    assert mark.state_type is StateType.COMPLETED and mark.state.type is StateType.COMPLETED
+    assert mark.deployment_id == deps[0].id and mark.name == store.read_flow_run(mark.id).name
+    assert mark.created == store.read_flow_run(mark.id).created and isinstance(mark.infrastructure, dict)
     assert len(store.recent_runs_of_deployments([deps[0].id], per=5)[deps[0].id]) == 4
 
 
