@@ -154,6 +154,32 @@ def test_plain_and_json_converted_state_data_read_back_as_stored(buffered_and_pl
     assert _dump(buffered) == _dump(plain)
 
 
+def test_recording_a_state_stores_what_setting_it_stores(buffered_and_plain):
+    """``record_task_run_state`` (the engine's, returns nothing) against ``set_task_run_state``:
+    buffered on one store, committed at once on the other; the same rows and refusals."""
+    buffered, plain = buffered_and_plain
+    flow_id, buffered_run, committed_run = (str(uuid.UUID(int=i)) for i in range(1, 4))
+    for store in (buffered, plain):
+        store.create_flow_run("f", id=flow_id, name="r", state=Running(timestamp=T0))
+        for run_id in (buffered_run, committed_run):
+            store.create_task_run(flow_id, "k", "t", id=run_id, dynamic_key=run_id[-1],
+                                  states=[Pending(timestamp=T0), Running(timestamp=T0)])
+    buffered.flush_writes()  # committed_run's creation is committed: its changes are immediate
+    buffered.create_task_run(flow_id, "k", "t", id=str(uuid.UUID(int=9)), states=[Pending(timestamp=T0)])
+    plain.create_task_run(flow_id, "k", "t", id=str(uuid.UUID(int=9)), states=[Pending(timestamp=T0)])
+    done = Completed(timestamp=T0, data={"result": {"serializer": "json", "value": "1"}})
+    for run_id in (committed_run, str(uuid.UUID(int=9))):
+        assert buffered.record_task_run_state(run_id, done) is None
+        plain.set_task_run_state(run_id, done)
+    for store in (buffered, plain):
+        with pytest.raises(InvalidStateTransition):
+            store.record_task_run_state(committed_run, Running(timestamp=T0))
+        with pytest.raises(ObjectNotFound):
+            store.record_task_run_state("nope", done)
+    buffered.flush_writes()
+    assert _dump(buffered) == _dump(plain)
+
+
 # ---- when buffered records are committed --------------------------------------------------------
 def _flow_with_tasks(store: Orchestrator, n: int) -> tuple[str, list[str]]:
     run = store.create_flow_run("f", state=Running())

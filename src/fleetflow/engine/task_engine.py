@@ -155,7 +155,7 @@ class TaskRunEngine:
     def complete(self, value: Any) -> Any:
         ref = persist_result(value, self.task.result_storage)
         state = st.new_state(_S.COMPLETED, "Completed", None, None, {"result": ref})
-        self.client.set_task_run_state(self.task_run_id, state)
+        self.ctx.record_task_run_state(self.task_run_id, state)
         self.ctx.active_task_runs.discard(self.task_run_id)
         if self.task_run.cache_key:
             exp = self.task.cache_expiration

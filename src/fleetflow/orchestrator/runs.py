@@ -520,9 +520,10 @@ class TaskRunsMixin(_TransitionMixin):
             self.flush_writes()
         return True
 
-    def _buffer_transition(self, task_run_id: str, state: State) -> dict[str, Any] | None:
-        """Apply ``state`` in the buffer when the run's creation is still buffered (its row
-        values after the change), else None (the change must be written now)."""
+    def _buffer_transition(self, task_run_id: str, state: State, row: bool = True) -> dict[str, Any] | None:
+        """Apply ``state`` in the buffer when the run's creation is still buffered (a copy of
+        its row values after the change, or ``{}`` when ``row`` is False), else None (the
+        change must be written now)."""
         group = self._group
         if group is None:
             return None
@@ -531,9 +532,11 @@ class TaskRunsMixin(_TransitionMixin):
             group.check_process()
             if task_run_id not in group.buffer:
                 return None
-            values = dict(group.buffer.add_transition(task_run_id, state))
+            values = group.buffer.add_transition(task_run_id, state)
+            values = dict(values) if row else {}
             group.added(False)
-        values["state_data"] = stored  # as a read of the row would give it back
+        if row:
+            values["state_data"] = stored  # as a read of the row would give it back
         return values
 
     def _insert_task_run(self, values: dict[str, Any], history: list[dict[str, Any]]) -> None:
@@ -563,6 +566,14 @@ class TaskRunsMixin(_TransitionMixin):
             if buffered is not None:
                 return _buffered_task_run(buffered)
         return self._set_task_run_state_now(task_run_id, state, force)
+
+    def record_task_run_state(self, task_run_id: str, state: State) -> None:
+        """:meth:`set_task_run_state` (without ``force``) for a caller that does not read the
+        run back -- the engine, for a task run's final state: a buffered change then builds
+        no model (a store-only fast path, not part of the client protocol)."""
+        if self._group is not None and self._buffer_transition(task_run_id, state, row=False) is not None:
+            return
+        self._set_task_run_state_now(task_run_id, state, False)
 
     def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
         """The committed transition (SQLite overrides it with its DBAPI fast path)."""
