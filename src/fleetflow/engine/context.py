@@ -30,7 +30,7 @@ class FlowRunContext:
     _counters: dict[str, itertools.count] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     cancel_event: threading.Event = field(default_factory=threading.Event)
-    _engine_log: Any = None
+    engine_log: Any = None  # the engine's INFO lines about this flow run (task_engine.flow_run_log)
     _record_state: Any = None
 
     def record_task_run_state(self, task_run_id: str, state: Any) -> None:
@@ -41,15 +41,6 @@ class FlowRunContext:
         if record is None:
             record = self._record_state = getattr(self.client, "record_task_run_state", None) or self.client.set_task_run_state
         record(task_run_id, state)
-
-    def engine_log(self) -> Any:
-        """The engine's INFO lines about this flow run (``logs.EngineLog``), made once."""
-        log = self._engine_log
-        if log is None or log.flow_run is not self.flow_run:
-            from .logs import EngineLog  # logs imports this module
-
-            log = self._engine_log = EngineLog(self.flow_run, self.client)
-        return log
 
     @classmethod
     def get(cls) -> "FlowRunContext | None":

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import os
 
+from ..orchestrator.pid import current_pid
+
 _PER_READ = 256
 _VARIANT = "89ab89ab89ab89ab"  # the RFC 4122 variant nibble (10xx) for each random nibble
 
 _pool: list[str] = []
-_pid = os.getpid()
+_pid = current_pid()
 
 
 def _refill() -> None:
     global _pid
-    _pid = os.getpid()
+    _pid = current_pid()
     raw = os.urandom(16 * _PER_READ).hex()
     _pool[:] = [
         f"{h[0:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
@@ -32,7 +34,7 @@ def new_id() -> str:
     """A random version-4 UUID as its canonical 36-character string."""
     # list.pop is atomic under the GIL, so threads never get the same id; two threads that
     # find the pool empty at once both refill it, which only wastes random bytes.
-    if _pid == os.getpid():
+    if _pid == current_pid():
         try:
             return _pool.pop()
         except IndexError:

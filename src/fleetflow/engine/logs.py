@@ -12,12 +12,12 @@ import atexit
 import builtins
 import datetime as dt
 import logging
-import os
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..orchestrator.pid import current_pid
 from ..orchestrator.schemas import LogRecord
 from ..settings import get_settings
 from ..states import construct
@@ -61,7 +61,7 @@ class LogShipper:
             for row in rows:
                 pending.append((client, row))
             full = len(pending) >= BATCH
-        if self._pid != os.getpid():
+        if self._pid != current_pid():
             self._ensure_thread()
         if full and not self._wake.is_set():
             self._wake.set()
@@ -89,9 +89,9 @@ class LogShipper:
 
     def _ensure_thread(self) -> None:
         with self._lock:
-            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            if self._pid == current_pid() and self._thread is not None and self._thread.is_alive():
                 return
-            self._pid = os.getpid()
+            self._pid = current_pid()
             self._thread = threading.Thread(target=self._loop, name="fleetflow-logs", daemon=True)
             self._thread.start()
 

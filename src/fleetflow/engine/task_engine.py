@@ -94,7 +94,7 @@ class TaskRunEngine:
         if not self.lines:
             return
         second = f"Submitted task run {self.name!r} for execution." if submitted else f"Executing {self.name!r} immediately..."
-        self.ctx.engine_log().info(f"Created task run {self.name!r} for task {self.task.name!r}", second)
+        flow_run_log(self.ctx).info(f"Created task run {self.name!r} for task {self.task.name!r}", second)
 
     def _run_name(self) -> str:
         if self.task.task_run_name:
@@ -311,6 +311,14 @@ class TaskRunEngine:
             pass
         assert self.final_state is not None
         return self.final_state
+
+
+def flow_run_log(ctx: FlowRunContext) -> EngineLog:
+    """The engine's INFO lines about the flow run of ``ctx``, made once per flow run."""
+    log = ctx.engine_log
+    if log is None or log.flow_run is not ctx.flow_run:
+        log = ctx.engine_log = EngineLog(ctx.flow_run, ctx.client)
+    return log
 
 
 _S = st.StateType
