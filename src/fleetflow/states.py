@@ -79,7 +79,11 @@ class State(BaseModel):
 
     def with_value(self, value: Any) -> "State":
         """Remember the in-process return value (returns self, for chaining)."""
-        self._value, self._has_value = value, True
+        private = self.__pydantic_private__
+        if private is None:
+            self._value, self._has_value = value, True
+        else:  # what pydantic's __setattr__ does for private attributes, without its dispatch
+            private["_value"], private["_has_value"] = value, True
         return self
 
     def with_exception(self, exc: BaseException) -> "State":
