@@ -31,5 +31,11 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable; store a reference to it instead")
 
 
+# One encoder for every call: ``json.dumps(value, default=...)`` builds a new JSONEncoder each
+# time, which costs as much as encoding a small state's data (several per task run).
+_ENCODER = json.JSONEncoder(default=_json_default)
+
+
 def json_dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default)
+    """``json.dumps(value, default=_json_default)``."""
+    return _ENCODER.encode(value)

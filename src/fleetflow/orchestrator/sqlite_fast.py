@@ -386,7 +386,8 @@ def _from_unix(seconds: float) -> dt.datetime:
 
 _EPOCH_PLUS = dt.datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
 _EPOCH_PLUS_TEXT = "2001-02-03 04:05:06.000007"
-_second: list[Any] = [None, None, ""]  # [int(unix time), its UTC second, "YYYY-MM-DD HH:MM:SS"]
+_last: list[tuple[Any, str]] = [(None, "")]  # (the unix time formatted last, its text)
+_second: list[tuple[Any, Any, str]] = [(None, None, "")]  # (int(unix time), its UTC second, "YYYY-MM-DD HH:MM:SS")
 
 
 def _log_time(seconds: float) -> str:
@@ -394,12 +395,17 @@ def _log_time(seconds: float) -> str:
     ``YYYY-MM-DD HH:MM:SS.ffffff``), with the date and time of day formatted once a second.
     The cached second is checked against the datetime itself, as rounding to microseconds
     may carry into the next second."""
+    last_seconds, last_text = _last[0]  # one tuple: read at once, whatever other threads do
+    if seconds == last_seconds:  # a task run's announce lines share one moment
+        return last_text
     moment = _from_unix(seconds)
-    whole, second, text = _second
+    whole, second, text = _second[0]
     if whole != int(seconds) or second != moment.second:
         text = moment.replace(tzinfo=None, microsecond=0).isoformat(" ")
-        _second[:] = [int(seconds), moment.second, text]
-    return f"{text}.{moment.microsecond:06d}"
+        _second[0] = (int(seconds), moment.second, text)
+    text = f"{text}.{moment.microsecond:06d}"
+    _last[0] = (seconds, text)
+    return text
 
 
 class _StateRow:
