@@ -216,7 +216,8 @@ class EngineLog:
         return getattr(run_logger(self.flow_run, self.client, self.task_run), level)
 
 
-_checked: list[Any] = [None, False]  # [what the answer depends on, whether INFO lines are on]
+# (what the answer depends on, whether INFO lines are on): one tuple, replaced whole.
+_checked: list[tuple[Any, bool]] = [(None, False)]
 
 
 def _info_enabled() -> bool:
@@ -224,22 +225,26 @@ def _info_enabled() -> bool:
     changes: the settings object (``reset_settings``), the run logger's level, ``logging.disable``."""
     logger = _runs_logger[0] if _runs_logger else None
     key = (get_settings(), logger.level if logger is not None and logger.handlers else None, logging.root.manager.disable)
-    if key != _checked[0]:
+    seen, enabled = _checked[0]
+    if key != seen:
         logger = _setup_logger()
-        _checked[:] = [(key[0], logger.level, logging.root.manager.disable), logger.isEnabledFor(logging.INFO)]
-    return _checked[1]
+        enabled = logger.isEnabledFor(logging.INFO)
+        _checked[0] = ((key[0], logger.level, logging.root.manager.disable), enabled)
+    return enabled
 
 
 _runs_logger: list[logging.Logger] = []
-_second: list[Any] = [None, ""]  # [the last whole second formatted, its "HH:MM:SS"]
+_second: list[tuple[Any, str]] = [(None, "")]  # (the last whole second formatted, its "HH:MM:SS")
 
 
 def _clock(now: float) -> str:
     """Local ``HH:MM:SS.mmm`` of ``now`` (the console's timestamp), one strftime per second."""
     second = int(now)
-    if second != _second[0]:
-        _second[:] = [second, time.strftime("%H:%M:%S", time.localtime(second))]
-    return f"{_second[1]}.{int((now - second) * 1000):03d}"
+    seen, text = _second[0]
+    if second != seen:
+        text = time.strftime("%H:%M:%S", time.localtime(second))
+        _second[0] = (second, text)
+    return f"{text}.{int((now - second) * 1000):03d}"
 
 
 def engine_logger() -> logging.LoggerAdapter:
