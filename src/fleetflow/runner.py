@@ -205,7 +205,10 @@ def warm_main() -> int:
     try:
         # Usually the run's store is the worker's (inherited env): connect and migrate-check
         # now; the client cache is keyed by URL, so a different assignment still gets its own.
-        client.get_client()
+        store = getattr(client.get_client(), "store", None)
+        # A launched run claims its attempt and reads its deployment and blocks through the
+        # SQLAlchemy store, which the plain SQLite path loads on first need: load it now.
+        getattr(store, "full_store", lambda: None)()
     except Exception:
         pass
     _say_ready()

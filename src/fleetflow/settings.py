@@ -7,17 +7,30 @@ SQLite file under ``FLEETFLOW_HOME``. Teams point ``FLEETFLOW_DATABASE_URL`` at 
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Mapping
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+ENV_PREFIX = "FLEETFLOW_"
 
 
-class Settings(BaseSettings):
-    """All knobs, with defaults and descriptions (``fleetflow config`` prints them)."""
+class Settings(BaseModel):
+    """All knobs, with defaults and descriptions.
 
-    model_config = SettingsConfigDict(env_prefix="FLEETFLOW_", extra="ignore")
+    Read as pydantic-settings' ``BaseSettings(env_prefix="FLEETFLOW_", extra="ignore")`` reads
+    them -- environment names case-insensitive, keyword arguments first, the same coercion and
+    validation errors (a unit test compares the two) -- without importing pydantic-settings,
+    python-dotenv and asyncio, which cost every ``python script.py`` ~20 ms before its first task
+    (no ``.env`` file is read: there never was one configured).
+    """
+
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**environment_values(), **values})
 
     home: Path = Field(
         default=Path("~/.fleetflow"), description="Folder for the SQLite store, results, keys and caches."
@@ -77,6 +90,11 @@ class Settings(BaseSettings):
         description="Seconds a process may hold task-run records before committing them together (group commit); "
         "other processes see task runs within this window. A flow run's own states, claims and cancellation are "
         "always immediate, and its final state commits only after its task runs. 0 commits every write at once.",
+    )
+    plain_sqlite: bool = Field(
+        default=True,
+        description="Serve a process's embedded SQLite store on sqlite3 with generated SQL, loading SQLAlchemy only "
+        "for what that path does not cover (start-up); false always uses the SQLAlchemy store.",
     )
     group_commit_max_records: int = Field(
         default=1000, ge=1, description="Buffered state records that trigger a group commit before the window ends."
@@ -169,6 +187,23 @@ class Settings(BaseSettings):
 
     def resolved_bundle_cache_dir(self) -> Path:
         return (self.bundle_cache_dir or self.resolved_home() / "bundles").expanduser()
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting, e.g. ``FLEETFLOW_HOME``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def environment_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings given in ``environ`` (default ``os.environ``) as ``{field: raw text}``."""
+    prefix = ENV_PREFIX.lower()
+    fields = Settings.model_fields
+    found: dict[str, str] = {}
+    for key, value in (os.environ if environ is None else environ).items():
+        lowered = key.lower()
+        if lowered.startswith(prefix) and lowered[len(prefix):] in fields:
+            found[lowered[len(prefix):]] = value
+    return found
 
 
 @lru_cache(maxsize=1)

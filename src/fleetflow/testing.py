@@ -22,6 +22,14 @@ from .settings import reset_settings
 _ENV = ("FLEETFLOW_HOME", "FLEETFLOW_DATABASE_URL", "FLEETFLOW_API_URL", "FLEETFLOW_API_KEY")
 
 
+def _create_store() -> None:
+    """Create and migrate the store before the client opens it, so the client opens an existing
+    store as a ``python script.py`` does every day (on SQLite: the plain path, orchestrator/lite.py)."""
+    from .orchestrator.service import Orchestrator
+
+    Orchestrator.create().dispose()
+
+
 @contextlib.contextmanager
 def temporary_store(
     database_url: str | None = None, *, api_url: str | None = None, api_key: str | None = None
@@ -46,6 +54,8 @@ def temporary_store(
                 os.environ.pop(name, None)
         reset_settings()
         reset_client()
+        if not api_url:
+            _create_store()
         try:
             yield get_client()
         finally:

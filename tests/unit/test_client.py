@@ -42,5 +42,6 @@ def test_temp_store_fixture_runs_on_each_backend(temp_store, backend):
     run = temp_store.create_flow_run("f")
     assert get_client() is temp_store
     assert get_client().read_flow_run(run.id).flow_name == "f"
-    expected = {"sqlite": "SQLiteOrchestrator", "postgres": "PostgresOrchestrator", "http": "HTTPClient"}[backend]
+    # SQLite: the plain path (orchestrator/lite.py), as a script on an existing store opens it.
+    expected = {"sqlite": "PlainSQLiteStore", "postgres": "PostgresOrchestrator", "http": "HTTPClient"}[backend]
     assert type(getattr(temp_store, "store", temp_store)).__name__ == expected

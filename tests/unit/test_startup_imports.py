@@ -3,9 +3,10 @@ processes the test suite and every worker spawn by the thousand import: a launch
 ``python -m fleetflow.runner`` and a ``fleetflow worker start``.
 
 Start-up time is a benchmark target (``benchmarks/engine_overhead.py`` measures it); these
-tests pin the cause instead of the clock: on a SQLite store, no PostgreSQL dialect or driver,
-no secret sealing, no retry machinery, nothing of the server, the HTTP client, the CLI or AWS
-is loaded.
+tests pin the cause instead of the clock: a flow script on an existing SQLite store loads no
+SQLAlchemy at all (the plain SQLite path, orchestrator/lite.py), no pydantic-settings, dotenv or
+asyncio, no secret sealing, no retry machinery, nothing of the server, the HTTP client, the CLI
+or AWS.
 """
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ SCRIPT = textwrap.dedent(
 )
 
 NOT_ON_THE_SQLITE_PATH = (
-    "sqlalchemy.dialects.postgresql",  # every PostgreSQL driver module comes with it
+    "sqlalchemy",  # the plain SQLite path (orchestrator/lite.py) runs generated SQL on sqlite3
+    "fleetflow.orchestrator.service",  # the SQLAlchemy store, and every area module of it
+    "fleetflow.orchestrator.runs",
+    "fleetflow.orchestrator.tables",
+    "fleetflow.orchestrator.migrations",
+    "fleetflow.orchestrator.keys",
+    "asyncio",  # came with SQLAlchemy and pydantic-settings; a sync flow needs no event loop
+    "ssl",
+    "dotenv",  # only when a .env file is configured
     "asyncpg",
     "psycopg",
     "cryptography",  # sealing secrets: only when a block with secrets is saved or loaded
@@ -139,11 +148,14 @@ DEPLOY = textwrap.dedent(
 
 
 def test_a_sqlite_flow_loads_only_what_its_first_task_needs(tmp_path):
+    """On an existing store (the first run of a new one creates it through SQLAlchemy)."""
     import os
 
     env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path / "home")}
+    first = _modules_at_first_task(tmp_path, env)
+    assert "sqlalchemy" in first  # created and migrated the store
     modules = _modules_at_first_task(tmp_path, env)
-    assert "sqlalchemy.dialects.sqlite" in modules and "fleetflow.engine.task_engine" in modules
+    assert "fleetflow.orchestrator.lite" in modules and "fleetflow.engine.task_engine" in modules
     _none_loaded(modules, NOT_ON_THE_SQLITE_PATH)
 
 

@@ -15,12 +15,15 @@ differs from the store's:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import sealing
+from ..orchestrator.lite import open_store
 from ..orchestrator.schemas import BlockDocument, Deployment
-from ..orchestrator.service import Orchestrator
 from ..settings import get_settings
+
+if TYPE_CHECKING:
+    from ..orchestrator.service import Orchestrator
 
 
 class EmbeddedClient:
@@ -34,7 +37,7 @@ class EmbeddedClient:
         """A client on the store at ``url`` (default: the settings' store), migrated, with
         this process's task-run records group-committed (``FLEETFLOW_GROUP_COMMIT_WINDOW``; see
         :mod:`fleetflow.orchestrator.group_commit`). The server's store commits every write."""
-        store = Orchestrator.create(url)
+        store = open_store(url)  # the plain SQLite path when it can serve the URL (start-up; see its module)
         settings = get_settings()
         store.enable_group_commit(settings.group_commit_window, settings.group_commit_max_records)
         return cls(store)

@@ -14,14 +14,15 @@ encryption key -- the embedded client on its own machine, or the server.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 
-from ..orchestrator.extras import ExtrasAPI
-from ..orchestrator.keys import ApiKey, Scope
-from ..orchestrator.queues import WorkQueue
-from ..orchestrator.usage import UsageAPI
-from ..orchestrator.schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
-from ..states import State, StateType
+from ..orchestrator.api_protocols import ExtrasAPI, UsageAPI
+
+if TYPE_CHECKING:  # annotations only: their modules hold the SQL too (SQLAlchemy), off the flow path
+    from ..orchestrator.keys import ApiKey, Scope
+    from ..orchestrator.queues import WorkQueue
+    from ..orchestrator.schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, Worker, WorkPool
+    from ..states import State, StateType
 
 
 class OrchestratorAPI(ExtrasAPI, UsageAPI, Protocol):

@@ -10,13 +10,12 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import sqlalchemy as sa
-
-from . import tables as t
 from .group_commit import GroupCommit, Rows
-from .migrations import WRITE_OPTION
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 log = logging.getLogger("fleetflow.store")
 
@@ -27,6 +26,15 @@ def utcnow() -> dt.datetime:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _integrity_error() -> type[BaseException]:
+    """``sqlalchemy.exc.IntegrityError``, imported when an ``except`` clause matches against it
+    (only then): a store on the plain SQLite path (:mod:`.lite`) loads no SQLAlchemy otherwise,
+    and raises this very class when a constraint fails."""
+    from sqlalchemy.exc import IntegrityError
+
+    return IntegrityError
 
 
 class StoreBase:
@@ -45,6 +53,8 @@ class StoreBase:
     _group: GroupCommit | None = None
 
     def __init__(self, engine: sa.Engine):
+        from .migrations import WRITE_OPTION
+
         self.engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._group_lock = threading.Lock()
@@ -89,7 +99,7 @@ class StoreBase:
             return
         try:
             self._commit_task_runs(batch.rows, batch.history)
-        except sa.exc.IntegrityError:
+        except _integrity_error():
             self._commit_one_by_one(batch.rows, batch.history)
         except BaseException:
             # e.g. the database is unreachable: keep the records for the next write, which
@@ -99,6 +109,8 @@ class StoreBase:
 
     def _commit_task_runs(self, rows: Rows, history: Rows) -> None:
         """Insert task runs with their final columns and their history (commit lock held)."""
+        from . import tables as t
+
         with self._writer.begin() as conn:
             conn.execute(t.task_runs.insert(), rows)
             conn.execute(t.states.insert(), history)
@@ -110,7 +122,7 @@ class StoreBase:
             own = [h for h in history if h["task_run_id"] == row["id"]]
             try:
                 self._commit_task_runs([row], own)
-            except sa.exc.IntegrityError as exc:
+            except _integrity_error() as exc:
                 log.error("task run %s of flow run %s could not be recorded: %s", row["id"], row["flow_run_id"], exc.orig)
 
     def _close_group(self) -> None:

@@ -7,6 +7,7 @@ control characters break CLI output and logs; every name lives in a 200-characte
 
 from __future__ import annotations
 
+import random
 import unicodedata
 
 from ..exceptions import InvalidNameError
@@ -50,3 +51,12 @@ def _suggest(value: object) -> str | None:
         return None
     cleaned = "".join(c for c in value.replace("/", "-") if not unicodedata.category(c).startswith("C")).strip()
     return cleaned[:MAX_NAME_LENGTH] or None
+
+
+_ADJECTIVES = "amber brave calm daring eager fuzzy gentle hasty icy jolly keen lively mellow nimble proud quiet rapid sly tidy vivid witty zesty".split()
+_ANIMALS = "badger bison crane dingo eagle ferret gecko heron ibis jackal koala lemur marten newt otter panda quail raven stoat tapir urchin vole walrus yak".split()
+
+
+def run_name() -> str:
+    """A flow run's default name, e.g. ``brave-otter``."""
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -23,6 +22,7 @@ from . import tables as t
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
 from .jsoncodec import json_dumps
+from .names import run_name as _run_name
 from .queues import queue_budgets, with_queue_rules
 from .schemas import FlowRun, TaskRun
 
@@ -36,14 +36,6 @@ _UPDATABLE = frozenset(
      "work_pool_name", "expected_start_time"}
 )  # fmt: skip
 _ACTIVE = (StateType.PENDING.value, StateType.RUNNING.value, StateType.CANCELLING.value)
-
-_ADJECTIVES = "amber brave calm daring eager fuzzy gentle hasty icy jolly keen lively mellow nimble proud quiet rapid sly tidy vivid witty zesty".split()
-_ANIMALS = "badger bison crane dingo eagle ferret gecko heron ibis jackal koala lemur marten newt otter panda quail raven stoat tapir urchin vole walrus yak".split()
-
-
-def _run_name() -> str:
-    return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"
-
 
 def flow_run_from_row(row: sa.Row[Any]) -> FlowRun:
     m = row._mapping

@@ -47,6 +47,10 @@ def register_result_loader(loader: Callable[[dict[str, Any] | None], Any]) -> No
 class FlowRun(BaseModel):
     """A recorded execution of a flow (top-level, sub-flow, or launched from a deployment)."""
 
+    # Built on first validation: the plain SQLite path (orchestrator/lite.py) constructs runs
+    # from rows it decoded itself, so a script flow may never need the validator.
+    model_config = ConfigDict(defer_build=True)
+
     id: str = Field(description="UUID of the run.")
     name: str = Field(description="Human-friendly run name.")
     flow_name: str = Field(description="Name of the flow this is a run of.")
@@ -105,6 +109,8 @@ class FlowRun(BaseModel):
 
 class TaskRun(BaseModel):
     """A recorded execution of a task inside a flow run."""
+
+    model_config = ConfigDict(defer_build=True)  # as FlowRun
 
     id: str
     flow_run_id: str

@@ -37,8 +37,11 @@ from .runs import FlowRunsMixin, TaskRunsMixin
 from .usage import UsageMixin
 from .jsoncodec import _json_default, json_dumps  # noqa: F401  (json_dumps: public path)
 from .sqlite_fast import SQLiteFastPath
+from .sqlite_files import (  # noqa: F401  (public paths of the first two)
+    SQLITE_BUSY_TIMEOUT_MS, private_sqlite_files, process_write_lock as _process_write_lock,
+    sqlite_on_connect as _sqlite_on_connect,
+)
 
-SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
 class Orchestrator(
@@ -100,6 +103,10 @@ class SQLiteOrchestrator(SQLiteFastPath, Orchestrator):
     The engine's per-task calls (``create_task_run``, ``set_task_run_state``) and the task
     cache skip SQLAlchemy's per-statement machinery and run the same compiled SQL on a DBAPI
     connection: see :mod:`.sqlite_fast` for why and what it guarantees.
+
+    A process's embedded client does not start here on a current SQLite file: it takes the
+    plain SQLite path (:mod:`.lite`, no SQLAlchemy), which creates this store only for what it
+    does not cover.
     """
 
     dialect_name = "sqlite"
@@ -173,60 +180,6 @@ class SQLiteOrchestrator(SQLiteFastPath, Orchestrator):
         from sqlalchemy.dialects import sqlite
 
         return sqlite.insert(table)
-
-
-_write_locks: dict[str, threading.Lock] = {}
-_write_locks_guard = threading.Lock()
-
-
-def _process_write_lock(database: str) -> threading.Lock:
-    """One lock per database file per process, shared by every Orchestrator on that file."""
-    key = os.path.realpath(os.path.expanduser(database))
-    with _write_locks_guard:
-        return _write_locks.setdefault(key, threading.Lock())
-
-
-def private_sqlite_files(database: Path, *, create: bool = True) -> None:
-    """The database, its WAL and its shared-memory file are 0600 whatever the umask: they hold
-    every run's parameters, logs and the encrypted blocks. The file is created owner-only
-    before SQLite opens it (SQLite gives -wal and -shm the database file's mode)."""
-    if create and not database.exists():
-        try:
-            os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
-        except OSError:
-            return  # SQLite reports what is wrong when it opens the file
-    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
-        try:
-            if path.stat().st_mode & 0o077:
-                path.chmod(0o600)
-        except OSError:
-            pass  # absent (no WAL yet), or another user's file
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see SQLiteOrchestrator)
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    _enable_wal(cursor)
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.close()
-
-
-def _enable_wal(cursor: Any) -> None:
-    """``PRAGMA journal_mode = WAL``, retried while the file is locked: switching the journal
-    mode of a new database takes an exclusive lock for which SQLite does not call the busy
-    handler, so processes opening one fresh store at once could fail with "database is locked"
-    despite ``busy_timeout`` (seen with four processes lined up on a barrier)."""
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
 
 
 def _sqlite_on_begin(conn: sa.Connection) -> None:

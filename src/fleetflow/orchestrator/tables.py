@@ -21,6 +21,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .sqlite_codecs import datetime_bind as _sqlite_bind, datetime_result as _sqlite_result
+
 UTC = dt.timezone.utc
 
 
@@ -59,18 +61,6 @@ class UTCDateTime(sa.types.TypeDecorator):
 
     def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
         return _sqlite_result if dialect.name == "sqlite" else super().result_processor(dialect, coltype)
-
-
-def _sqlite_bind(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(" ", "microseconds")
-
-
-def _sqlite_result(value: str | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 class JSONColumn(sa.types.TypeDecorator[Any]):

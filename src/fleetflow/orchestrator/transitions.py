@@ -9,26 +9,36 @@ read-modify-write race::
     RETURNING *
 
 The predecessors of each proposed type are derived from :data:`fleetflow.states._ALLOWED`,
-and one statement per (table, proposed type, force) is built at import, so SQLAlchemy's
-compiled cache serves every call.
+and one statement per (table, proposed type, force) is built once (on first use), so
+SQLAlchemy's compiled cache serves every call.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..states import _ALLOWED, TERMINAL, State, StateType, check_transition
-from . import tables as t
 
-_STATE_PARAMS = {
-    "p_type": sa.String(16),
-    "p_name": sa.String(64),
-    "p_message": sa.Text(),
-    "p_timestamp": t.UTCDateTime(),
-    "p_data": t.json_type(),
-}
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+# The statements need SQLAlchemy, which the plain SQLite flow path never loads (it runs their
+# SQL text, generated from them: see .sqlite_sql); so TRANSITIONS is built on first use.
+_TRANSITIONS: dict[tuple[str, StateType, bool], sa.Update] | None = None
+
+
+def _state_params() -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from . import tables as t
+
+    return {
+        "p_type": sa.String(16),
+        "p_name": sa.String(64),
+        "p_message": sa.Text(),
+        "p_timestamp": t.UTCDateTime(),
+        "p_data": t.json_type(),
+    }
 
 
 def predecessors(proposed: StateType) -> list[str]:
@@ -36,24 +46,26 @@ def predecessors(proposed: StateType) -> list[str]:
     return sorted(current.value for current, allowed in _ALLOWED.items() if proposed in allowed)
 
 
-def _bind(name: str) -> sa.BindParameter[Any]:
-    return sa.bindparam(name, type_=_STATE_PARAMS[name])
+def _build(table: sa.Table, proposed: StateType, force: bool, params: dict[str, Any]) -> sa.Update:
+    import sqlalchemy as sa
 
-
-def _build(table: sa.Table, proposed: StateType, force: bool) -> sa.Update:
     c = table.c
+
+    def bind(name: str) -> sa.BindParameter[Any]:
+        return sa.bindparam(name, type_=params[name])
+
     values: dict[sa.Column[Any], Any] = {
-        c.state_type: _bind("p_type"),
-        c.state_name: _bind("p_name"),
-        c.state_message: _bind("p_message"),
-        c.state_timestamp: _bind("p_timestamp"),
-        c.state_data: _bind("p_data"),
+        c.state_type: bind("p_type"),
+        c.state_name: bind("p_name"),
+        c.state_message: bind("p_message"),
+        c.state_timestamp: bind("p_timestamp"),
+        c.state_data: bind("p_data"),
     }
     if proposed is StateType.RUNNING:
         values[c.run_count] = c.run_count + 1
-        values[c.start_time] = sa.func.coalesce(c.start_time, _bind("p_timestamp"))
+        values[c.start_time] = sa.func.coalesce(c.start_time, bind("p_timestamp"))
     if proposed in TERMINAL:
-        values[c.end_time] = _bind("p_timestamp")
+        values[c.end_time] = bind("p_timestamp")
     stmt = sa.update(table).where(c.id == sa.bindparam("p_id", type_=sa.String(36)))
     if not force:
         # Constant literals, not an expanding IN parameter: the SQL string is then fixed and
@@ -63,12 +75,25 @@ def _build(table: sa.Table, proposed: StateType, force: bool) -> sa.Update:
     return stmt.values(values).returning(*c)
 
 
-TRANSITIONS: dict[tuple[str, StateType, bool], sa.Update] = {
-    (table.name, proposed, force): _build(table, proposed, force)
-    for table in (t.flow_runs, t.task_runs)
-    for proposed in StateType
-    for force in (False, True)
-}
+def _transitions() -> dict[tuple[str, StateType, bool], sa.Update]:
+    global _TRANSITIONS
+    if _TRANSITIONS is None:
+        from . import tables as t
+
+        params = _state_params()
+        _TRANSITIONS = {
+            (table.name, proposed, force): _build(table, proposed, force, params)
+            for table in (t.flow_runs, t.task_runs)
+            for proposed in StateType
+            for force in (False, True)
+        }
+    return _TRANSITIONS
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TRANSITIONS":  # (table name, proposed type, force) -> the conditional UPDATE
+        return _transitions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def transition_params(run_id: str, state: State) -> dict[str, Any]:

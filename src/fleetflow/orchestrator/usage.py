@@ -5,27 +5,17 @@ above it, so :class:`fleetflow.usage.model.RunUsage` validates it at the edges."
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import sqlalchemy as sa
 
 from ..exceptions import ConfigurationError, ObjectNotFound
 from . import tables as t
+from .api_protocols import UsageAPI  # noqa: F401  (its public path)
 from .base import StoreBase, utcnow
 
 _U = t.flow_run_usage
 MAX_IDS = 1000  # ids per read_flow_run_usages call
-
-
-class UsageAPI(Protocol):
-    def write_flow_run_usage(self, flow_run_id: str, usage: dict[str, Any]) -> None:
-        """Store (or replace) the run's usage record; ObjectNotFound when the run is missing."""
-
-    def read_flow_run_usage(self, flow_run_id: str) -> dict[str, Any] | None:
-        """The run's usage record, or None when it has none."""
-
-    def read_flow_run_usages(self, flow_run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Usage records by run id, for up to 1000 runs (runs without one are left out)."""
 
 
 class UsageMixin(StoreBase):

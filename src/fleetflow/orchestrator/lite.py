@@ -1,0 +1,603 @@
+"""The plain SQLite path: what a ``python script.py`` flow needs of the embedded store, on
+``sqlite3`` alone, without loading SQLAlchemy.
+
+Why this exists
+---------------
+Start-up (issue 13: < 0.3 s from ``python script.py`` to the first task body). Importing
+SQLAlchemy and the store's Core statements is ~200 ms of CPU, more than half of the budget,
+and a script flow on an existing SQLite store needs only a dozen statements: create its run,
+its states, its lease, task runs and their states (group commit), log lines, a few reads.
+
+What it does
+------------
+:func:`open_store` returns a :class:`PlainSQLiteStore` when the URL is a plain SQLite file
+whose schema is current (one read of ``schema_migrations``), else the full
+:class:`~.service.Orchestrator` (which migrates). The plain store runs the SQL text of
+:mod:`.sqlite_sql`, generated from the SQLAlchemy constructs of :mod:`.tables` (one source of
+truth; a unit test fails when the generated text differs from what SQLAlchemy compiles today),
+with the bind/result codecs of :mod:`.sqlite_codecs` -- so it writes the same rows, byte for
+byte, as the Core path.
+
+Anything else -- a method it does not cover, an argument shape it does not cover (e.g. an
+idempotent deployment run), the engine of the store -- is served by the full SQLAlchemy store,
+created on first need and transparently (``__getattr__``). Both share this process's per-file
+write lock, one group-commit buffer, and the same exception classes: a driver error is raised as
+the SQLAlchemy exception the Core path raises (SQLAlchemy is imported then, on the error path).
+
+Error paths that need the Core path's exact explanation (a rejected transition, a value the
+JSON columns cannot hold) import it lazily too; nothing is written before they are reached.
+
+Transactions: one ``BEGIN IMMEDIATE`` ... ``COMMIT`` per write on a dedicated connection used
+only under the write lock (:meth:`PlainSQLiteStore._transaction`, the seam for a request-scoped
+transaction hook); reads are autocommit statements on a connection per thread (WAL readers
+never wait on the writer).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
+
+from ..exceptions import ObjectAlreadyExists, ObjectNotFound
+from ..settings import get_settings
+from ..states import State, StateType
+from . import sqlite_sql as sql
+from . import transitions as tr
+from .base import StoreBase, new_id, utcnow
+from .jsoncodec import json_dumps
+from .names import run_name
+from .schemas import FlowRun, LogRecord, TaskRun
+from .sqlite_codecs import BIND, RESULT
+from .sqlite_files import SQLITE_BUSY_TIMEOUT_MS, private_sqlite_files, process_write_lock, sqlite_on_connect
+
+if TYPE_CHECKING:
+    from .service import SQLiteOrchestrator
+
+_T = TypeVar("_T")
+_FLOW_RUN_FIELDS = [name for name in FlowRun.model_fields if name in sql.FLOW_RUN_COLUMNS]
+_TASK_RUN_FIELDS = [name for name in TaskRun.model_fields if name in sql.TASK_RUN_COLUMNS]
+_HANDLE_FIELDS = frozenset({"infrastructure_pid", "infrastructure"})
+_INHERITED: list[sqlite3.Connection] = []  # connections a forked child inherited: never touched
+_PREFIXES = ("sqlite:///", "sqlite+pysqlite:///")
+
+
+def plain_sqlite_database(url: str) -> str | None:
+    """The database path of a plain SQLite file URL (``sqlite:///path``), or None for any URL
+    the plain path leaves to SQLAlchemy (other backends, query options, URI filenames,
+    escapes, in-memory databases)."""
+    for prefix in _PREFIXES:
+        if url.startswith(prefix):
+            database = url[len(prefix):]
+            if database and database != ":memory:" and not database.startswith("file:") and not any(c in database for c in "?%#"):
+                return database
+    return None
+
+
+def open_store(url: str | None = None) -> Any:
+    """The embedded store at ``url`` (default: the settings' store): the plain SQLite path when
+    it can serve it (see the module docstring), else ``Orchestrator.create(url)``."""
+    settings = get_settings()
+    url = url or settings.resolved_database_url()
+    database = plain_sqlite_database(url)
+    if database is not None and settings.plain_sqlite:
+        store = PlainSQLiteStore.open(url, database)
+        if store is not None:
+            return store
+    from .service import Orchestrator
+
+    return Orchestrator.create(url)
+
+
+class _Statement:
+    """One generated statement: ``args(values)`` gives (SQL, positional parameters) through the
+    bind codecs (expanding ``IN`` lists rendered as SQLAlchemy renders them); ``row(raw)`` a
+    dict keyed by column through the result codecs."""
+
+    __slots__ = ("sql", "_plan", "_results", "_expands")
+
+    def __init__(self, spec: tuple[str, tuple[Any, ...], tuple[Any, ...]]):
+        text, plan, results = spec
+        self.sql = text
+        self._plan = tuple((kind, key, BIND[codec]) for kind, key, codec in plan)
+        self._results = tuple((key, RESULT[codec]) for key, codec in results)
+        self._expands = any(kind.startswith("expand") for kind, _, _ in plan)
+
+    def args(self, values: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        if not self._expands:
+            return self.sql, tuple(
+                key if kind == "const" else (values[key] if process is None else process(values[key]))
+                for kind, key, process in self._plan
+            )
+        text, out = self.sql, []
+        for kind, key, process in self._plan:
+            if kind in ("bind", "const"):
+                out.append(key if kind == "const" else (values[key] if process is None else process(values[key])))
+                continue
+            items = list(key) if kind == "expand_const" else [v if process is None else process(v) for v in values[key]]
+            # Markers are in parameter order (positional style): expand the first one left.
+            start = text.index(_MARKER)
+            end = text.index("]", start) + 1
+            text = text[:start] + (", ".join("?" * len(items)) if items else "NULL") + text[end:]
+            out.extend(items)
+        return text, tuple(out)
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        return {key: value if process is None else process(value) for (key, process), value in zip(self._results, raw)}
+
+
+_MARKER = "__[POSTCOMPILE_"  # SQLAlchemy's placeholder for an expanding IN list
+_STATEMENTS: dict[str, _Statement] = {}
+
+
+def statement(name: str) -> _Statement:
+    found = _STATEMENTS.get(name)
+    if found is None:
+        found = _STATEMENTS[name] = _Statement(sql.STATEMENTS[name])
+    return found
+
+
+def _transition(table: str, proposed: StateType, force: bool) -> _Statement:
+    return statement(f"transition:{table}:{proposed.value}:{'force' if force else 'check'}")
+
+
+def _translate(exc: BaseException, text: str | None, args: Any) -> BaseException:
+    """The SQLAlchemy exception the Core path raises for a driver error (or a bind error)."""
+    import sqlalchemy as sa
+
+    return sa.exc.DBAPIError.instance(text, args, exc, sqlite3.Error)  # type: ignore[arg-type]
+
+
+def _is_integrity(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.IntegrityError) or isinstance(exc.__cause__, sqlite3.IntegrityError)
+
+
+class _BindError(Exception):
+    """A value the codecs could not convert (e.g. state data JSON cannot hold)."""
+
+
+def _args(stmt: _Statement, values: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    try:
+        return stmt.args(values)
+    except (TypeError, ValueError) as exc:
+        raise _BindError(str(exc)) from exc
+
+
+def _run(dbapi: sqlite3.Connection, text: str, args: Any, *, many: bool = False) -> sqlite3.Cursor:
+    try:
+        return dbapi.executemany(text, args) if many else dbapi.execute(text, args)
+    except sqlite3.Error as exc:
+        raise _translate(exc, text, args) from exc
+
+
+def flow_run_from_mapping(m: Mapping[str, Any]) -> FlowRun:
+    """A run from a row the codecs decoded (every value already of its field's type, so no
+    validation: the model's validator need not even be built; a test compares with Core's)."""
+    return FlowRun.model_construct(state=tr.current_state(m), **{name: m[name] for name in _FLOW_RUN_FIELDS})
+
+
+def task_run_from_mapping(m: Mapping[str, Any]) -> TaskRun:
+    return TaskRun.model_construct(state=tr.current_state(m), **{name: m[name] for name in _TASK_RUN_FIELDS})
+
+
+class PlainSQLiteStore(StoreBase):
+    """The embedded SQLite store without SQLAlchemy (see the module docstring)."""
+
+    dialect_name = "sqlite"
+
+    @classmethod
+    def open(cls, url: str, database: str) -> PlainSQLiteStore | None:
+        """The store on ``database`` if its schema is current, else None (the full store then
+        migrates it, or explains why it cannot open it)."""
+        path = Path(database).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return None
+        private_sqlite_files(path)
+        store = cls(url, str(path))
+        try:
+            current = store._schema_version() == sql.SCHEMA_VERSION
+        except sqlite3.Error:
+            current = False
+        if not current:
+            store._close_connections()
+            return None
+        return store
+
+    def __init__(self, url: str, database: str):
+        # StoreBase.__init__ takes an engine: this store has none (the full store does).
+        self.url = url
+        self.database = database
+        self._group_lock = threading.Lock()
+        self._write_lock = process_write_lock(database)
+        self._full: SQLiteOrchestrator | None = None
+        self._full_guard = threading.Lock()
+        self._writer_conn: sqlite3.Connection | None = None
+        self._writer_pid = 0
+        self._readers = threading.local()
+
+    # ---- connections ------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        dbapi = sqlite3.connect(self.database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        sqlite_on_connect(dbapi, None)  # the pragmas every connection of the store gets
+        private_sqlite_files(Path(self.database), create=False)
+        return dbapi
+
+    def _writer(self) -> sqlite3.Connection:  # type: ignore[override]
+        """The write connection (callers hold ``_write_lock``); a forked child opens its own."""
+        if self._writer_conn is None or self._writer_pid != os.getpid():
+            if self._writer_conn is not None:
+                _INHERITED.append(self._writer_conn)  # the parent's: never used, reset or closed here
+            self._writer_conn, self._writer_pid = self._connect(), os.getpid()
+        return self._writer_conn
+
+    def _reader(self) -> sqlite3.Connection:
+        local = self._readers
+        if getattr(local, "pid", None) != os.getpid():
+            if getattr(local, "conn", None) is not None:
+                _INHERITED.append(local.conn)
+            local.conn, local.pid = self._connect(), os.getpid()
+        return local.conn
+
+    def _schema_version(self) -> int:
+        dbapi = self._reader()
+        if dbapi.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (sql.SCHEMA_TABLE,)).fetchone() is None:
+            return 0
+        return dbapi.execute(f"SELECT max(version) FROM {sql.SCHEMA_TABLE}").fetchone()[0] or 0
+
+    def _close_connections(self) -> None:
+        with self._write_lock:
+            if self._writer_conn is not None and self._writer_pid == os.getpid():
+                self._writer_conn.close()
+            self._writer_conn = None
+        conn = getattr(self._readers, "conn", None)
+        if conn is not None and getattr(self._readers, "pid", None) == os.getpid():
+            conn.close()
+        self._readers = threading.local()
+
+    # ---- transactions -----------------------------------------------------------------------
+    def _write_now(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``work`` in one write transaction, after the buffered task-run records (group commit)."""
+        with self._write_lock:
+            self._flush_locked()
+            return self._transaction(work)
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` around ``work`` (``_write_lock`` held); rolled back on
+        any error."""
+        dbapi = self._writer()
+        try:
+            _run(dbapi, "BEGIN IMMEDIATE", ())
+            result = work(dbapi)
+            _run(dbapi, "COMMIT", ())
+            return result
+        except BaseException:
+            self._abort(dbapi)
+            raise
+
+    def _abort(self, dbapi: sqlite3.Connection) -> None:
+        try:
+            if dbapi.in_transaction:
+                dbapi.rollback()
+        except sqlite3.Error:
+            self._writer_conn = None  # broken: the next write opens a new one
+
+    def _read_one(self, stmt: _Statement, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        text, args = stmt.args(values)
+        raw = _run(self._reader(), text, args).fetchone()
+        return None if raw is None else stmt.row(raw)
+
+    def _commit_lock(self) -> Any:
+        return self._write_lock
+
+    # ---- the full store, for everything else ------------------------------------------------
+    def full_store(self) -> SQLiteOrchestrator:
+        """The SQLAlchemy store on the same file (created once, on first need), sharing this
+        store's write lock and group-commit buffer."""
+        full = self._full
+        if full is None:
+            with self._full_guard:
+                full = self._full
+                if full is None:
+                    import sqlalchemy as sa
+
+                    from .service import SQLiteOrchestrator
+
+                    full = SQLiteOrchestrator(SQLiteOrchestrator.create_engine(sa.make_url(self.url)))
+                    full._group = self._group
+                    self._full = full
+        return full
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_full", "_full_guard"):
+            raise AttributeError(name)
+        return getattr(self.full_store(), name)
+
+    def enable_group_commit(self, window: float, max_records: int = 1000) -> None:
+        StoreBase.enable_group_commit(self, window, max_records)
+        if self._full is not None:
+            self._full._group = self._group
+
+    def dispose(self) -> None:
+        """Commit buffered records, close the connections (and the full store's pool)."""
+        full, self._full = self._full, None
+        self._close_group()
+        if full is not None:
+            full._group = None
+            full.dispose()
+        self._close_connections()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    # ---- flow runs --------------------------------------------------------------------------
+    def create_flow_run(self, flow_name: str, *, state: State | None = None, parameters: dict[str, Any] | None = None,
+                        name: str | None = None, parent_task_run_id: str | None = None,
+                        deployment_id: str | None = None, work_pool_name: str | None = None,
+                        idempotency_key: str | None = None, infra_overrides: dict[str, Any] | None = None,
+                        tags: Sequence[str] = (), expected_start_time: Any = None,
+                        id: str | None = None) -> FlowRun:  # noqa: A002 - the interface's name
+        kwargs = dict(state=state, parameters=parameters, name=name, parent_task_run_id=parent_task_run_id,
+                      deployment_id=deployment_id, work_pool_name=work_pool_name, idempotency_key=idempotency_key,
+                      infra_overrides=infra_overrides, tags=tags, expected_start_time=expected_start_time, id=id)
+        if deployment_id is not None and idempotency_key is not None:  # idempotent: the Core path's logic
+            return self.full_store().create_flow_run(flow_name, **kwargs)
+        state = state or State(type=StateType.PENDING)
+        run_id = id or new_id()
+        values = {
+            "id": run_id, "name": name or run_name(), "flow_name": flow_name, "parameters": parameters or {},
+            "tags": list(tags), "parent_task_run_id": parent_task_run_id, "parent_flow_run_id": None,
+            "p_parent_task_run_id": parent_task_run_id, "deployment_id": deployment_id,
+            "work_pool_name": work_pool_name, "idempotency_key": idempotency_key,
+            "infra_overrides": infra_overrides or {}, "infrastructure": {},
+            "expected_start_time": expected_start_time, "created": utcnow(), **tr.initial_columns([state]),
+        }  # fmt: skip
+        insert = statement("insert_subflow_run" if parent_task_run_id else "insert_flow_run")
+        history = statement("insert_history")
+        try:
+            run_args = _args(insert, values)
+            history_args = _args(history, tr.history_rows([state], flow_run_id=run_id)[0])
+        except _BindError:  # e.g. a parameter JSON cannot hold: the Core path names it
+            return self.full_store().create_flow_run(flow_name, **kwargs)
+
+        def work(dbapi: sqlite3.Connection) -> tuple[Any, ...]:
+            row = _run(dbapi, *run_args).fetchone()
+            _run(dbapi, *history_args)
+            return row
+
+        try:
+            raw = self._write_now(work)
+        except Exception as exc:
+            if _is_integrity(exc):
+                raise ObjectAlreadyExists(f"A flow run with id {run_id!r} already exists.") from exc
+            raise
+        if self._group is not None:
+            self._group.remember_flow_run(run_id)
+        return flow_run_from_mapping(insert.row(raw))
+
+    def read_flow_run(self, flow_run_id: str) -> FlowRun:
+        found = self._read_one(statement("read_flow_run"), {"p_id": flow_run_id})
+        if found is None:
+            raise ObjectNotFound(f"No flow run with id {flow_run_id!r}.", kind="flow run", name=flow_run_id)
+        return flow_run_from_mapping(found)
+
+    def update_flow_run(self, flow_run_id: str, **fields: Any) -> FlowRun:
+        if set(fields) != _HANDLE_FIELDS:  # the engine's launch handle only; the rest: the Core path
+            return self.full_store().update_flow_run(flow_run_id, **fields)
+        update = statement("update_flow_run_handle")
+        try:
+            args = _args(update, {"p_id": flow_run_id, **fields})
+        except _BindError:
+            return self.full_store().update_flow_run(flow_run_id, **fields)
+        raw = self._write_now(lambda dbapi: _run(dbapi, *args).fetchone())
+        if raw is None:
+            raise ObjectNotFound(f"No flow run with id {flow_run_id!r}.", kind="flow run", name=flow_run_id)
+        return flow_run_from_mapping(update.row(raw))
+
+    def set_flow_run_state(self, flow_run_id: str, state: State, *, force: bool = False) -> FlowRun:
+        return flow_run_from_mapping(self._transition("flow_runs", flow_run_id, state, force, flow_run_id=flow_run_id))
+
+    def _transition(self, table: str, run_id: str, state: State, force: bool, **owner: str) -> dict[str, Any]:
+        """Apply ``state`` atomically (the generated conditional UPDATE) and append it to the
+        history; the row after the change."""
+        update = _transition(table, state.type, force)
+        try:
+            update_args = _args(update, tr.transition_params(run_id, state))
+            history_args = _args(statement("insert_history"), tr.history_rows([state], **owner)[0])
+        except _BindError as exc:
+            raise _translate(exc.__cause__ or exc, update.sql, None) from exc.__cause__
+        check = statement(f"{table[:-1]}_state_type")
+
+        def work(dbapi: sqlite3.Connection) -> tuple[Any, ...]:
+            raw = _run(dbapi, *update_args).fetchone()
+            if raw is None:
+                found = _run(dbapi, *check.args({"p_id": run_id})).fetchone()
+                _raise_rejected(table, run_id, state, found)
+            _run(dbapi, *history_args)
+            return raw
+
+        return update.row(self._write_now(work))
+
+    # ---- leases -----------------------------------------------------------------------------
+    def acquire_lease(self, flow_run_id: str, lease_owner: str, *, lease_seconds: float) -> None:
+        args = statement("acquire_lease").args(
+            {"p_id": flow_run_id, "p_owner": lease_owner, "p_expires": utcnow() + dt.timedelta(seconds=lease_seconds)})
+        self._write_now(lambda dbapi: _run(dbapi, *args))
+
+    def renew_leases(self, lease_owner: str, *, lease_seconds: float, take: Sequence[str] = ()) -> list[str]:
+        stmt = statement("renew_leases_take" if take else "renew_leases")
+        args = stmt.args({"p_owner": lease_owner, "p_owner_match": lease_owner, "p_take": list(take),
+                          "p_expires": utcnow() + dt.timedelta(seconds=lease_seconds)})
+        return self._write_now(lambda dbapi: [raw[0] for raw in _run(dbapi, *args).fetchall()])
+
+    # ---- logs and the task cache ------------------------------------------------------------
+    def write_logs(self, records: Sequence[LogRecord]) -> None:
+        if not records:
+            return
+        insert = statement("insert_logs")
+        try:
+            rows = [_args(insert, r.model_dump(exclude={"id"}))[1] for r in records]
+        except _BindError:
+            return self.full_store().write_logs(records)
+        self._write_now(lambda dbapi: _run(dbapi, insert.sql, rows, many=True))
+
+    def read_cache(self, cache_key: str) -> dict[str, Any] | None:
+        found = self._read_one(statement("read_cache"), {"p_key": cache_key, "p_now": utcnow()})
+        return None if found is None else found["result"]
+
+    def write_cache(self, cache_key: str, result: dict[str, Any], expiration: Any) -> None:
+        values = {"cache_key": cache_key, "result": result, "expiration": expiration, "created": utcnow()}
+        try:
+            args = _args(statement("write_cache"), values)
+        except _BindError:
+            return self.full_store().write_cache(cache_key, result, expiration)
+        self._write_now(lambda dbapi: _run(dbapi, *args))
+
+    # ---- task runs (the engine's hot path; the same steps as runs.TaskRunsMixin) ------------
+    def create_task_run(self, flow_run_id: str, task_key: str, name: str, *, dynamic_key: str = "0",
+                        cache_key: str | None = None, states: Sequence[State] = (),
+                        id: str | None = None) -> TaskRun:  # noqa: A002 - the interface's name
+        states = states or (State(type=StateType.PENDING),)
+        run_id = id or new_id()
+        values = {"id": run_id, "flow_run_id": flow_run_id, "task_key": task_key, "name": name,
+                  "dynamic_key": dynamic_key, "cache_key": cache_key, "created": utcnow(), **tr.initial_columns(states)}
+        history = tr.history_rows(states, task_run_id=run_id)
+        if self._group is not None and self._buffer_created(flow_run_id, values, states, history):
+            return TaskRun.model_construct(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
+        insert, history_insert = statement("insert_task_run"), statement("insert_history")
+        try:
+            run_args = _args(insert, values)
+            history_args = [_args(history_insert, row)[1] for row in history]
+        except _BindError:
+            return self.full_store().create_task_run(flow_run_id, task_key, name, dynamic_key=dynamic_key,
+                                                     cache_key=cache_key, states=states, id=run_id)
+
+        def work(dbapi: sqlite3.Connection) -> None:
+            _run(dbapi, *run_args)
+            _run(dbapi, history_insert.sql, history_args, many=True)
+
+        try:
+            self._write_now(work)
+        except Exception as exc:
+            if not _is_integrity(exc):
+                raise
+            self.read_flow_run(flow_run_id)  # raises ObjectNotFound for an unknown flow run
+            raise ObjectAlreadyExists(f"A task run with id {run_id!r} already exists.") from exc
+        return TaskRun.model_construct(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
+
+    def _buffer_created(self, flow_run_id: str, values: dict[str, Any], states: Sequence[State],
+                        history: list[dict[str, Any]]) -> bool:
+        """Put a new task run in the group-commit buffer (True), once its flow run is known to
+        exist (as ``runs.TaskRunsMixin._buffer_created``)."""
+        group = self._group
+        if group is None:
+            return False
+        _check_storable(states)
+        if flow_run_id not in group.known_flow_runs:
+            self.read_flow_run(flow_run_id)  # ObjectNotFound for an unknown flow run
+            group.remember_flow_run(flow_run_id)
+        with group.lock:
+            group.check_process()
+            was_empty = not group.buffer
+            group.buffer.add_created(values, states, history)
+            group.added(was_empty)
+            full = len(group.buffer) >= 4 * group.max_records
+        if full:  # the flusher falls behind: this writer commits (back-pressure)
+            self.flush_writes()
+        return True
+
+    def _buffer_transition(self, task_run_id: str, state: State) -> dict[str, Any] | None:
+        """Apply ``state`` in the buffer when the run's creation is still buffered (as
+        ``runs.TaskRunsMixin._buffer_transition``)."""
+        group = self._group
+        if group is None:
+            return None
+        stored = _check_storable((state,))
+        with group.lock:
+            group.check_process()
+            if task_run_id not in group.buffer:
+                return None
+            values = dict(group.buffer.add_transition(task_run_id, state))
+            group.added(False)
+        values["state_data"] = stored  # as a read of the row would give it back
+        return values
+
+    def set_task_run_state(self, task_run_id: str, state: State, *, force: bool = False) -> TaskRun:
+        if self._group is not None and not force:
+            buffered = self._buffer_transition(task_run_id, state)
+            if buffered is not None:
+                return _buffered_task_run(buffered)
+        return self._set_task_run_state_now(task_run_id, state, force)
+
+    def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
+        return task_run_from_mapping(self._transition("task_runs", task_run_id, state, force, task_run_id=task_run_id))
+
+    def _commit_task_runs(self, rows: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
+        """A group-commit batch: two ``executemany`` in one transaction (``_write_lock`` held)."""
+        insert, history_insert = statement("insert_task_run"), statement("insert_history")
+        try:
+            run_args = [insert.args(row)[1] for row in rows]
+            history_args = [history_insert.args(row)[1] for row in history]
+        except (TypeError, ValueError) as exc:
+            raise _translate(exc, insert.sql, None) from exc
+
+        def work(dbapi: sqlite3.Connection) -> None:
+            _run(dbapi, insert.sql, run_args, many=True)
+            _run(dbapi, history_insert.sql, history_args, many=True)
+
+        self._transaction(work)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A timestamp as the store's UTC columns give it back."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def _buffered_task_run(m: dict[str, Any]) -> TaskRun:
+    """What reading the buffered row back would give (as ``runs._buffered_task_run``)."""
+    state = State.model_construct(
+        type=StateType(m["state_type"]), name=m["state_name"], message=m["state_message"],
+        timestamp=_utc(m["state_timestamp"]), data=m["state_data"] or {},
+    )
+    fields = {name: m[name] for name in _TASK_RUN_FIELDS}
+    fields.update(start_time=_utc(m["start_time"]), end_time=_utc(m["end_time"]))
+    return TaskRun.model_construct(state=state, **fields)
+
+
+def _check_storable(states: Sequence[State]) -> dict[str, Any]:
+    """Refuse state data the JSON columns cannot hold now (as ``runs._check_storable``); the
+    last state's data as the column gives it back."""
+    stored: dict[str, Any] = {}
+    for state in states:
+        stored = {}
+        if state.data:
+            try:
+                stored = json.loads(json_dumps(state.data))
+            except (TypeError, ValueError) as exc:
+                import sqlalchemy as sa
+
+                raise sa.exc.StatementError(f"({type(exc).__qualname__}) {exc}", None, None, exc) from exc
+    return stored
+
+
+def _raise_rejected(table: str, run_id: str, state: State, found: tuple[Any, ...] | None) -> None:
+    """Why the conditional UPDATE matched no row: the Core path's explanation (its module, and
+    SQLAlchemy, are loaded here, on this error path only)."""
+    from . import tables as t
+    from .runs import raise_rejected
+
+    raise_rejected(getattr(t, table), run_id, state, None if found is None else _Found(found[0]))
+
+
+class _Found:
+    __slots__ = ("state_type",)
+
+    def __init__(self, state_type: str | None):
+        self.state_type = state_type
