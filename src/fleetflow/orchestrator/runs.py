@@ -21,7 +21,7 @@ from ..states import State, StateType, check_transition, construct
 from . import tables as t
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
-from .jsoncodec import json_dumps
+from .jsoncodec import json_dumps, round_trips
 from .names import run_name as _run_name
 from .queues import queue_budgets, with_queue_rules
 from .schemas import FlowRun, TaskRun
@@ -425,7 +425,7 @@ def _check_storable(states: Sequence[State]) -> dict[str, Any]:
     for state in states:
         stored = {}
         data = state.data
-        if data and _plain_json(data):  # JSON gives it back as it is (the engine's result refs)
+        if data and round_trips(data):  # JSON gives it back as it is (the engine's result refs)
             stored = data
         elif data:
             try:
@@ -433,24 +433,6 @@ def _check_storable(states: Sequence[State]) -> dict[str, Any]:
             except (TypeError, ValueError) as exc:
                 raise sa.exc.StatementError(f"({type(exc).__qualname__}) {exc}", None, None, exc) from exc
     return stored
-
-
-_SCALARS = (str, int, bool)
-
-
-def _plain_json(value: Any, depth: int = 0) -> bool:
-    """True when ``value`` is str/int/bool/None, or dicts with str keys and lists of those
-    (no floats: NaN and infinities), nested a few levels: JSON round-trips it unchanged."""
-    kind = type(value)
-    if kind in _SCALARS or value is None:
-        return True
-    if depth > 4:
-        return False
-    if kind is dict:
-        return all(type(k) is str and _plain_json(v, depth + 1) for k, v in value.items())
-    if kind is list:
-        return all(_plain_json(v, depth + 1) for v in value)
-    return False
 
 
 class TaskRunsMixin(_TransitionMixin):
