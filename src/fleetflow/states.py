@@ -79,7 +79,11 @@ class State(BaseModel):
 
     def with_value(self, value: Any) -> "State":
         """Remember the in-process return value (returns self, for chaining)."""
-        self._value, self._has_value = value, True
+        private = self.__pydantic_private__
+        if private is None:
+            self._value, self._has_value = value, True
+        else:  # what pydantic's __setattr__ does for private attributes, without its dispatch
+            private["_value"], private["_has_value"] = value, True
         return self
 
     def with_exception(self, exc: BaseException) -> "State":
@@ -136,6 +140,33 @@ class State(BaseModel):
     def __str__(self) -> str:
         """Prefect's short form: ``Completed()`` or ``Failed('1/3 states failed.')``."""
         return f"{self.name}({self.message!r})" if self.message else f"{self.name}()"
+
+
+def construct(cls: Any, values: dict[str, Any], private: dict[str, Any] | None = None) -> Any:
+    """An instance of the pydantic model ``cls`` from ``values`` (every field, already of the
+    right type), without validation, defaults or post-init hooks.
+
+    For values the engine and the store make themselves on the per-task hot path, where even
+    ``model_construct`` costs several microseconds (it fills defaults and private attributes
+    field by field). The result behaves like a validated instance (dump, copy, equality).
+    """
+    obj = object.__new__(cls)
+    setattr_ = object.__setattr__
+    setattr_(obj, "__dict__", values)
+    setattr_(obj, "__pydantic_fields_set__", set(values))
+    setattr_(obj, "__pydantic_extra__", None)
+    setattr_(obj, "__pydantic_private__", private)
+    return obj
+
+
+def new_state(type: StateType, name: str, message: str | None = None, timestamp: dt.datetime | None = None,  # noqa: A002
+              data: dict[str, Any] | None = None) -> State:
+    """A State built without validation (the engine's hot path): ``name`` must be given
+    (``State`` fills it from the type), ``timestamp`` defaults to now."""
+    return construct(State, {"type": type, "name": name, "message": message,
+                             "timestamp": timestamp if timestamp is not None else utcnow(),
+                             "data": {} if data is None else data},
+                     {"_value": None, "_has_value": False, "_exception": None})
 
 
 def check_transition(current: StateType | None, proposed: StateType) -> None:

@@ -17,7 +17,7 @@ from fleetflow.client.embedded import EmbeddedClient
 from fleetflow.exceptions import InvalidStateTransition, ObjectAlreadyExists, ObjectNotFound
 from fleetflow.orchestrator import Orchestrator
 from fleetflow.settings import reset_settings
-from fleetflow.states import Cancelled, Completed, Failed, Pending, Running, Scheduled
+from fleetflow.states import Cancelled, Completed, Failed, Pending, Running, Scheduled, StateType, new_state
 from waiting import wait_until
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)
@@ -132,6 +132,52 @@ def test_same_results_rows_and_errors_as_one_commit_per_write(buffered_and_plain
     assert rows == expected
     for run_id in (t1, t2, t3):
         assert buffered.read_task_run_states(run_id) == plain.read_task_run_states(run_id)
+
+
+def test_plain_and_json_converted_state_data_read_back_as_stored(buffered_and_plain):
+    """Data JSON holds as it is (the engine's result references) and data it converts (tuples,
+    datetimes, floats) come back from the buffer as they come back from the database."""
+    stores = buffered_and_plain
+    flow_id = str(uuid.UUID(int=1))
+    _both(stores, lambda s: s.create_flow_run("f", id=flow_id, name="r", state=Running(timestamp=T0)))
+    cases = [{"result": {"serializer": "json", "value": "2"}}, {"n": None, "ok": True, "l": [1, "a", {"k": []}]},
+             {"pair": (1, 2), "at": T0, "x": 1.5}, {"deep": [[[[[[1]]]]]]}]
+    for i, data in enumerate(cases):
+        run_id = str(uuid.UUID(int=10 + i))
+        _both(stores, lambda s: s.create_task_run(flow_id, "k", "t", id=run_id, dynamic_key=str(i),
+                                                  states=[Pending(timestamp=T0), new_state(StateType.RUNNING, "Running", None, T0, data)]))
+        # Built as the engine builds its states (no validation).
+        done = _both(stores, lambda s: s.set_task_run_state(run_id, new_state(StateType.COMPLETED, "Completed", None, T0, data)))
+        assert done.state.data == stores[1].read_task_run(run_id).state.data
+    buffered, plain = stores
+    buffered.flush_writes()
+    assert _dump(buffered) == _dump(plain)
+
+
+def test_recording_a_state_stores_what_setting_it_stores(buffered_and_plain):
+    """``record_task_run_state`` (the engine's, returns nothing) against ``set_task_run_state``:
+    buffered on one store, committed at once on the other; the same rows and refusals."""
+    buffered, plain = buffered_and_plain
+    flow_id, buffered_run, committed_run = (str(uuid.UUID(int=i)) for i in range(1, 4))
+    for store in (buffered, plain):
+        store.create_flow_run("f", id=flow_id, name="r", state=Running(timestamp=T0))
+        for run_id in (buffered_run, committed_run):
+            store.create_task_run(flow_id, "k", "t", id=run_id, dynamic_key=run_id[-1],
+                                  states=[Pending(timestamp=T0), Running(timestamp=T0)])
+    buffered.flush_writes()  # committed_run's creation is committed: its changes are immediate
+    buffered.create_task_run(flow_id, "k", "t", id=str(uuid.UUID(int=9)), states=[Pending(timestamp=T0)])
+    plain.create_task_run(flow_id, "k", "t", id=str(uuid.UUID(int=9)), states=[Pending(timestamp=T0)])
+    done = Completed(timestamp=T0, data={"result": {"serializer": "json", "value": "1"}})
+    for run_id in (committed_run, str(uuid.UUID(int=9))):
+        assert buffered.record_task_run_state(run_id, done) is None
+        plain.set_task_run_state(run_id, done)
+    for store in (buffered, plain):
+        with pytest.raises(InvalidStateTransition):
+            store.record_task_run_state(committed_run, Running(timestamp=T0))
+        with pytest.raises(ObjectNotFound):
+            store.record_task_run_state("nope", done)
+    buffered.flush_writes()
+    assert _dump(buffered) == _dump(plain)
 
 
 # ---- when buffered records are committed --------------------------------------------------------

@@ -38,6 +38,9 @@ class CoreSQLiteOrchestrator(SQLiteOrchestrator):
     def write_cache(self, cache_key: str, result: dict[str, Any], expiration: dt.datetime | None) -> None:
         Orchestrator.write_cache(self, cache_key, result, expiration)
 
+    def write_log_rows(self, rows: Any) -> None:
+        Orchestrator.write_log_rows(self, rows)
+
 
 def _core_store(url: str) -> CoreSQLiteOrchestrator:
     store = CoreSQLiteOrchestrator(CoreSQLiteOrchestrator.create_engine(sa.make_url(url)))
@@ -64,7 +67,8 @@ def _dump(store: Orchestrator) -> dict[str, list[tuple[Any, ...]]]:
     with store.engine.connect() as conn:
         return {
             table: [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order}"))]
-            for table, order in (("task_runs", "id"), ("states", "id"), ("task_cache", "cache_key"), ("flow_runs", "id"))
+            for table, order in (("task_runs", "id"), ("states", "id"), ("task_cache", "cache_key"), ("flow_runs", "id"),
+                                 ("logs", "id"))
         }
 
 
@@ -131,9 +135,13 @@ def test_same_rows_history_and_results(stores):
     assert _both(stores, lambda s: s.read_cache("old")) is None
     assert _both(stores, lambda s: s.read_cache("missing")) is None
 
+    # Log lines as the shipper hands them over (a fraction that rounds into the next second).
+    rows = [(flow_id, t1, 20, "fleetflow.runs", "one", T0.timestamp()), (flow_id, None, 40, "x", "two", 1714564799.9999997)]
+    _both(stores, lambda s: s.write_log_rows(rows))
+
     fast, core = stores
     fast_rows, core_rows = _dump(fast), _dump(core)
-    assert fast_rows["task_runs"] and len(fast_rows["states"]) == 12
+    assert fast_rows["task_runs"] and len(fast_rows["states"]) == 12 and len(fast_rows["logs"]) == 2
     for table in core_rows:
         assert fast_rows[table] == core_rows[table], table
     for run_id in (t1, t2, t3):

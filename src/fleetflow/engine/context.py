@@ -30,6 +30,17 @@ class FlowRunContext:
     _counters: dict[str, itertools.count] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    engine_log: Any = None  # the engine's INFO lines about this flow run (task_engine.flow_run_log)
+    _record_state: Any = None
+
+    def record_task_run_state(self, task_run_id: str, state: Any) -> None:
+        """Set a task run's state when nothing reads the run back: the embedded store's
+        ``record_task_run_state`` (no model built) when the client has it, else
+        ``set_task_run_state``."""
+        record = self._record_state
+        if record is None:
+            record = self._record_state = getattr(self.client, "record_task_run_state", None) or self.client.set_task_run_state
+        record(task_run_id, state)
 
     @classmethod
     def get(cls) -> "FlowRunContext | None":

@@ -27,22 +27,31 @@ class allow_failure:  # noqa: N801 - Prefect's name
 class TaskFuture:
     """The eventual result of a submitted task run."""
 
-    def __init__(self, future: cf.Future, task_run_id: str, client: OrchestratorAPI, engine: Any = None):
-        self._future = future
+    def __init__(self, future: cf.Future | None, task_run_id: str, client: OrchestratorAPI, engine: Any = None):
+        self._cf = future
         self.task_run_id = task_run_id
         self._client = client
         self._engine = engine
 
     @classmethod
     def finished(cls, task_run_id: str, client: OrchestratorAPI, engine: Any) -> "TaskFuture":
-        """A done future for a task run that was called directly (not submitted)."""
-        future: cf.Future = cf.Future()
-        state = engine.final_state
-        if state is not None and state._exception is not None:
-            future.set_exception(state._exception)
-        else:
-            future.set_result(state._value if state is not None else None)
-        return cls(future, task_run_id, client, engine)
+        """A done future for a task run that was called directly (not submitted). Its
+        ``concurrent.futures.Future`` is made only when something asks for it: a flow calling
+        many tasks keeps one of these per call and rarely reads them."""
+        return cls(None, task_run_id, client, engine)
+
+    @property
+    def _future(self) -> cf.Future:
+        future = self._cf
+        if future is None:
+            future = cf.Future()
+            state = self._engine.final_state
+            if state is not None and state._exception is not None:
+                future.set_exception(state._exception)
+            else:
+                future.set_result(state._value if state is not None else None)
+            self._cf = future
+        return future
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Any:
         """Block until the task ends; return its value, or raise (or with
@@ -63,7 +72,7 @@ class TaskFuture:
 
     def get_state(self) -> State:
         """The task run's current state (final once the future is done); never raises."""
-        final = getattr(self._engine, "final_state", None) if self._future.done() else None
+        final = getattr(self._engine, "final_state", None) if self.done() else None
         if final is not None:
             return final
         try:
@@ -77,7 +86,7 @@ class TaskFuture:
         return self.get_state()
 
     def done(self) -> bool:
-        return self._future.done()
+        return self._cf is None or self._cf.done()
 
     def exception(self) -> BaseException | None:
         """The exception once done (None for success); waits for the task."""

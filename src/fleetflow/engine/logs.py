@@ -1,8 +1,9 @@
 """Run logs: ``get_run_logger()``, ``print`` capture, and batched writes to the store.
 
 Log lines are queued in memory and written in one transaction per batch by a background
-thread (every ``FLEETFLOW_LOG_FLUSH_INTERVAL`` seconds or 200 lines), and flushed when a
-run ends, so logging never costs a database round trip per line.
+thread (every ``FLEETFLOW_LOG_FLUSH_INTERVAL`` seconds or 1000 lines), and flushed when a
+run ends, so logging never costs a database round trip per line. A queued line is a plain
+tuple (:data:`Row`); the store's ``LogRecord`` models are made by the background thread.
 """
 
 from __future__ import annotations
@@ -13,36 +14,56 @@ import datetime as dt
 import logging
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
+from ..orchestrator.pid import current_pid
 from ..orchestrator.schemas import LogRecord
 from ..settings import get_settings
+from ..states import construct
 from .context import flow_run_ctx, task_run_ctx
 
 if TYPE_CHECKING:
     from ..client.protocol import OrchestratorAPI
 
-BATCH = 200
+BATCH = 1000
+
+# One queued line: (flow_run_id, task_run_id, level, logger name, message, time.time()).
+Row = tuple[str, "str | None", int, str, str, float]
+_UTC = dt.timezone.utc
+
+
+def log_record(row: Row) -> LogRecord:
+    """The store's model of a queued line (built without validation: the engine made it)."""
+    flow_run_id, task_run_id, level, name, message, created = row
+    return construct(LogRecord, {"id": None, "flow_run_id": flow_run_id, "task_run_id": task_run_id, "level": level,
+                                 "name": name, "message": message,
+                                 "timestamp": dt.datetime.fromtimestamp(created, _UTC)})
 
 
 class LogShipper:
-    """Collects log records and writes them to the store in batches."""
+    """Collects log lines and writes them to the store in batches."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[Any, LogRecord]] = []
+        self._pending: list[tuple[Any, Row]] = []
         self._lock = threading.Lock()
         # Held while a batch is being written, so a flush at run end waits for a batch the
         # background thread took a moment earlier instead of returning before it is stored.
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pid = 0  # the process that started the thread (a forked child starts its own)
 
-    def add(self, client: OrchestratorAPI, record: LogRecord) -> None:
+    def add(self, client: OrchestratorAPI, *rows: Row) -> None:
+        """Queue lines (see :data:`Row`)."""
         with self._lock:
-            self._pending.append((client, record))
-            full = len(self._pending) >= BATCH
-        self._ensure_thread()
-        if full:
+            pending = self._pending
+            for row in rows:
+                pending.append((client, row))
+            full = len(pending) >= BATCH
+        if self._pid != current_pid():
+            self._ensure_thread()
+        if full and not self._wake.is_set():
             self._wake.set()
 
     def flush(self) -> None:
@@ -52,18 +73,25 @@ class LogShipper:
                 batch, self._pending = self._pending, []
             self._write(batch)
 
-    def _write(self, batch: list[tuple[Any, LogRecord]]) -> None:
-        by_client: dict[int, tuple[Any, list[LogRecord]]] = {}
-        for client, rec in batch:
-            by_client.setdefault(id(client), (client, []))[1].append(rec)
-        for client, records in by_client.values():
+    def _write(self, batch: list[tuple[Any, Row]]) -> None:
+        by_client: dict[int, tuple[Any, list[Row]]] = {}
+        for client, row in batch:
+            by_client.setdefault(id(client), (client, []))[1].append(row)
+        for client, rows in by_client.values():
             try:
-                client.write_logs(records)
+                write_rows = getattr(client, "write_log_rows", None)  # the embedded store's fast path
+                if write_rows is not None:
+                    write_rows(rows)
+                else:
+                    client.write_logs([log_record(row) for row in rows])
             except Exception as exc:  # logging must never break a run
-                print(f"fleetflow: could not store {len(records)} log lines: {exc}", file=sys.stderr)
+                print(f"fleetflow: could not store {len(rows)} log lines: {exc}", file=sys.stderr)
 
     def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
+        with self._lock:
+            if self._pid == current_pid() and self._thread is not None and self._thread.is_alive():
+                return
+            self._pid = current_pid()
             self._thread = threading.Thread(target=self._loop, name="fleetflow-logs", daemon=True)
             self._thread.start()
 
@@ -87,20 +115,8 @@ class RunLogHandler(logging.Handler):
         client = getattr(record, "fleetflow_client", None)
         if not flow_run_id or client is None:
             return
-        shipper.add(
-            client,
-            # model_construct: these fields are built right here, validation would only cost
-            # time on the engine's hot path (several lines per task run).
-            LogRecord.model_construct(
-                id=None,
-                flow_run_id=flow_run_id,
-                task_run_id=getattr(record, "task_run_id", None),
-                level=record.levelno,
-                name=record.name,
-                message=self.format(record),
-                timestamp=dt.datetime.fromtimestamp(record.created, dt.timezone.utc),
-            ),
-        )
+        shipper.add(client, (flow_run_id, getattr(record, "task_run_id", None), record.levelno, record.name,
+                             self.format(record), record.created))
 
 
 class _ConsoleFormatter(logging.Formatter):
@@ -115,6 +131,7 @@ _console: list[logging.StreamHandler] = []  # the run loggers' console handler, 
 
 def _setup_logger() -> logging.Logger:
     logger = logging.getLogger("fleetflow.runs")
+    _runs_logger[:] = [logger]
     if not logger.handlers:
         handler = RunLogHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
@@ -164,30 +181,70 @@ class EngineLog:
     """The engine's own INFO lines about one run ("Created task run ...", "Finished in state
     ..."): stored and printed exactly like run-logger lines, but without building a
     ``logging.LogRecord`` (caller lookup, path parsing), since a task run writes several of
-    them on the engine's hot path. Other levels go through the ordinary run logger."""
+    them on the engine's hot path: one tuple for the shipper and one ``write`` per console
+    line. Other levels go through the ordinary run logger."""
 
-    __slots__ = ("flow_run", "client", "task_run", "label")
+    __slots__ = ("flow_run", "client", "task_run", "label", "_ids")
 
     def __init__(self, flow_run: Any, client: Any, task_run: Any = None):
         self.flow_run, self.client, self.task_run = flow_run, client, task_run
         self.label = f"Task run {task_run.name!r}" if task_run is not None else f"Flow run {flow_run.name!r}"
+        self._ids = (flow_run.id, task_run.id if task_run is not None else None)
 
-    def info(self, message: str) -> None:
-        logger = _setup_logger()
-        if not logger.isEnabledFor(logging.INFO):
+    def info(self, *messages: str) -> None:
+        """One INFO line per message, taken at one moment; printed with one ``write``."""
+        if not _info_enabled():
             return
-        now = dt.datetime.now(dt.timezone.utc)
-        shipper.add(self.client, LogRecord.model_construct(
-            id=None, flow_run_id=self.flow_run.id, task_run_id=self.task_run.id if self.task_run is not None else None,
-            level=logging.INFO, name=logger.name, message=message, timestamp=now))
-        for console in _console:
-            line = f"{now.astimezone().strftime('%H:%M:%S.%f')[:-3]} | INFO    | {self.label} - {message}\n"
-            with console.lock:  # type: ignore[union-attr]
-                console.stream.write(line)
-                console.flush()
+        now = time.time()
+        flow_run_id, task_run_id = self._ids
+        shipper.add(self.client, *[(flow_run_id, task_run_id, logging.INFO, "fleetflow.runs", message, now)
+                                   for message in messages])
+        if _console:
+            prefix = f"{_clock(now)} | INFO    | {self.label} - "
+            line = "".join(f"{prefix}{message}\n" for message in messages) if len(messages) > 1 else f"{prefix}{messages[0]}\n"
+            for console in _console:
+                with console.lock:  # type: ignore[union-attr]
+                    stream = console.stream
+                    try:
+                        stream.write(line)
+                        if not getattr(stream, "line_buffering", False):  # a line-buffered stream just flushed
+                            stream.flush()
+                    except (OSError, ValueError):  # a closed or broken console must never break a run
+                        pass
 
     def __getattr__(self, level: str) -> Any:  # warning, error, exception: the run logger
         return getattr(run_logger(self.flow_run, self.client, self.task_run), level)
+
+
+# (what the answer depends on, whether INFO lines are on): one tuple, replaced whole.
+_checked: list[tuple[Any, bool]] = [(None, False)]
+
+
+def _info_enabled() -> bool:
+    """``_setup_logger().isEnabledFor(INFO)``, worked out again only when what it depends on
+    changes: the settings object (``reset_settings``), the run logger's level, ``logging.disable``."""
+    logger = _runs_logger[0] if _runs_logger else None
+    key = (get_settings(), logger.level if logger is not None and logger.handlers else None, logging.root.manager.disable)
+    seen, enabled = _checked[0]
+    if key != seen:
+        logger = _setup_logger()
+        enabled = logger.isEnabledFor(logging.INFO)
+        _checked[0] = ((key[0], logger.level, logging.root.manager.disable), enabled)
+    return enabled
+
+
+_runs_logger: list[logging.Logger] = []
+_second: list[tuple[Any, str]] = [(None, "")]  # (the last whole second formatted, its "HH:MM:SS")
+
+
+def _clock(now: float) -> str:
+    """Local ``HH:MM:SS.mmm`` of ``now`` (the console's timestamp), one strftime per second."""
+    second = int(now)
+    seen, text = _second[0]
+    if second != seen:
+        text = time.strftime("%H:%M:%S", time.localtime(second))
+        _second[0] = (second, text)
+    return f"{text}.{int((now - second) * 1000):03d}"
 
 
 def engine_logger() -> logging.LoggerAdapter:

@@ -45,8 +45,22 @@ def signature_of(fn: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(fn)
 
 
+@lru_cache(maxsize=2048)
+def plain_names(fn: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The parameter names of ``fn`` when every parameter is positional-or-keyword (the
+    common case, where binding and calling need no ``inspect``), else None."""
+    params = signature_of(fn).parameters.values()
+    if all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params):
+        return tuple(p.name for p in params)
+    return None
+
+
 def bind_call(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Positional + keyword arguments -> a name -> value dict (errors name the problem)."""
+    if not kwargs:
+        names = plain_names(fn)
+        if names is not None and len(names) == len(args):  # what Signature.bind gives, quicker
+            return dict(zip(names, args))
     try:
         bound = signature_of(fn).bind(*args, **kwargs)
     except TypeError as exc:
@@ -105,6 +119,9 @@ def _parameter_error(fn: Callable[..., Any], errors: list[Any]) -> ParameterVali
 
 def call_with_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> Any:
     """Call ``fn`` with validated parameters, spreading **kwargs parameters back out."""
+    names = plain_names(fn)
+    if names is not None and len(parameters) == len(names) and all(n in parameters for n in names):
+        return fn(**parameters)  # hot path: exactly the named parameters
     sig = signature_of(fn)
     args, kwargs = [], {}
     for name, p in sig.parameters.items():

@@ -2,8 +2,11 @@
 result, hooks, and the run's log lines (Prefect's "Created task run ...", "Finished in state
 ...", the user's traceback on failure and one line per retry).
 
-Hot path: a task run costs two store transactions (create with PENDING+RUNNING, then the
-final state). Small results are stored inline in the final state.
+Hot path: a task run costs two store calls (create with PENDING+RUNNING, then the final
+state; group commit makes them one buffered record), and the engine's own per-call Python is
+kept small: states built without validation (the engine makes their values itself), no
+context managers or future walks for plain arguments, ids from a pool (:mod:`.ids`), one
+timestamp per event. Small results are stored inline in the final state.
 """
 
 from __future__ import annotations
@@ -13,15 +16,15 @@ import contextvars
 import datetime as dt
 import inspect
 import traceback
-import uuid
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import states as st
 from ..exceptions import FleetflowError, RunTimeout, UpstreamTaskError
 from ..settings import get_settings
-from .context import FlowRunContext, TaskRunContext, current_tags, flow_run_ctx, task_run_ctx
-from .futures import TaskFuture, resolve_futures, upstream_futures
+from .context import FlowRunContext, TaskRunContext, flow_run_ctx, tags_ctx, task_run_ctx
+from .futures import TaskFuture, allow_failure, resolve_futures, upstream_futures
 from .hooks import render_run_name, run_hooks
+from .ids import new_id
 from .logs import EngineLog
 from .results import load_result, persist_result
 from .retries import retry_delay
@@ -74,14 +77,15 @@ class TaskRunEngine:
         self.parameters = parameters
         self.ctx = ctx
         self.client = ctx.client
-        self.task_run_id = task_run_id or str(uuid.uuid4())
+        self.task_run_id = task_run_id or new_id()
         self.task_run: Any = None
         self.wait_for = wait_for
         self.final_state: st.State | None = None
         # Assigned in the caller's thread, so mapped runs are numbered in submission order.
         self.dynamic_key = ctx.next_dynamic_key(task.task_key)
         self.name = self._run_name()
-        self.tags = sorted(set(task.tags) | set(current_tags()))
+        extra_tags = tags_ctx.get()
+        self.tags = sorted(set(task.tags).union(extra_tags)) if task.tags or extra_tags else []
         self.logger: Any = None
         self.lines = get_settings().task_run_log_lines
 
@@ -89,12 +93,8 @@ class TaskRunEngine:
         """Prefect's flow-run log lines for a new task run."""
         if not self.lines:
             return
-        logger = EngineLog(self.ctx.flow_run, self.client)
-        logger.info(f"Created task run {self.name!r} for task {self.task.name!r}")
-        if submitted:
-            logger.info(f"Submitted task run {self.name!r} for execution.")
-        else:
-            logger.info(f"Executing {self.name!r} immediately...")
+        second = f"Submitted task run {self.name!r} for execution." if submitted else f"Executing {self.name!r} immediately..."
+        flow_run_log(self.ctx).info(f"Created task run {self.name!r} for task {self.task.name!r}", second)
 
     def _run_name(self) -> str:
         if self.task.task_run_name:
@@ -108,6 +108,8 @@ class TaskRunEngine:
 
     def _upstream_problem(self) -> str | None:
         """Wait for upstream futures; name the first that failed (unless allow_failure)."""
+        if self.wait_for is None and not _nested(self.parameters):
+            return None  # hot path: plain arguments hold no futures
         for future, allowed in upstream_futures([self.wait_for, self.parameters]):
             state = future.wait()
             if not allowed and state is not None and not state.is_completed():
@@ -120,15 +122,16 @@ class TaskRunEngine:
         problem = self._upstream_problem()
         key = self._cache_key()
         cached = self.client.read_cache(key) if key and not self.task.refresh_cache else None
+        now = st.utcnow()
         if problem:
-            second = st.Pending(name="NotReady", message=problem)
+            second = st.new_state(_S.PENDING, "NotReady", problem, now)
         elif cached:
-            second = st.Completed(name="Cached", message="result taken from cache", data={"result": cached})
+            second = st.new_state(_S.COMPLETED, "Cached", "result taken from cache", now, {"result": cached})
         else:
-            second = st.Running()
+            second = st.new_state(_S.RUNNING, "Running", None, now)
         self.task_run = self.client.create_task_run(
             self.ctx.flow_run.id, self.task.task_key, self.name, dynamic_key=self.dynamic_key, cache_key=key,
-            states=[st.Pending(), second], id=self.task_run_id,
+            states=[st.new_state(_S.PENDING, "Pending", None, now), second], id=self.task_run_id,
         )
         self.logger = EngineLog(self.ctx.flow_run, self.client, self.task_run)
         if problem:
@@ -151,8 +154,8 @@ class TaskRunEngine:
 
     def complete(self, value: Any) -> Any:
         ref = persist_result(value, self.task.result_storage)
-        state = st.Completed(data={"result": ref})
-        self.client.set_task_run_state(self.task_run_id, state)
+        state = st.new_state(_S.COMPLETED, "Completed", None, None, {"result": ref})
+        self.ctx.record_task_run_state(self.task_run_id, state)
         self.ctx.active_task_runs.discard(self.task_run_id)
         if self.task_run.cache_key:
             exp = self.task.cache_expiration
@@ -238,17 +241,38 @@ class TaskRunEngine:
         skip, value = self.begin()
         if skip:
             return self._skipped(value)
-        with self._scope():
-            if self.task.retries == 0:  # hot path: no retry machinery for the common case
-                value = call_with_timeout(self._call, self.task.timeout_seconds, self._what())
-            else:
-                import tenacity
-
-                for attempt in self._retryer(tenacity.Retrying):
-                    with attempt:
-                        self._retrying(attempt.retry_state.attempt_number)
-                        value = call_with_timeout(self._call, self.task.timeout_seconds, self._what())
+        task = self.task
+        if task.retries == 0 and task.timeout_seconds is None and not self.tags:
+            value = self._run_plain()  # hot path: no retries, timeout or concurrency slots
+        else:
+            with self._scope():
+                value = self._run_with_options()
         return self.complete(value)
+
+    def _run_plain(self) -> Any:
+        """The body in its task run context: :meth:`_scope` without slots, inlined."""
+        token = task_run_ctx.set(self._context())
+        try:
+            return self._call()
+        except Exception as exc:
+            self.fail(exc)
+            raise
+        except BaseException as exc:
+            self.crash(exc)
+            raise
+        finally:
+            task_run_ctx.reset(token)
+
+    def _run_with_options(self) -> Any:
+        if self.task.retries == 0:
+            return call_with_timeout(self._call, self.task.timeout_seconds, self._what())
+        import tenacity
+
+        for attempt in self._retryer(tenacity.Retrying):
+            with attempt:
+                self._retrying(attempt.retry_state.attempt_number)
+                value = call_with_timeout(self._call, self.task.timeout_seconds, self._what())
+        return value
 
     def _skipped(self, value: Any) -> Any:
         if isinstance(value, UpstreamTaskError):
@@ -257,7 +281,7 @@ class TaskRunEngine:
         return value
 
     def _call(self) -> Any:
-        params = resolve_futures(self.parameters)
+        params = resolve_futures(self.parameters) if _nested(self.parameters) else self.parameters
         result = self.task.call_fn(params)
         if inspect.iscoroutine(result):
             import asyncio
@@ -287,6 +311,26 @@ class TaskRunEngine:
             pass
         assert self.final_state is not None
         return self.final_state
+
+
+def flow_run_log(ctx: FlowRunContext) -> EngineLog:
+    """The engine's INFO lines about the flow run of ``ctx``, made once per flow run."""
+    log = ctx.engine_log
+    if log is None or log.flow_run is not ctx.flow_run:
+        log = ctx.engine_log = EngineLog(ctx.flow_run, ctx.client)
+    return log
+
+
+_S = st.StateType
+# Argument values that may hold futures or states to wait for and resolve.
+_NESTING = (TaskFuture, allow_failure, st.State, list, tuple, set, dict)
+
+
+def _nested(parameters: dict[str, Any]) -> bool:
+    for value in parameters.values():
+        if isinstance(value, _NESTING):
+            return True
+    return False
 
 
 def submit_task(task: Any, parameters: dict[str, Any], wait_for: Any = None, return_state: bool = False) -> Any:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 import weakref
@@ -45,6 +44,7 @@ from typing import Any, Callable, Sequence
 from ..exceptions import ObjectAlreadyExists
 from ..states import State
 from . import transitions as tr
+from .pid import current_pid
 
 log = logging.getLogger("fleetflow.store")
 
@@ -77,9 +77,8 @@ class TaskRunBuffer:
         """Apply ``state`` to a buffered run; its row values after the change. Raises
         InvalidStateTransition exactly as the store's conditional UPDATE would."""
         values, states = self._runs[task_run_id]
-        columns = tr.initial_columns([*states, state])  # validates the new step too
+        tr.apply_columns(values, states[-1].type, state)  # validates the step, as initial_columns would
         states.append(state)
-        values.update(columns)
         self._history.extend(tr.history_rows([state], task_run_id=task_run_id))
         return values
 
@@ -124,7 +123,7 @@ class GroupCommit:
         self._commit = commit
         self._wake = threading.Condition(self.lock)
         self._closed = False
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._thread: threading.Thread | None = None
         self.known_flow_runs: set[str] = set()
         _live.add(self)
@@ -138,8 +137,8 @@ class GroupCommit:
     # ---- called by the store, under ``lock`` -------------------------------------------------
     def check_process(self) -> None:
         """A forked child starts with an empty buffer (its parent commits its own records)."""
-        if self._pid != os.getpid():
-            self._pid, self.buffer, self._thread = os.getpid(), TaskRunBuffer(), None
+        if self._pid != current_pid():
+            self._pid, self.buffer, self._thread = current_pid(), TaskRunBuffer(), None
 
     def added(self, was_empty: bool) -> None:
         """Wake the flusher when the buffer just became non-empty, or full."""
@@ -159,7 +158,7 @@ class GroupCommit:
             self.buffer.restore(batch)
 
     def pending(self) -> bool:
-        return bool(self.buffer) and self._pid == os.getpid()
+        return bool(self.buffer) and self._pid == current_pid()
 
     # ---- the flusher ----------------------------------------------------------------------
     def _loop(self) -> None:

@@ -31,5 +31,36 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable; store a reference to it instead")
 
 
+# One encoder for every call: ``json.dumps(value, default=...)`` builds a new JSONEncoder each
+# time, which costs as much as encoding a small state's data (several per task run).
+_ENCODER = json.JSONEncoder(default=_json_default)
+
+
 def json_dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default)
+    """``json.dumps(value, default=_json_default)``."""
+    return _ENCODER.encode(value)
+
+
+_SCALARS = (str, int, bool)
+
+
+def round_trips(value: Any, depth: int = 0) -> bool:
+    """True when JSON gives ``value`` back unchanged, cheaply decided: str/int/bool/None, and
+    dicts with str keys and lists of those (no floats: NaN and infinities), a few levels deep.
+    The engine's result references are such values; anything else takes the real round trip."""
+    kind = type(value)
+    if kind in _SCALARS or value is None:
+        return True
+    if depth > 4:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not round_trips(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if not round_trips(item, depth + 1):
+                return False
+        return True
+    return False

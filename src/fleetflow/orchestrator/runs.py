@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from ..exceptions import (
     ConfigurationError, InvalidStateTransition, ObjectAlreadyExists, ObjectNotFound, ParameterValidationError,
 )
-from ..states import State, StateType, check_transition
+from ..states import State, StateType, check_transition, construct
 from . import request_tx
 from . import tables as t
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
-from .jsoncodec import json_dumps
+from .jsoncodec import json_dumps, round_trips
 from .names import run_name as _run_name
 from .queues import queue_budgets, with_queue_rules
 from .schemas import FlowRun, TaskRun
@@ -450,23 +450,26 @@ _CLAIM = (
 )
 
 
+_UTC = dt.timezone.utc
+
+
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     """A timestamp as the store's UTC columns give it back."""
-    if value is None:
-        return None
+    if value is None or value.tzinfo is _UTC:
+        return value
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 
 def _buffered_task_run(m: dict[str, Any]) -> TaskRun:
     """What reading the buffered row back would give, built from values the store made itself
     (so without pydantic's validation: this is the engine's hot path)."""
-    state = State.model_construct(
-        type=StateType(m["state_type"]), name=m["state_name"], message=m["state_message"],
-        timestamp=_utc(m["state_timestamp"]), data=m["state_data"] or {},
-    )
+    state = construct(State, {
+        "type": StateType(m["state_type"]), "name": m["state_name"], "message": m["state_message"],
+        "timestamp": _utc(m["state_timestamp"]), "data": m["state_data"] or {},
+    }, {"_value": None, "_has_value": False, "_exception": None})
     fields = {name: m[name] for name in _TASK_RUN_FIELDS}
-    fields.update(start_time=_utc(m["start_time"]), end_time=_utc(m["end_time"]))
-    return TaskRun.model_construct(state=state, **fields)
+    fields.update(state=state, start_time=_utc(m["start_time"]), end_time=_utc(m["end_time"]))
+    return construct(TaskRun, fields)
 
 
 def _check_storable(states: Sequence[State]) -> dict[str, Any]:
@@ -476,9 +479,12 @@ def _check_storable(states: Sequence[State]) -> dict[str, Any]:
     stored: dict[str, Any] = {}
     for state in states:
         stored = {}
-        if state.data:
+        data = state.data
+        if data and round_trips(data):  # JSON gives it back as it is (the engine's result refs)
+            stored = data
+        elif data:
             try:
-                stored = json.loads(json_dumps(state.data))
+                stored = json.loads(json_dumps(data))
             except (TypeError, ValueError) as exc:
                 raise sa.exc.StatementError(f"({type(exc).__qualname__}) {exc}", None, None, exc) from exc
     return stored
@@ -513,7 +519,9 @@ class TaskRunsMixin(_TransitionMixin):
         history = tr.history_rows(states, task_run_id=run_id)
         # (never buffered inside a server request: it commits with the request, see .request_tx)
         if self._group is not None and request_tx.for_store(self) is None and self._buffer_created(flow_run_id, values, states, history):
-            return TaskRun.model_construct(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
+            fields = {k: values[k] for k in _TASK_RUN_FIELDS}
+            fields["state"] = states[-1]
+            return construct(TaskRun, fields)
         try:
             self._insert_task_run(values, history)
         except sa.exc.IntegrityError as exc:
@@ -542,9 +550,10 @@ class TaskRunsMixin(_TransitionMixin):
             self.flush_writes()
         return True
 
-    def _buffer_transition(self, task_run_id: str, state: State) -> dict[str, Any] | None:
-        """Apply ``state`` in the buffer when the run's creation is still buffered (its row
-        values after the change), else None (the change must be written now)."""
+    def _buffer_transition(self, task_run_id: str, state: State, row: bool = True) -> dict[str, Any] | None:
+        """Apply ``state`` in the buffer when the run's creation is still buffered (a copy of
+        its row values after the change, or ``{}`` when ``row`` is False), else None (the
+        change must be written now)."""
         group = self._group
         if group is None:
             return None
@@ -553,9 +562,11 @@ class TaskRunsMixin(_TransitionMixin):
             group.check_process()
             if task_run_id not in group.buffer:
                 return None
-            values = dict(group.buffer.add_transition(task_run_id, state))
+            values = group.buffer.add_transition(task_run_id, state)
+            values = dict(values) if row else {}
             group.added(False)
-        values["state_data"] = stored  # as a read of the row would give it back
+        if row:
+            values["state_data"] = stored  # as a read of the row would give it back
         return values
 
     def _insert_task_run(self, values: dict[str, Any], history: list[dict[str, Any]]) -> None:
@@ -585,6 +596,14 @@ class TaskRunsMixin(_TransitionMixin):
             if buffered is not None:
                 return _buffered_task_run(buffered)
         return self._set_task_run_state_now(task_run_id, state, force)
+
+    def record_task_run_state(self, task_run_id: str, state: State) -> None:
+        """:meth:`set_task_run_state` (without ``force``) for a caller that does not read the
+        run back -- the engine, for a task run's final state: a buffered change then builds
+        no model (a store-only fast path, not part of the client protocol)."""
+        if self._group is not None and self._buffer_transition(task_run_id, state, row=False) is not None:
+            return
+        self._set_task_run_state_now(task_run_id, state, False)
 
     def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
         """The committed transition (SQLite overrides it with its DBAPI fast path)."""

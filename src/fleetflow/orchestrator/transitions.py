@@ -136,6 +136,23 @@ def initial_columns(states: Sequence[State]) -> dict[str, Any]:
     }
 
 
+def apply_columns(values: dict[str, Any], current: StateType | None, state: State) -> None:
+    """Update a run's column ``values`` (as :func:`initial_columns` made them) for one more
+    state, after checking ``current -> state.type``: the same result as ``initial_columns`` of
+    the whole history, one step at a time."""
+    check_transition(current, state.type)
+    if state.type is StateType.RUNNING:
+        values["run_count"] += 1
+        values["start_time"] = values["start_time"] or state.timestamp
+    if state.type in TERMINAL:
+        values["end_time"] = state.timestamp
+    values["state_type"] = state.type.value
+    values["state_name"] = state.name
+    values["state_message"] = state.message
+    values["state_timestamp"] = state.timestamp
+    values["state_data"] = state.data
+
+
 def history_rows(
     states: Sequence[State], *, flow_run_id: str | None = None, task_run_id: str | None = None
 ) -> list[dict[str, Any]]:
