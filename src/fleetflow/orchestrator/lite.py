@@ -36,7 +36,6 @@ never wait on the writer).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import sqlite3
 import threading
@@ -49,10 +48,10 @@ from ..states import State, StateType, construct
 from . import sqlite_sql as sql
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
-from .jsoncodec import json_dumps, round_trips
 from .names import run_name
 from .schemas import FlowRun, LogRecord, TaskRun
 from .sqlite_codecs import BIND, RESULT
+from .task_run_buffer import BufferedTaskRuns, buffered_task_run
 from .sqlite_files import SQLITE_BUSY_TIMEOUT_MS, private_sqlite_files, process_write_lock, sqlite_on_connect
 
 if TYPE_CHECKING:
@@ -227,7 +226,7 @@ def task_run_from_mapping(m: Mapping[str, Any]) -> TaskRun:
     return TaskRun.model_construct(state=tr.current_state(m), **{name: m[name] for name in _TASK_RUN_FIELDS})
 
 
-class PlainSQLiteStore(StoreBase):
+class PlainSQLiteStore(BufferedTaskRuns, StoreBase):
     """The embedded SQLite store without SQLAlchemy (see the module docstring)."""
 
     dialect_name = "sqlite"
@@ -545,45 +544,6 @@ class PlainSQLiteStore(StoreBase):
             raise ObjectAlreadyExists(f"A task run with id {run_id!r} already exists.") from exc
         return TaskRun.model_construct(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
 
-    def _buffer_created(self, flow_run_id: str, values: dict[str, Any], states: Sequence[State],
-                        history: list[dict[str, Any]]) -> bool:
-        """Put a new task run in the group-commit buffer (True), once its flow run is known to
-        exist (as ``runs.TaskRunsMixin._buffer_created``)."""
-        group = self._group
-        if group is None:
-            return False
-        _check_storable(states)
-        if flow_run_id not in group.known_flow_runs:
-            self.read_flow_run(flow_run_id)  # ObjectNotFound for an unknown flow run
-            group.remember_flow_run(flow_run_id)
-        with group.lock:
-            group.check_process()
-            was_empty = not group.buffer
-            group.buffer.add_created(values, states, history)
-            group.added(was_empty)
-            full = len(group.buffer) >= 4 * group.max_records
-        if full:  # the flusher falls behind: this writer commits (back-pressure)
-            self.flush_writes()
-        return True
-
-    def _buffer_transition(self, task_run_id: str, state: State, row: bool = True) -> dict[str, Any] | None:
-        """Apply ``state`` in the buffer when the run's creation is still buffered (as
-        ``runs.TaskRunsMixin._buffer_transition``)."""
-        group = self._group
-        if group is None:
-            return None
-        stored = _check_storable((state,))
-        with group.lock:
-            group.check_process()
-            if task_run_id not in group.buffer:
-                return None
-            values = group.buffer.add_transition(task_run_id, state)
-            values = dict(values) if row else {}
-            group.added(False)
-        if row:
-            values["state_data"] = stored  # as a read of the row would give it back
-        return values
-
     def record_task_run_state(self, task_run_id: str, state: State) -> None:
         """``set_task_run_state`` without reading the run back (as ``runs.TaskRunsMixin``)."""
         if self._group is not None and self._buffer_transition(task_run_id, state, row=False) is not None:
@@ -594,7 +554,7 @@ class PlainSQLiteStore(StoreBase):
         if self._group is not None and not force:
             buffered = self._buffer_transition(task_run_id, state)
             if buffered is not None:
-                return _buffered_task_run(buffered)
+                return buffered_task_run(buffered, _TASK_RUN_FIELDS)
         return self._set_task_run_state_now(task_run_id, state, force)
 
     def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
@@ -614,42 +574,6 @@ class PlainSQLiteStore(StoreBase):
             _run(dbapi, history_insert.sql, history_args, many=True)
 
         self._transaction(work)
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    """A timestamp as the store's UTC columns give it back."""
-    if value is None or value.tzinfo is dt.timezone.utc:
-        return value
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-
-
-def _buffered_task_run(m: dict[str, Any]) -> TaskRun:
-    """What reading the buffered row back would give (as ``runs._buffered_task_run``)."""
-    state = construct(State, {
-        "type": StateType(m["state_type"]), "name": m["state_name"], "message": m["state_message"],
-        "timestamp": _utc(m["state_timestamp"]), "data": m["state_data"] or {},
-    }, {"_value": None, "_has_value": False, "_exception": None})
-    fields = {name: m[name] for name in _TASK_RUN_FIELDS}
-    fields.update(state=state, start_time=_utc(m["start_time"]), end_time=_utc(m["end_time"]))
-    return construct(TaskRun, fields)
-
-
-def _check_storable(states: Sequence[State]) -> dict[str, Any]:
-    """Refuse state data the JSON columns cannot hold now (as ``runs._check_storable``); the
-    last state's data as the column gives it back."""
-    stored: dict[str, Any] = {}
-    for state in states:
-        stored = {}
-        if state.data and round_trips(state.data):  # JSON gives it back as it is (result refs)
-            stored = state.data
-        elif state.data:
-            try:
-                stored = json.loads(json_dumps(state.data))
-            except (TypeError, ValueError) as exc:
-                import sqlalchemy as sa
-
-                raise sa.exc.StatementError(f"({type(exc).__qualname__}) {exc}", None, None, exc) from exc
-    return stored
 
 
 def _raise_rejected(table: str, run_id: str, state: State, found: tuple[Any, ...] | None) -> None:

@@ -21,8 +21,8 @@ from ..states import State, StateType, check_transition, construct
 from . import request_tx
 from . import tables as t
 from . import transitions as tr
+from .task_run_buffer import BufferedTaskRuns, buffered_task_run
 from .base import StoreBase, new_id, utcnow
-from .jsoncodec import json_dumps, round_trips
 from .names import run_name as _run_name
 from .queues import queue_budgets, with_queue_rules
 from .schemas import FlowRun, TaskRun
@@ -450,47 +450,8 @@ _CLAIM = (
 )
 
 
-_UTC = dt.timezone.utc
 
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    """A timestamp as the store's UTC columns give it back."""
-    if value is None or value.tzinfo is _UTC:
-        return value
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-
-
-def _buffered_task_run(m: dict[str, Any]) -> TaskRun:
-    """What reading the buffered row back would give, built from values the store made itself
-    (so without pydantic's validation: this is the engine's hot path)."""
-    state = construct(State, {
-        "type": StateType(m["state_type"]), "name": m["state_name"], "message": m["state_message"],
-        "timestamp": _utc(m["state_timestamp"]), "data": m["state_data"] or {},
-    }, {"_value": None, "_has_value": False, "_exception": None})
-    fields = {name: m[name] for name in _TASK_RUN_FIELDS}
-    fields.update(state=state, start_time=_utc(m["start_time"]), end_time=_utc(m["end_time"]))
-    return construct(TaskRun, fields)
-
-
-def _check_storable(states: Sequence[State]) -> dict[str, Any]:
-    """Refuse state data the JSON columns cannot hold now, as an unbuffered write would (a
-    buffered record is written later, by another thread, where nobody could handle the error).
-    Returns the last state's data as the column gives it back."""
-    stored: dict[str, Any] = {}
-    for state in states:
-        stored = {}
-        data = state.data
-        if data and round_trips(data):  # JSON gives it back as it is (the engine's result refs)
-            stored = data
-        elif data:
-            try:
-                stored = json.loads(json_dumps(data))
-            except (TypeError, ValueError) as exc:
-                raise sa.exc.StatementError(f"({type(exc).__qualname__}) {exc}", None, None, exc) from exc
-    return stored
-
-
-class TaskRunsMixin(_TransitionMixin):
+class TaskRunsMixin(BufferedTaskRuns, _TransitionMixin):
     """Task runs: the engine's hot path."""
 
     def create_task_run(
@@ -529,46 +490,6 @@ class TaskRunsMixin(_TransitionMixin):
             raise ObjectAlreadyExists(f"A task run with id {run_id!r} already exists.") from exc
         return TaskRun(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
 
-    def _buffer_created(self, flow_run_id: str, values: dict[str, Any], states: Sequence[State],
-                        history: list[dict[str, Any]]) -> bool:
-        """Put a new task run in the group-commit buffer (True), once its flow run is known to
-        exist (checked once per flow run, so an unknown one fails now, as without the buffer)."""
-        group = self._group
-        if group is None:
-            return False
-        _check_storable(states)
-        if flow_run_id not in group.known_flow_runs:
-            self.read_flow_run(flow_run_id)  # ObjectNotFound for an unknown flow run
-            group.remember_flow_run(flow_run_id)
-        with group.lock:
-            group.check_process()
-            was_empty = not group.buffer
-            group.buffer.add_created(values, states, history)
-            group.added(was_empty)
-            full = len(group.buffer) >= 4 * group.max_records
-        if full:  # the flusher falls behind: this writer commits (back-pressure)
-            self.flush_writes()
-        return True
-
-    def _buffer_transition(self, task_run_id: str, state: State, row: bool = True) -> dict[str, Any] | None:
-        """Apply ``state`` in the buffer when the run's creation is still buffered (a copy of
-        its row values after the change, or ``{}`` when ``row`` is False), else None (the
-        change must be written now)."""
-        group = self._group
-        if group is None:
-            return None
-        stored = _check_storable((state,))
-        with group.lock:
-            group.check_process()
-            if task_run_id not in group.buffer:
-                return None
-            values = group.buffer.add_transition(task_run_id, state)
-            values = dict(values) if row else {}
-            group.added(False)
-        if row:
-            values["state_data"] = stored  # as a read of the row would give it back
-        return values
-
     def _insert_task_run(self, values: dict[str, Any], history: list[dict[str, Any]]) -> None:
         """Insert a task run row and its initial history in one transaction (SQLite overrides
         this with its DBAPI fast path; see :mod:`.sqlite_fast`)."""
@@ -594,7 +515,7 @@ class TaskRunsMixin(_TransitionMixin):
         if self._group is not None and not force:
             buffered = self._buffer_transition(task_run_id, state)
             if buffered is not None:
-                return _buffered_task_run(buffered)
+                return buffered_task_run(buffered, _TASK_RUN_FIELDS)
         return self._set_task_run_state_now(task_run_id, state, force)
 
     def record_task_run_state(self, task_run_id: str, state: State) -> None:
