@@ -110,7 +110,10 @@ class Template:
                 os.read(self.wake_r, 512)
             if self.sock not in readable:
                 continue
-            chunk = self.sock.recv(65536)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:  # the worker closed with bytes unread: it went away too
+                return None
             if not chunk:
                 return None
             self.buffer += chunk

@@ -97,3 +97,29 @@ def test_a_dead_template_is_replaced_and_its_running_child_counts_as_lost(server
     finally:
         os.kill(stuck.pid, signal.SIGKILL)  # forked for this test; reaped by init (its template is gone)
         silent.close()
+
+
+def test_the_template_exits_quietly_when_the_worker_goes_away_with_messages_unread(tmp_path):
+    """A worker that stops without reading the template's last messages resets the socket
+    (ECONNRESET on the template's side): that is a hang-up too, not a traceback in the
+    worker's console."""
+    import socket
+    import subprocess
+    import sys
+
+    from fleetflow.fork_template import SOCKET_FD_ENV
+
+    ours, theirs = socket.socketpair()
+    env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path), SOCKET_FD_ENV: str(theirs.fileno())}
+    template = subprocess.Popen([sys.executable, "-m", "fleetflow.runner", "--fork-server"], env=env,
+                                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    theirs.close()
+    try:
+        assert ours.recv(1, socket.MSG_PEEK)  # its "ready" is there, and stays unread
+        ours.close()
+        assert template.wait(timeout=120) == 0
+        assert template.stderr.read().decode() == ""
+    finally:
+        if template.poll() is None:
+            template.kill()
+            template.wait()
