@@ -13,10 +13,11 @@ import sys
 from typing import Iterator
 
 
-@contextlib.contextmanager
-def local_server(home: str, database_url: str | None = None) -> Iterator[tuple[str, str]]:
+def start_server(home: str, database_url: str | None = None) -> tuple[subprocess.Popen[str], str, str]:
+    """(the server process, its URL, its first admin key), once it has announced both."""
     env = {**os.environ, "FLEETFLOW_HOME": home}
-    env.pop("FLEETFLOW_API_URL", None)
+    for name in ("FLEETFLOW_API_URL", "FLEETFLOW_FAULT_POINTS"):
+        env.pop(name, None)
     if database_url:
         env["FLEETFLOW_DATABASE_URL"] = database_url
     proc = subprocess.Popen([sys.executable, "-m", "fleetflow", "server", "start", "--port", "0"],
@@ -26,9 +27,13 @@ def local_server(home: str, database_url: str | None = None) -> Iterator[tuple[s
         url = url or _find(r"listening on (http://\S+)", line)
         key = key or _find(r"FLEETFLOW_API_KEY=(\S+)", line)
         if url and key:
-            break
-    if not (url and key):
-        raise RuntimeError(f"the server did not start (exit {proc.poll()})")
+            return proc, url, key
+    raise RuntimeError(f"the server did not start (exit {proc.poll()})")
+
+
+@contextlib.contextmanager
+def local_server(home: str, database_url: str | None = None) -> Iterator[tuple[str, str]]:
+    proc, url, key = start_server(home, database_url)
     saved = {k: os.environ.get(k) for k in ("FLEETFLOW_API_URL", "FLEETFLOW_API_KEY", "FLEETFLOW_DATABASE_URL")}
     os.environ.update(FLEETFLOW_API_URL=url, FLEETFLOW_API_KEY=key)
     os.environ.pop("FLEETFLOW_DATABASE_URL", None)

@@ -22,9 +22,7 @@ on ``PYTHONPATH`` (the server process inherits it) to compare, interleaving the 
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ import httpx
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from _common import record  # noqa: E402
+from _server import start_server  # noqa: E402
 
 POSTGRES = "--postgres" in sys.argv
 MARK_ALL = "--mark-all" in sys.argv
@@ -49,28 +48,6 @@ _TICK = os.sysconf("SC_CLK_TCK")
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
-
-
-def _start_server(home: str, database_url: str | None) -> tuple[subprocess.Popen[str], str, str]:
-    env = {**os.environ, "FLEETFLOW_HOME": home}
-    for name in ("FLEETFLOW_API_URL", "FLEETFLOW_FAULT_POINTS"):
-        env.pop(name, None)
-    if database_url:
-        env["FLEETFLOW_DATABASE_URL"] = database_url
-    proc = subprocess.Popen([sys.executable, "-m", "fleetflow", "server", "start", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
-    url = key = None
-    for line in proc.stdout:  # type: ignore[union-attr]
-        url = url or _find(r"listening on (http://\S+)", line)
-        key = key or _find(r"FLEETFLOW_API_KEY=(\S+)", line)
-        if url and key:
-            return proc, url, key
-    raise RuntimeError(f"the server did not start (exit {proc.poll()})")
-
-
-def _find(pattern: str, line: str) -> str | None:
-    match = re.search(pattern, line)
-    return match.group(1) if match else None
 
 
 def _measure(pid: int, n: int, send: Callable[[int], None]) -> dict[str, float]:
@@ -132,7 +109,7 @@ def main() -> None:
 
         pg = PostgresServer().start()
         database_url = pg.fresh_database("ledger")
-    proc, url, key = _start_server(tempfile.mkdtemp(prefix="ff-ledger-"), database_url)
+    proc, url, key = start_server(tempfile.mkdtemp(prefix="ff-ledger-"), database_url)
     try:
         results = run(url, key, proc.pid)
     finally:
