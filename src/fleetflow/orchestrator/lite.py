@@ -51,7 +51,7 @@ from .base import StoreBase, new_id, utcnow
 from .names import run_name
 from .schemas import FlowRun, LogRecord, TaskRun
 from .sqlite_codecs import BIND, RESULT
-from .task_run_buffer import BufferedTaskRuns, buffered_task_run
+from .task_run_buffer import BufferedTaskRuns
 from .sqlite_files import SQLITE_BUSY_TIMEOUT_MS, private_sqlite_files, process_write_lock, sqlite_on_connect
 
 if TYPE_CHECKING:
@@ -230,6 +230,7 @@ class PlainSQLiteStore(BufferedTaskRuns, StoreBase):
     """The embedded SQLite store without SQLAlchemy (see the module docstring)."""
 
     dialect_name = "sqlite"
+    _task_run_fields = _TASK_RUN_FIELDS
 
     @classmethod
     def open(cls, url: str, database: str) -> PlainSQLiteStore | None:
@@ -543,19 +544,6 @@ class PlainSQLiteStore(BufferedTaskRuns, StoreBase):
             self.read_flow_run(flow_run_id)  # raises ObjectNotFound for an unknown flow run
             raise ObjectAlreadyExists(f"A task run with id {run_id!r} already exists.") from exc
         return TaskRun.model_construct(state=states[-1], **{k: values[k] for k in _TASK_RUN_FIELDS})
-
-    def record_task_run_state(self, task_run_id: str, state: State) -> None:
-        """``set_task_run_state`` without reading the run back (as ``runs.TaskRunsMixin``)."""
-        if self._group is not None and self._buffer_transition(task_run_id, state, row=False) is not None:
-            return
-        self._set_task_run_state_now(task_run_id, state, False)
-
-    def set_task_run_state(self, task_run_id: str, state: State, *, force: bool = False) -> TaskRun:
-        if self._group is not None and not force:
-            buffered = self._buffer_transition(task_run_id, state)
-            if buffered is not None:
-                return buffered_task_run(buffered, _TASK_RUN_FIELDS)
-        return self._set_task_run_state_now(task_run_id, state, force)
 
     def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
         return task_run_from_mapping(self._transition("task_runs", task_run_id, state, force, task_run_id=task_run_id))

@@ -21,7 +21,7 @@ from ..states import State, StateType, check_transition, construct
 from . import request_tx
 from . import tables as t
 from . import transitions as tr
-from .task_run_buffer import BufferedTaskRuns, buffered_task_run
+from .task_run_buffer import BufferedTaskRuns
 from .base import StoreBase, new_id, utcnow
 from .names import run_name as _run_name
 from .queues import queue_budgets, with_queue_rules
@@ -454,6 +454,8 @@ _CLAIM = (
 class TaskRunsMixin(BufferedTaskRuns, _TransitionMixin):
     """Task runs: the engine's hot path."""
 
+    _task_run_fields = _TASK_RUN_FIELDS
+
     def create_task_run(
         self,
         flow_run_id: str,
@@ -510,21 +512,6 @@ class TaskRunsMixin(BufferedTaskRuns, _TransitionMixin):
         self.flush_writes()
         with self._read() as conn:
             return [task_run_from_row(r) for r in conn.execute(query)]
-
-    def set_task_run_state(self, task_run_id: str, state: State, *, force: bool = False) -> TaskRun:
-        if self._group is not None and not force:
-            buffered = self._buffer_transition(task_run_id, state)
-            if buffered is not None:
-                return buffered_task_run(buffered, _TASK_RUN_FIELDS)
-        return self._set_task_run_state_now(task_run_id, state, force)
-
-    def record_task_run_state(self, task_run_id: str, state: State) -> None:
-        """:meth:`set_task_run_state` (without ``force``) for a caller that does not read the
-        run back -- the engine, for a task run's final state: a buffered change then builds
-        no model (a store-only fast path, not part of the client protocol)."""
-        if self._group is not None and self._buffer_transition(task_run_id, state, row=False) is not None:
-            return
-        self._set_task_run_state_now(task_run_id, state, False)
 
     def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
         """The committed transition (SQLite overrides it with its DBAPI fast path)."""

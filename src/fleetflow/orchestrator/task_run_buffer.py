@@ -63,10 +63,28 @@ def check_storable(states: Sequence[State]) -> dict[str, Any]:
 
 
 class BufferedTaskRuns:
-    """``_buffer_created`` / ``_buffer_transition`` for a store with ``_group`` (the
-    process's GroupCommit or None), ``read_flow_run`` and ``flush_writes``."""
+    """Task-run state changes through the buffer, for a store with ``_group`` (the process's
+    GroupCommit or None), ``read_flow_run``, ``flush_writes``, ``_set_task_run_state_now``
+    (the committed transition, each store's own SQL) and ``_task_run_fields`` (the TaskRun
+    fields that are columns)."""
 
     _group: Any
+    _task_run_fields: Sequence[str]
+
+    def set_task_run_state(self, task_run_id: str, state: State, *, force: bool = False) -> TaskRun:
+        if self._group is not None and not force:
+            buffered = self._buffer_transition(task_run_id, state)
+            if buffered is not None:
+                return buffered_task_run(buffered, self._task_run_fields)
+        return self._set_task_run_state_now(task_run_id, state, force)  # type: ignore[attr-defined]
+
+    def record_task_run_state(self, task_run_id: str, state: State) -> None:
+        """:meth:`set_task_run_state` (without ``force``) for a caller that does not read the
+        run back -- the engine, for a task run's final state: a buffered change then builds
+        no model (a store-only fast path, not part of the client protocol)."""
+        if self._group is not None and self._buffer_transition(task_run_id, state, row=False) is not None:
+            return
+        self._set_task_run_state_now(task_run_id, state, False)  # type: ignore[attr-defined]
 
     def _buffer_created(self, flow_run_id: str, values: dict[str, Any], states: Sequence[State],
                         history: list[dict[str, Any]]) -> bool:
