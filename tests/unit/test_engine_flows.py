@@ -175,8 +175,12 @@ def test_async_flow_with_async_tasks(temp_store):
 
 _SIGNAL_SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     from fleetflow import flow, task
+
+    # Ctrl-C as at a terminal: a suite started as a background job (no job control) hands
+    # its children SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     @task
     def wait_forever():
