@@ -260,8 +260,11 @@ def test_open_store_takes_the_plain_path_only_for_a_current_sqlite_file(tmp_path
     from fleetflow.settings import reset_settings
 
     url = _url(tmp_path, "new.db")
-    first = open_store(url)  # a new store: created and migrated by the full store
-    assert type(first) is SQLiteOrchestrator
+    first = open_store(url)  # a new store: created and migrated by the full store, then served plainly
+    assert type(first) is PlainSQLiteStore
+    assert type(first.full_store()) is SQLiteOrchestrator  # the one that migrated it, kept
+    run = first.create_flow_run("f")
+    assert first.full_store().read_flow_run(run.id).id == run.id
     first.dispose()
     second = open_store(url)
     assert type(second) is PlainSQLiteStore

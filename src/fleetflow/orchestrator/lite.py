@@ -83,13 +83,23 @@ def open_store(url: str | None = None) -> Any:
     settings = get_settings()
     url = url or settings.resolved_database_url()
     database = plain_sqlite_database(url)
-    if database is not None and settings.plain_sqlite:
-        store = PlainSQLiteStore.open(url, database)
+    plain = database is not None and settings.plain_sqlite
+    if plain:
+        store = PlainSQLiteStore.open(url, database)  # type: ignore[arg-type]
         if store is not None:
             return store
-    from .service import Orchestrator
+    from .service import Orchestrator, SQLiteOrchestrator
 
-    return Orchestrator.create(url)
+    full = Orchestrator.create(url)
+    if plain and isinstance(full, SQLiteOrchestrator):
+        # The full store has just created or migrated the file: from now on this process
+        # works as every later one will, on the plain path (with the full store kept for
+        # what the plain path leaves to it, instead of building a second engine).
+        store = PlainSQLiteStore.open(url, database)  # type: ignore[arg-type]
+        if store is not None:
+            store._full = full
+            return store
+    return full
 
 
 class _Statement:
