@@ -273,3 +273,17 @@ def test_a_completed_task_calls_result_is_not_kept_alive_by_its_flow(temp_store)
 
 class BigResult:
     """A task result a test can hold a weak reference to (module level, so it pickles)."""
+
+
+def test_tasks_and_flows_with_star_args_get_their_arguments(temp_store):
+    @task
+    def spread(a, *rest, k=1, **more):
+        return [a, list(rest), k, more]
+
+    @flow
+    def starred_flow(first, *others, **options):
+        called = spread(first, *others, k=4, **options)
+        submitted = spread.submit(first, *others).result()
+        return [called, submitted, list(others), options]
+
+    assert starred_flow(1, 2, 3, z=5) == [[1, [2, 3], 4, {"z": 5}], [1, [2, 3], 1, {}], [2, 3], {"z": 5}]

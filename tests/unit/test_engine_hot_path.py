@@ -80,10 +80,18 @@ def _calls() -> list[tuple]:
     def keyword_only(a, *, k):
         return (a, k)
 
+    def positional_only(a, /, b=2, *rest):
+        return (a, b, rest)
+
+    def only_kwargs(**more):
+        return more
+
     return [
         (two, (1, 2), {}), (two, (1,), {"b": 2}), (two, (), {"a": 1, "b": 2}), (two, (1,), {}),
         (two, (1, 2, 3), {}), (two, (1,), {"a": 1}), (defaults, (1,), {}), (defaults, (1, 5), {}),
-        (starred, (1, 2, 3), {"k": 4, "z": 5}), (keyword_only, (1,), {"k": 2}), (keyword_only, (1, 2), {}),
+        (starred, (1, 2, 3), {"k": 4, "z": 5}), (starred, (1,), {}), (starred, (1,), {"more": 6}),
+        (keyword_only, (1,), {"k": 2}), (keyword_only, (1, 2), {}),
+        (positional_only, (1,), {}), (positional_only, (1, 3, 4, 5), {}), (only_kwargs, (), {"kwargs": 1, "x": 2}),
     ]
 
 
@@ -97,9 +105,7 @@ def test_binding_and_calling_match_inspect(fn, args, kwargs):
         return
     bound = bind_call(fn, args, kwargs)
     assert bound == expected and list(bound) == list(expected)
-    kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
-    if not kinds & {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}:  # those are stored flattened
-        assert call_with_parameters(fn, bound) == fn(*args, **kwargs)
+    assert call_with_parameters(fn, bound) == fn(*args, **kwargs)
 
 
 @pytest.mark.parametrize("history", [

@@ -118,22 +118,32 @@ def _parameter_error(fn: Callable[..., Any], errors: list[Any]) -> ParameterVali
 
 
 def call_with_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> Any:
-    """Call ``fn`` with validated parameters, spreading **kwargs parameters back out."""
+    """Call ``fn`` with ``parameters``: what :func:`bind_call` made of a call (``*args`` as a
+    tuple and ``**kwargs`` as a dict under their own names) or what
+    :func:`validate_parameters` made of stored ones (``**kwargs`` spread as extra names)."""
     names = plain_names(fn)
     if names is not None and len(parameters) == len(names) and all(n in parameters for n in names):
         return fn(**parameters)  # hot path: exactly the named parameters
     sig = signature_of(fn)
+    # With values for *args, every parameter before it must go positionally too.
+    starred = any(p.kind is p.VAR_POSITIONAL and parameters.get(n) for n, p in sig.parameters.items())
     args, kwargs = [], {}
     for name, p in sig.parameters.items():
         if p.kind is p.VAR_POSITIONAL:
             args.extend(parameters.get(name, ()))
+            starred = False
         elif p.kind is p.VAR_KEYWORD:
+            nested = parameters.get(name)
+            if isinstance(nested, dict):
+                kwargs.update(nested)
             kwargs.update({k: v for k, v in parameters.items() if k not in sig.parameters})
-        elif name in parameters:
-            if p.kind is p.POSITIONAL_ONLY:
+        elif p.kind is p.POSITIONAL_ONLY or (starred and p.kind is p.POSITIONAL_OR_KEYWORD):
+            if name in parameters:
                 args.append(parameters[name])
-            else:
-                kwargs[name] = parameters[name]
+            elif p.default is not p.empty:
+                args.append(p.default)
+        elif name in parameters:
+            kwargs[name] = parameters[name]
     return fn(*args, **kwargs)
 
 
