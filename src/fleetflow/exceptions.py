@@ -249,6 +249,14 @@ class RateLimited(FleetflowError):
     http_status: ClassVar[int] = 429
 
 
+class StoreBusy(FleetflowError):
+    """The store refused a request for now (a deadlock or serialization conflict with
+    another request, or a lock it waited for too long): nothing of it was applied, and the
+    same request can be sent again. The HTTP client retries it, like any 503."""
+
+    http_status: ClassVar[int] = 503
+
+
 class ServerUnavailable(FleetflowError):
     """The fleetflow server could not be reached (or kept answering 502/503/504) within the
     retry budget."""
