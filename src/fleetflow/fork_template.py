@@ -40,7 +40,11 @@ def _preload() -> None:
     from .engine import flow_engine  # noqa: F401
     from .usage import recorder  # noqa: F401
 
-    try:  # the SQLAlchemy store a run claims and reads through (imported, never connected)
+    from .client import embedded  # noqa: F401  (get_client imports it on first use)
+    from .orchestrator import lite
+
+    lite.prepare_statements()  # a run claims, reads and reports on the plain SQLite path
+    try:  # the SQLAlchemy store, for what the plain path leaves to it (imported, never connected)
         from .orchestrator import service, sqlite_fast  # noqa: F401
     except ImportError:
         pass
