@@ -178,6 +178,16 @@ def settings_unchanged(before: dict[str, str], after: dict[str, str], settings_v
     return all(k.upper().startswith(SETTINGS_PREFIX) and k.upper() not in settings_variables for k in differing)
 
 
+def replace_environment(before: dict[str, str], after: dict[str, str]) -> None:
+    """``os.environ`` becomes ``after``, changing only what differs (clearing and refilling it
+    would call unsetenv/putenv for each of its variables in every run)."""
+    for key in before.keys() - after.keys():
+        del os.environ[key]
+    for key, value in after.items():
+        if before.get(key) != value:
+            os.environ[key] = value
+
+
 def become_run_process(assignment: dict[str, Any]) -> str:
     """In the forked child: the session, environment, working directory and output a cold start
     of this run would have; returns the flow run id."""
@@ -186,8 +196,7 @@ def become_run_process(assignment: dict[str, Any]) -> str:
 
     fields = setting_variables(Settings)
     before = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(assignment["env"])
+    replace_environment(before, assignment["env"])
     if not settings_unchanged(before, assignment["env"], fields):
         reset_settings()  # else the template's settings, read from the very same variables, stand
     if assignment.get("cwd"):

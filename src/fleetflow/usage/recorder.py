@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform as _platform
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -38,11 +39,14 @@ def _region(task: dict[str, Any] | None) -> str | None:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
+_METADATA_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?")
+
+
 def parse_metadata_time(text: str) -> dt.datetime | None:
     """ECS metadata timestamps (``2020-10-08T20:47:16.053330955Z``: nanoseconds, 'Z') as UTC."""
-    import re
-
-    found = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", text or "")
+    if not text:
+        return None  # not on ECS: no pattern to compile in every run process
+    found = _METADATA_TIME.match(text)
     if not found:
         return None
     fraction = (found.group(2) or ".0")[:7]
