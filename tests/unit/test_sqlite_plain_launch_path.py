@@ -151,10 +151,11 @@ def test_a_launched_runs_path_stores_what_the_core_path_stores(stores):
         str(uuid.UUID(int=901)), idempotency_key="k", tags=["x"], flow_run_name="keyed",
         scheduled_time=T0 + dt.timedelta(hours=1)), first_id=300)
     assert keyed.parent_task_run_id is None and keyed.deployment_id == str(uuid.UUID(int=901))
-    # The worker's claim and launch attempt (the Core path on both), then the runner's claim.
+    # The worker's claim (the Core path on both) and launch attempt, then the runner's claim.
     workers = (worker, core, ids)
     assert len(_both(workers, lambda s: s.claim_flow_runs("pool", "w", limit=10, lease_owner="worker:1"))) == 2
-    _both(workers, lambda s: s.begin_launch_attempt(child.id, "worker:1", lease_seconds=30))
+    assert _both(stores, lambda s: s.begin_launch_attempt(child.id, "someone-else", lease_seconds=30)) is None
+    _both(stores, lambda s: s.begin_launch_attempt(child.id, "worker:1", lease_seconds=30))
     claimed = _both(stores, lambda s: s.claim_launch(child.id, "token-1", "process:h:1:2", lease_seconds=60,
                                                      handle="process:h:1:2"))
     assert claimed.state.type.value == "RUNNING" and claimed.lease_owner == "process:h:1:2"

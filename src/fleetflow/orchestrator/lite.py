@@ -29,8 +29,9 @@ JSON columns cannot hold) import it lazily too; nothing is written before they a
 
 Transactions: one ``BEGIN IMMEDIATE`` ... ``COMMIT`` per write on a dedicated connection used
 only under the write lock (:meth:`PlainSQLiteStore._transaction`, the seam for a request-scoped
-transaction hook); reads are autocommit statements on a connection per thread (WAL readers
-never wait on the writer).
+transaction hook); reads are autocommit statements, on that connection when no write holds it
+(a run process then opens one connection, not two: ~1 ms of CPU each in a forked child), else
+on a connection per thread (WAL readers never wait on the writer).
 """
 
 from __future__ import annotations
@@ -258,9 +259,18 @@ class LaunchPathMixin:
 
     _write_now: Callable[..., Any]
     _read_one: Callable[..., Any]
-    _reader: Callable[[], sqlite3.Connection]
+    _fetch: Callable[..., Any]
     full_store: Callable[[], Any]
     database: str
+
+    def begin_launch_attempt(self, flow_run_id: str, lease_owner: str, *, lease_seconds: float) -> FlowRun | None:
+        from .leases import new_launch_token  # the worker's: its store has loaded SQLAlchemy already
+
+        begin = statement("begin_launch_attempt")
+        args = begin.args({"p_id": flow_run_id, "p_owner": lease_owner, "p_token": new_launch_token(),
+                           "p_expires": utcnow() + dt.timedelta(seconds=lease_seconds)})
+        raw = self._write_now(lambda dbapi: _run(dbapi, *args).fetchone())
+        return None if raw is None else flow_run_from_mapping(begin.row(raw))
 
     def claim_launch(self, flow_run_id: str, launch_token: str, lease_owner: str, *, lease_seconds: float,
                      handle: str | None = None) -> FlowRun:
@@ -401,7 +411,7 @@ class LaunchPathMixin:
         if not ids:
             return set()
         text, args = statement("final_flow_runs").args({"p_ids": ids})
-        return {raw[0] for raw in _run(self._reader(), text, args).fetchall()}
+        return {raw[0] for raw in self._fetch(text, args, every=True)}
 
 
 def prepare_statements() -> None:
@@ -472,11 +482,24 @@ class PlainSQLiteStore(BufferedTaskRuns, LaunchPathMixin, StoreBase):
             local.conn, local.pid = self._connect(), os.getpid()
         return local.conn
 
+    def _fetch(self, text: str, args: Any, *, every: bool = False) -> Any:
+        """One read: on the write connection when it is free (outside a write it is in no
+        transaction, so it reads what is committed, as a reader does; a short-lived run
+        process then opens one connection instead of two), else on this thread's reader."""
+        lock = self._write_lock
+        if lock.acquire(blocking=False):
+            try:
+                cursor = _run(self._writer(), text, args)
+                return cursor.fetchall() if every else cursor.fetchone()
+            finally:
+                lock.release()
+        cursor = _run(self._reader(), text, args)
+        return cursor.fetchall() if every else cursor.fetchone()
+
     def _schema_version(self) -> int:
-        dbapi = self._reader()
-        if dbapi.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (sql.SCHEMA_TABLE,)).fetchone() is None:
+        if self._fetch("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (sql.SCHEMA_TABLE,)) is None:
             return 0
-        return dbapi.execute(f"SELECT max(version) FROM {sql.SCHEMA_TABLE}").fetchone()[0] or 0
+        return self._fetch(f"SELECT max(version) FROM {sql.SCHEMA_TABLE}", ())[0] or 0
 
     def _close_connections(self) -> None:
         with self._write_lock:
@@ -517,7 +540,7 @@ class PlainSQLiteStore(BufferedTaskRuns, LaunchPathMixin, StoreBase):
 
     def _read_one(self, stmt: _Statement, values: Mapping[str, Any]) -> dict[str, Any] | None:
         text, args = stmt.args(values)
-        raw = _run(self._reader(), text, args).fetchone()
+        raw = self._fetch(text, args)
         return None if raw is None else stmt.row(raw)
 
     def _commit_lock(self) -> Any:

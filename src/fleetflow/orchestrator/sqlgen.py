@@ -102,8 +102,8 @@ def statements() -> dict[str, tuple[Any, Sequence[str] | None]]:
 
 def launch_path_statements() -> dict[str, tuple[Any, Sequence[str] | None]]:
     """What a launched run does before and after its flow body, and what ``run_deployment``
-    does to create and wait for one, on the plain path: the runner's claim
-    (``leases.claim_launch``), the reads of its deployment, blocks and pool
+    does to create and wait for one, on the plain path: the worker's launch attempt and the
+    runner's claim (``leases.begin_launch_attempt``, ``leases.claim_launch``), the reads of its deployment, blocks and pool
     (``catalog``), its usage record (``usage``), the linked child run
     (``deployment_runs``) and the parent's wait (``runs._final_flow_runs``)."""
     _D, _B, _P, _U = t.deployments, t.block_documents, t.work_pools, t.flow_run_usage
@@ -119,8 +119,17 @@ def launch_path_statements() -> dict[str, tuple[Any, Sequence[str] | None]]:
                 infrastructure_pid=sa.func.coalesce(_FR.c.infrastructure_pid, _p("p_handle", sa.String(500))))
         .returning(*_FR.c)
     )
+    begin = (
+        sa.update(_FR)
+        .where(_by_id(_FR), _FR.c.state_type == StateType.PENDING.value,
+               _FR.c.lease_owner == _p("p_owner", sa.String(500)))
+        .values(launch_attempt=_FR.c.launch_attempt + 1, launch_token=_p("p_token", sa.String(64)),
+                lease_expires=_p("p_expires", t.UTCDateTime()), infrastructure_pid=None)
+        .returning(*_FR.c)
+    )
     final = [s.value for s in StateType if s.value in _FINAL]
     return {
+        "begin_launch_attempt": (begin, None),
         "claim_launch": (claim, None),
         "read_deployment": (sa.select(_D).where(_by_id(_D)), None),
         "read_deployment_by_name": (

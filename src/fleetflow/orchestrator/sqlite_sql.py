@@ -15,6 +15,50 @@ LOG_INSERT = ('flow_run_id', 'task_run_id', 'level', 'name', 'message', 'timesta
 STATEMENTS = {'acquire_lease': ('UPDATE flow_runs SET lease_owner=?, lease_expires=? WHERE flow_runs.id = ?',
                    (('bind', 'p_owner', None), ('bind', 'p_expires', 'datetime'), ('bind', 'p_id', None)),
                    ()),
+ 'begin_launch_attempt': ('UPDATE flow_runs SET infrastructure_pid=?, '
+                          'launch_attempt=(flow_runs.launch_attempt + ?), launch_token=?, lease_expires=? '
+                          'WHERE flow_runs.id = ? AND flow_runs.state_type = ? AND flow_runs.lease_owner = ? '
+                          'RETURNING id, name, flow_name, state_type, state_name, state_message, '
+                          'state_timestamp, state_data, start_time, end_time, run_count, parameters, tags, '
+                          'parent_task_run_id, parent_flow_run_id, deployment_id, work_pool_name, '
+                          'idempotency_key, infra_overrides, infrastructure_pid, infrastructure, '
+                          'worker_name, expected_start_time, created, launch_attempt, launch_token, '
+                          'lease_owner, lease_expires',
+                          (('const', None, None),
+                           ('const', 1, None),
+                           ('bind', 'p_token', None),
+                           ('bind', 'p_expires', 'datetime'),
+                           ('bind', 'p_id', None),
+                           ('const', 'PENDING', None),
+                           ('bind', 'p_owner', None)),
+                          (('id', None),
+                           ('name', None),
+                           ('flow_name', None),
+                           ('state_type', None),
+                           ('state_name', None),
+                           ('state_message', None),
+                           ('state_timestamp', 'datetime'),
+                           ('state_data', 'json'),
+                           ('start_time', 'datetime'),
+                           ('end_time', 'datetime'),
+                           ('run_count', None),
+                           ('parameters', 'json'),
+                           ('tags', 'json'),
+                           ('parent_task_run_id', None),
+                           ('parent_flow_run_id', None),
+                           ('deployment_id', None),
+                           ('work_pool_name', None),
+                           ('idempotency_key', None),
+                           ('infra_overrides', 'json'),
+                           ('infrastructure_pid', None),
+                           ('infrastructure', 'json'),
+                           ('worker_name', None),
+                           ('expected_start_time', 'datetime'),
+                           ('created', 'datetime'),
+                           ('launch_attempt', None),
+                           ('launch_token', None),
+                           ('lease_owner', None),
+                           ('lease_expires', 'datetime'))),
  'claim_launch': ('UPDATE flow_runs SET state_type=?, state_name=?, state_message=?, state_timestamp=?, '
                   'state_data=?, start_time=coalesce(flow_runs.start_time, ?), '
                   'run_count=(flow_runs.run_count + ?), '

@@ -114,6 +114,7 @@ class UsageRecorder:
     def __init__(self, client: OrchestratorAPI, flow_run_id: str, sampler: Sampler) -> None:
         self.client, self.flow_run_id, self.sampler = client, flow_run_id, sampler
         self.usage: RunUsage | None = None
+        self.deployment_name: str | None = None  # the runner's, once it has read the deployment
 
     @classmethod
     def start(cls, client: OrchestratorAPI, flow_run_id: str) -> "UsageRecorder | None":
@@ -143,6 +144,8 @@ class UsageRecorder:
     def _deployment_name(self, run: Any) -> str | None:
         if not run.deployment_id:
             return None
+        if self.deployment_name is not None:
+            return self.deployment_name
         try:
             return self.client.read_deployment(run.deployment_id).full_name
         except Exception:  # noqa: BLE001
