@@ -44,6 +44,8 @@ def _preload() -> None:
     from .orchestrator import lite
 
     lite.prepare_statements()  # a run claims, reads and reports on the plain SQLite path
+    lite.rehearse_launch_path()  # and its children find that code warmed up (fewer copied pages)
+    recorder.rehearse()
     try:  # the SQLAlchemy store, for what the plain path leaves to it (imported, never connected)
         from .orchestrator import service, sqlite_fast  # noqa: F401
     except ImportError:

@@ -421,6 +421,39 @@ def prepare_statements() -> None:
         statement(name)
 
 
+def rehearse_launch_path(rounds: int = 12) -> None:
+    """Run the pure steps of a launched run's store calls -- binding the claim, the history
+    and the transitions, decoding and validating the rows it reads -- on sample values, with
+    no connection and no write. For the fork server's template: its children then find this
+    code warmed up (CPython specialises a function's bytecode in place after a few calls; a
+    child doing that first would write to, and so copy, each page it is on)."""
+    from .schemas import BlockDocument, Deployment, WorkPool
+
+    running, done = State(type=StateType.RUNNING, message=CLAIM_MESSAGE), State(type=StateType.COMPLETED)
+    run_id, now = "00000000-0000-0000-0000-000000000000", utcnow()
+    run = {**FlowRun.model_construct(id=run_id, name="n", flow_name="f").__dict__, **tr.initial_columns([running]),
+           "created": now, "launch_attempt": 1, "run_count": 1}
+    reads = (("read_deployment", Deployment, {**Deployment(id=run_id, name="d", flow_name="f", entrypoint="f.py:f").model_dump(), "created": now}),
+             ("read_block_document", BlockDocument, {**BlockDocument(id=run_id, block_type="b", name="n").model_dump(), "created": now}),
+             ("read_work_pool", WorkPool, {**WorkPool(id=run_id, name="p").model_dump(), "created": now}))
+    for _ in range(rounds):
+        claim = statement("claim_launch")
+        claim.args({**tr.transition_params(run_id, running), "p_token": "t", "p_owner": "o", "p_expires": now, "p_handle": None})
+        flow_run_from_mapping(claim.row(_sample_row("claim_launch", run)))
+        for state in (running, done):
+            statement("insert_history").args(tr.history_rows([state], flow_run_id=run_id)[0])
+            _transition("flow_runs", state.type, False).args(tr.transition_params(run_id, state))
+        for name, model, sample in reads:
+            _validated(model, statement(name).row(_sample_row(name, sample)))
+        statement("insert_usage").args({"flow_run_id": run_id, "deployment_id": None, "usage": {"cpu": 1.0}, "created": now})
+
+
+def _sample_row(name: str, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A row of statement ``name`` as SQLite returns it, from ``values`` (absent keys NULL)."""
+    return tuple(values.get(key) if BIND[codec] is None else BIND[codec](values.get(key))  # type: ignore[misc]
+                 for key, codec in sql.STATEMENTS[name][2])
+
+
 class PlainSQLiteStore(BufferedTaskRuns, LaunchPathMixin, StoreBase):
     """The embedded SQLite store without SQLAlchemy (see the module docstring)."""
 

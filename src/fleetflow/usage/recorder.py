@@ -157,3 +157,24 @@ class UsageRecorder:
         logger = run_logger(run, self.client)
         for warning in warnings:
             logger.warning(warning)
+
+
+def rehearse(rounds: int = 12) -> None:
+    """The pure steps of measuring a run -- sampling this process through /proc, building and
+    checking the record, encoding it -- with no thread and no store, for the fork server's
+    template (see :func:`fleetflow.orchestrator.lite.rehearse_launch_path`: its children then
+    find this code warmed up)."""
+    from ..states import Completed
+
+    for _ in range(rounds):
+        Sampler(5.0)  # finds the cgroup (reads /proc); started, it would start a thread
+        src.tree_cpu_seconds()
+        src.tree_rss_mib()
+        src.rusage_peak_mib()
+        src.own_vm_peak_mib()
+        measured = Measurement(wall_seconds=1.0, cpu_seconds=0.5, peak_cpu=0.5, peak_memory=None,
+                               peak_address_space_mib=None, samples=1, interval=5.0)
+        usage = build_usage(measured, {}, src.ecs_task_metadata(None))
+        usage.warnings = fit_warnings(usage, "flow/deployment")
+        usage.model_dump(mode="json")
+        with_warnings(Completed(), usage.warnings)
