@@ -22,7 +22,7 @@ from fleetflow.exceptions import (
 from fleetflow.orchestrator import SQLiteOrchestrator, sqlgen, sqlite_codecs
 from fleetflow.orchestrator.lite import PlainSQLiteStore, open_store
 from fleetflow.orchestrator.schemas import Deployment, WorkPool
-from fleetflow.states import Completed, Running
+from fleetflow.states import Completed, Running, StateType
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)
 TABLES = {"flow_runs": "id", "task_runs": "id", "states": "id", "flow_run_usage": "flow_run_id",
@@ -160,6 +160,11 @@ def test_a_launched_runs_path_stores_what_the_core_path_stores(stores):
                                                      handle="process:h:1:2"))
     assert claimed.state.type.value == "RUNNING" and claimed.lease_owner == "process:h:1:2"
     _both(stores, lambda s: s.read_deployment(child.deployment_id))
+    # The worker's look at its runs each tick (and other filters, served by the full store below).
+    for states in ([StateType.PENDING, StateType.RUNNING], [StateType.CANCELLING], []):
+        _both(stores, lambda s: s.read_flow_runs(worker_name="w", state_types=states))
+    assert len(_both(stores, lambda s: s.read_flow_runs(worker_name="w", state_types=iter(["PENDING", "RUNNING"])))) == 2
+    assert len(_both(stores, lambda s: s.read_flow_runs(worker_name="w", state_types=[StateType.PENDING], limit=1))) == 1
     _both(stores, lambda s: s.read_deployment_by_name("f/d"))
     _both(stores, lambda s: s.read_block_document("local-file-system", "code"))
     _both(stores, lambda s: s.read_work_pool("pool"))
@@ -170,6 +175,8 @@ def test_a_launched_runs_path_stores_what_the_core_path_stores(stores):
     assert _both(stores, lambda s: s._final_flow_runs([child.id, keyed.id, PARENT, "missing"])) == {child.id}
     assert _both(stores, lambda s: s._final_flow_runs([])) == set()
     assert plain.__dict__["_full"] is None  # all of the above without the full store
+    assert len(_both(stores, lambda s: s.read_flow_runs(worker_name="w", state_types=["PENDING"], limit=None))) == 1
+    assert len(_both(stores, lambda s: s.read_flow_runs(flow_name="f"))) == 2
     # The errors, as the Core path raises them.
     assert isinstance(_both(stores, lambda s: s.claim_launch(child.id, "token-1", "other", lease_seconds=5)), StaleLaunch)
     assert isinstance(_both(stores, lambda s: s.claim_launch(keyed.id, "token-1", "o", lease_seconds=5)), StaleLaunch)

@@ -292,6 +292,21 @@ class LaunchPathMixin:
 
         return flow_run_from_mapping(claim.row(self._write_now(work)))
 
+    def read_flow_runs(self, **filters: Any) -> list[FlowRun]:
+        """The worker's question each tick -- its runs in some states (``worker_name`` and
+        ``state_types``, newest first, up to ``limit``) -- on the generated SQL; any other
+        filter on the Core path (``runs.read_flow_runs``)."""
+        if filters.get("state_types") is not None:
+            filters["state_types"] = list(filters["state_types"])  # an iterable is read once
+        given = {k for k, v in filters.items() if v is not None}
+        unlimited = "limit" in filters and filters["limit"] is None
+        if unlimited or not ({"worker_name", "state_types"} <= given <= {"worker_name", "state_types", "limit"}):
+            return self.full_store().read_flow_runs(**filters)
+        stmt = statement("read_worker_runs")
+        types = [StateType(s).value for s in filters["state_types"]]
+        text, args = stmt.args({"p_types": types, "p_worker": filters["worker_name"], "p_limit": filters.get("limit", 200)})
+        return [flow_run_from_mapping(stmt.row(raw)) for raw in self._fetch(text, args, every=True)]
+
     def read_deployment(self, deployment_id: str) -> Deployment:
         found = self._read_one(statement("read_deployment"), {"p_id": deployment_id})
         if found is None:

@@ -103,7 +103,8 @@ def statements() -> dict[str, tuple[Any, Sequence[str] | None]]:
 def launch_path_statements() -> dict[str, tuple[Any, Sequence[str] | None]]:
     """What a launched run does before and after its flow body, and what ``run_deployment``
     does to create and wait for one, on the plain path: the worker's launch attempt and the
-    runner's claim (``leases.begin_launch_attempt``, ``leases.claim_launch``), the reads of its deployment, blocks and pool
+    runner's claim (``leases.begin_launch_attempt``, ``leases.claim_launch``), the worker's
+    look at its runs in one state (``runs.read_flow_runs(worker_name=, state_types=)``), the reads of its deployment, blocks and pool
     (``catalog``), its usage record (``usage``), the linked child run
     (``deployment_runs``) and the parent's wait (``runs._final_flow_runs``)."""
     _D, _B, _P, _U = t.deployments, t.block_documents, t.work_pools, t.flow_run_usage
@@ -128,8 +129,16 @@ def launch_path_statements() -> dict[str, tuple[Any, Sequence[str] | None]]:
         .returning(*_FR.c)
     )
     final = [s.value for s in StateType if s.value in _FINAL]
+    worker_runs = (
+        sa.select(_FR)
+        .where(_FR.c.state_type.in_(sa.bindparam("p_types", expanding=True, type_=sa.String(16))),
+               _FR.c.worker_name == _p("p_worker", sa.String(200)))
+        .order_by(_FR.c.created.desc(), _FR.c.id.desc())
+        .limit(sa.bindparam("p_limit", type_=sa.Integer()))
+    )
     return {
         "begin_launch_attempt": (begin, None),
+        "read_worker_runs": (worker_runs, None),
         "claim_launch": (claim, None),
         "read_deployment": (sa.select(_D).where(_by_id(_D)), None),
         "read_deployment_by_name": (

@@ -472,6 +472,51 @@ STATEMENTS = {'acquire_lease': ('UPDATE flow_runs SET lease_owner=?, lease_expir
                      ('created', 'datetime'),
                      ('last_polled', 'datetime'),
                      ('is_paused', 'bool'))),
+ 'read_worker_runs': ('SELECT flow_runs.id, flow_runs.name, flow_runs.flow_name, flow_runs.state_type, '
+                      'flow_runs.state_name, flow_runs.state_message, flow_runs.state_timestamp, '
+                      'flow_runs.state_data, flow_runs.start_time, flow_runs.end_time, flow_runs.run_count, '
+                      'flow_runs.parameters, flow_runs.tags, flow_runs.parent_task_run_id, '
+                      'flow_runs.parent_flow_run_id, flow_runs.deployment_id, flow_runs.work_pool_name, '
+                      'flow_runs.idempotency_key, flow_runs.infra_overrides, flow_runs.infrastructure_pid, '
+                      'flow_runs.infrastructure, flow_runs.worker_name, flow_runs.expected_start_time, '
+                      'flow_runs.created, flow_runs.launch_attempt, flow_runs.launch_token, '
+                      'flow_runs.lease_owner, flow_runs.lease_expires \n'
+                      'FROM flow_runs \n'
+                      'WHERE flow_runs.state_type IN (__[POSTCOMPILE_p_types]) AND flow_runs.worker_name = ? '
+                      'ORDER BY flow_runs.created DESC, flow_runs.id DESC\n'
+                      ' LIMIT ? OFFSET ?',
+                      (('expand', 'p_types', None),
+                       ('bind', 'p_worker', None),
+                       ('bind', 'p_limit', None),
+                       ('const', 0, None)),
+                      (('id', None),
+                       ('name', None),
+                       ('flow_name', None),
+                       ('state_type', None),
+                       ('state_name', None),
+                       ('state_message', None),
+                       ('state_timestamp', 'datetime'),
+                       ('state_data', 'json'),
+                       ('start_time', 'datetime'),
+                       ('end_time', 'datetime'),
+                       ('run_count', None),
+                       ('parameters', 'json'),
+                       ('tags', 'json'),
+                       ('parent_task_run_id', None),
+                       ('parent_flow_run_id', None),
+                       ('deployment_id', None),
+                       ('work_pool_name', None),
+                       ('idempotency_key', None),
+                       ('infra_overrides', 'json'),
+                       ('infrastructure_pid', None),
+                       ('infrastructure', 'json'),
+                       ('worker_name', None),
+                       ('expected_start_time', 'datetime'),
+                       ('created', 'datetime'),
+                       ('launch_attempt', None),
+                       ('launch_token', None),
+                       ('lease_owner', None),
+                       ('lease_expires', 'datetime'))),
  'renew_leases': ('UPDATE flow_runs SET lease_owner=?, lease_expires=? WHERE flow_runs.lease_owner = ? AND '
                   'flow_runs.state_type IN (__[POSTCOMPILE_state_type_1]) RETURNING id',
                   (('bind', 'p_owner', None),
