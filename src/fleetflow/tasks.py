@@ -122,7 +122,7 @@ class Task:
             return engine.run_sync()
         finally:
             # A flow returning None takes its final state from every task run, called or submitted.
-            ctx.track(TaskFuture.finished(engine.task_run_id, ctx.client, engine))
+            ctx.track_call(engine)
 
     def submit(self, *args: Any, wait_for: Any = None, return_state: bool = False, **kwargs: Any) -> TaskFuture:
         """Run through the flow's task runner; returns a future (or the final state with

@@ -17,6 +17,7 @@ import pytest
 from fleetflow import flow, task
 from fleetflow.exceptions import ParameterValidationError, RunFailed, RunTimeout
 from fleetflow.states import StateType
+from waiting import wait_until
 
 
 def _types(history):
@@ -175,8 +176,12 @@ def test_async_flow_with_async_tasks(temp_store):
 
 _SIGNAL_SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     from fleetflow import flow, task
+
+    # Ctrl-C as at a terminal: a suite started as a background job (no job control) hands
+    # its children SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     @task
     def wait_forever():
@@ -204,3 +209,62 @@ def test_signals_never_leave_a_run_running(temp_store, tmp_path, sig, expected):
     assert run.state.type is expected, run.state
     (tr,) = temp_store.read_task_runs(run.id)
     assert tr.state.type is expected
+
+
+def test_a_flow_returning_none_counts_every_task_call_in_its_final_state(temp_store):
+    @task
+    def ok(i):
+        return i
+
+    @task
+    def bad():
+        raise ValueError("bad call")
+
+    @flow
+    def mixed():
+        ok(1)
+        try:
+            bad()
+        except ValueError:
+            pass
+        ok(2)
+        ok.submit(3)
+
+    state = mixed(return_state=True)
+    assert state.is_failed() and state.message == "1/4 states failed."
+    with pytest.raises(ValueError, match="bad call"):
+        state.result()
+    assert temp_store.read_flow_runs(flow_name="mixed")[0].state.message == "1/4 states failed."
+
+
+def test_a_completed_task_calls_result_is_not_kept_alive_by_its_flow(temp_store):
+    """A flow calling many tasks holds each result only as long as the user does (and its
+    record is being written)."""
+    import gc
+    import weakref
+
+    @task
+    def make():
+        return BigResult()
+
+    seen = {}
+
+    def released() -> bool:
+        gc.collect()
+        return seen["ref"]() is None
+
+    @flow
+    def many():
+        value = make()
+        seen["ref"] = weakref.ref(value)
+        del value
+        # The group-commit buffer holds the final state until its record is written (within
+        # the commit window); after that nothing of the flow's may keep the value.
+        wait_until(released, "the task's result to be garbage collected inside the flow")
+        return 1
+
+    assert many() == 1
+
+
+class BigResult:
+    """A task result a test can hold a weak reference to (module level, so it pickles)."""

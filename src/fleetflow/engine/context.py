@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..orchestrator.schemas import FlowRun, TaskRun
+from ..states import StateType
+from .futures import TaskFuture
 from .runners import BaseTaskRunner, ConcurrentTaskRunner
 
 if TYPE_CHECKING:
@@ -26,6 +28,10 @@ class FlowRunContext:
     log_prints: bool = False
     task_runner: BaseTaskRunner = field(default_factory=ConcurrentTaskRunner)
     futures: list[Any] = field(default_factory=list)
+    # Direct task calls that completed: counted, not kept. A flow returning None needs only
+    # how many there were (for "1/3 states failed."); keeping each call's engine alive would
+    # hold every result in memory and make every garbage collection walk them.
+    completed_calls: int = 0
     active_task_runs: set[str] = field(default_factory=set)
     _counters: dict[str, itertools.count] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -50,6 +56,23 @@ class FlowRunContext:
     def track(self, future: Any) -> None:
         with self._lock:
             self.futures.append(future)
+
+    def track_call(self, engine: Any) -> None:
+        """A task called directly (not submitted) has ended: count it if it completed, else
+        keep a finished future of it for the flow's final state."""
+        state = engine.final_state
+        if state is not None and state.type is StateType.COMPLETED:
+            with self._lock:
+                self.completed_calls += 1
+        else:
+            self.track(TaskFuture.finished(engine.task_run_id, self.client, engine))
+
+    def restart(self, task_runner: BaseTaskRunner) -> None:
+        """A fresh attempt of the flow run: its own task runner, and no task runs yet."""
+        with self._lock:
+            self.futures = []
+            self.completed_calls = 0
+            self.task_runner = task_runner
 
     def shutdown(self) -> None:
         """Wait for every submitted task, then free the runner's threads."""

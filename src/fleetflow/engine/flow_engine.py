@@ -151,7 +151,7 @@ class FlowRunEngine:
         """Final state from the return value (Prefect's rules, see flow_states.py)."""
         self._wait_for_tasks()
         assert self.ctx is not None
-        state, value = final_state_of(value, list(self.ctx.futures))
+        state, value = final_state_of(value, list(self.ctx.futures), self.ctx.completed_calls)
         if not state.is_completed():
             self._finish(state)
             raise state._exception or FleetflowError(f"flow run ended {state}")
@@ -208,8 +208,7 @@ class FlowRunEngine:
                               f"will start {delay:g} second(s) from now")
         self._set(st.Scheduled(name="AwaitingRetry", message=failure_message(exc)))
         if self.ctx is not None:  # a fresh attempt: its own task runner and submitted futures
-            self.ctx.futures = []
-            self.ctx.task_runner = self.ctx.task_runner.duplicate()
+            self.ctx.restart(self.ctx.task_runner.duplicate())
         time.sleep(delay)
         self._set(st.Running(name="Retrying"))
         return True

@@ -31,8 +31,10 @@ def _state_list(value: Any) -> list[st.State] | None:
     return None if any(s is None for s in states) else states  # type: ignore[return-value]
 
 
-def final_state_of(value: Any, submitted: list[TaskFuture]) -> tuple[st.State, Any]:
-    """(final state, the value to persist and return) for a flow that returned ``value``.
+def final_state_of(value: Any, submitted: list[TaskFuture], completed: int = 0) -> tuple[st.State, Any]:
+    """(final state, the value to persist and return) for a flow that returned ``value``;
+    ``submitted`` are the futures of its task runs that were submitted or did not complete,
+    and ``completed`` counts the task calls that completed (kept as a count only).
 
     A FAILED result carries the first failing exception in memory (``state.result()`` raises it).
     """
@@ -43,10 +45,11 @@ def final_state_of(value: Any, submitted: list[TaskFuture]) -> tuple[st.State, A
             state.message = "All states completed."  # a returned future is a reference task
         return state, result
     many = _state_list(value)
-    if many is None and value is None and submitted:
+    if many is None and value is None and (submitted or completed):
         many = [f.wait() or f.get_state() for f in submitted]
         if all(s.is_completed() for s in many):
             return st.Completed(message="All states completed."), None
+        many += [st.Completed()] * completed  # counted in "n/m states failed."
     if many is not None:
         return _aggregate(many)
     return st.Completed(), resolve_futures(value)
