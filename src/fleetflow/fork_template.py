@@ -41,10 +41,10 @@ def _preload() -> None:
     from .usage import recorder  # noqa: F401
 
     from .client import embedded  # noqa: F401  (get_client imports it on first use)
-    from .orchestrator import lite
+    from .orchestrator import lite_rehearsal
 
-    lite.prepare_statements()  # a run claims, reads and reports on the plain SQLite path
-    lite.rehearse_launch_path()  # and its children find that code warmed up (fewer copied pages)
+    lite_rehearsal.prepare_statements()  # a run claims, reads and reports on the plain SQLite path
+    lite_rehearsal.rehearse_launch_path()  # and its children find that code warmed up (fewer copied pages)
     recorder.rehearse()
     try:  # the SQLAlchemy store, for what the plain path leaves to it (imported, never connected)
         from .orchestrator import service, sqlite_fast  # noqa: F401

@@ -28,9 +28,10 @@ def test_the_environment_becomes_the_assignments_exactly():
 
 REHEARSAL = """
 import json, os, sys, threading
-from fleetflow.orchestrator import lite
+from fleetflow.orchestrator import lite_rehearsal
 from fleetflow.usage import recorder
-lite.rehearse_launch_path(rounds=3)
+lite_rehearsal.prepare_statements()
+lite_rehearsal.rehearse_launch_path(rounds=3)
 recorder.rehearse(rounds=3)
 print(json.dumps({"threads": threading.active_count(), "files": sorted(os.listdir(os.environ["FLEETFLOW_HOME"])),
                   "sqlalchemy": "sqlalchemy" in sys.modules}))

@@ -234,7 +234,7 @@ def task_run_from_mapping(m: Mapping[str, Any]) -> TaskRun:
 CLAIM_MESSAGE = "started by its launch attempt"  # leases.claim_launch's; the equivalence test compares rows
 
 
-def _validated(model: type[_T], m: Mapping[str, Any]) -> _T:
+def validated_model(model: type[_T], m: Mapping[str, Any]) -> _T:
     """A model from a decoded row, validated as ``catalog._model`` builds it from a Core row."""
     return model(**{name: m[name] for name in model.model_fields if name in m})  # type: ignore[attr-defined]
 
@@ -311,26 +311,26 @@ class LaunchPathMixin:
         found = self._read_one(statement("read_deployment"), {"p_id": deployment_id})
         if found is None:
             raise ObjectNotFound(f"No deployment with id {deployment_id!r}.", kind="deployment", name=deployment_id)
-        return _validated(Deployment, found)
+        return validated_model(Deployment, found)
 
     def read_deployment_by_name(self, full_name: str) -> Deployment:
         flow_name, _, name = full_name.partition("/")
         found = self._read_one(statement("read_deployment_by_name"), {"p_flow_name": flow_name, "p_name": name}) if name else None
         if found is None:  # the full store's error lists the deployments there are
             return self.full_store().read_deployment_by_name(full_name)
-        return _validated(Deployment, found)
+        return validated_model(Deployment, found)
 
     def read_block_document(self, block_type: str, name: str) -> BlockDocument:
         found = self._read_one(statement("read_block_document"), {"p_block_type": block_type, "p_name": name})
         if found is None:
             return self.full_store().read_block_document(block_type, name)
-        return _validated(BlockDocument, found)
+        return validated_model(BlockDocument, found)
 
     def read_work_pool(self, name: str) -> WorkPool:
         found = self._read_one(statement("read_work_pool"), {"p_name": name})
         if found is None:
             return self.full_store().read_work_pool(name)
-        return _validated(WorkPool, found)
+        return validated_model(WorkPool, found)
 
     def write_flow_run_usage(self, flow_run_id: str, usage: dict[str, Any]) -> None:
         if not isinstance(usage, dict):
@@ -427,46 +427,6 @@ class LaunchPathMixin:
             return set()
         text, args = statement("final_flow_runs").args({"p_ids": ids})
         return {raw[0] for raw in self._fetch(text, args, every=True)}
-
-
-def prepare_statements() -> None:
-    """Build every generated statement now (the fork server's template: its children then find
-    them built, in shared memory)."""
-    for name in sql.STATEMENTS:
-        statement(name)
-
-
-def rehearse_launch_path(rounds: int = 12) -> None:
-    """Run the pure steps of a launched run's store calls -- binding the claim, the history
-    and the transitions, decoding and validating the rows it reads -- on sample values, with
-    no connection and no write. For the fork server's template: its children then find this
-    code warmed up (CPython specialises a function's bytecode in place after a few calls; a
-    child doing that first would write to, and so copy, each page it is on)."""
-    from .schemas import BlockDocument, Deployment, WorkPool
-
-    running, done = State(type=StateType.RUNNING, message=CLAIM_MESSAGE), State(type=StateType.COMPLETED)
-    run_id, now = "00000000-0000-0000-0000-000000000000", utcnow()
-    run = {**FlowRun.model_construct(id=run_id, name="n", flow_name="f").__dict__, **tr.initial_columns([running]),
-           "created": now, "launch_attempt": 1, "run_count": 1}
-    reads = (("read_deployment", Deployment, {**Deployment(id=run_id, name="d", flow_name="f", entrypoint="f.py:f").model_dump(), "created": now}),
-             ("read_block_document", BlockDocument, {**BlockDocument(id=run_id, block_type="b", name="n").model_dump(), "created": now}),
-             ("read_work_pool", WorkPool, {**WorkPool(id=run_id, name="p").model_dump(), "created": now}))
-    for _ in range(rounds):
-        claim = statement("claim_launch")
-        claim.args({**tr.transition_params(run_id, running), "p_token": "t", "p_owner": "o", "p_expires": now, "p_handle": None})
-        flow_run_from_mapping(claim.row(_sample_row("claim_launch", run)))
-        for state in (running, done):
-            statement("insert_history").args(tr.history_rows([state], flow_run_id=run_id)[0])
-            _transition("flow_runs", state.type, False).args(tr.transition_params(run_id, state))
-        for name, model, sample in reads:
-            _validated(model, statement(name).row(_sample_row(name, sample)))
-        statement("insert_usage").args({"flow_run_id": run_id, "deployment_id": None, "usage": {"cpu": 1.0}, "created": now})
-
-
-def _sample_row(name: str, values: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A row of statement ``name`` as SQLite returns it, from ``values`` (absent keys NULL)."""
-    return tuple(values.get(key) if BIND[codec] is None else BIND[codec](values.get(key))  # type: ignore[misc]
-                 for key, codec in sql.STATEMENTS[name][2])
 
 
 class PlainSQLiteStore(BufferedTaskRuns, LaunchPathMixin, StoreBase):

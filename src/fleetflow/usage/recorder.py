@@ -162,7 +162,7 @@ class UsageRecorder:
 def rehearse(rounds: int = 12) -> None:
     """The pure steps of measuring a run -- sampling this process through /proc, building and
     checking the record, encoding it -- with no thread and no store, for the fork server's
-    template (see :func:`fleetflow.orchestrator.lite.rehearse_launch_path`: its children then
+    template (see :mod:`fleetflow.orchestrator.lite_rehearsal`: its children then
     find this code warmed up)."""
     from ..states import Completed
 
