@@ -86,6 +86,7 @@ def test_three_default_named_workers_share_a_pool(temp_store, chaos_env, project
 
 def test_explicit_name_held_by_a_live_worker_is_refused(temp_store, chaos_env):
     first = WorkerProc("chaos", name="only-one")
+    second = None
     try:
         wait_until(lambda: temp_store.read_worker("chaos", "only-one"), what="first worker registered")
         second = WorkerProc("chaos", name="only-one")
@@ -94,6 +95,8 @@ def test_explicit_name_held_by_a_live_worker_is_refused(temp_store, chaos_env):
         assert "held by a live worker" in message and f"pid {first.pid}" in message
     finally:
         first.stop()
+        if second is not None:  # a second that was not refused must not outlive the test
+            second.stop()
 
 
 # ---- a worker restarted under a new name -------------------------------------------------------

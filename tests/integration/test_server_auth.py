@@ -108,7 +108,7 @@ def test_a_run_token_reaches_only_its_run_and_dies_with_it(served):
     assert "ffr_" not in repr(as_run) and token not in repr(as_run)
 
 
-def test_revoked_and_unknown_keys_are_refused_and_failures_rate_limited(served):
+def test_revoked_and_unknown_keys_are_refused_and_wrong_secrets_rate_limited(served):
     server, store = served
     admin = _client(server, store, "admin")
     reader_key = store.create_api_key("short-lived", "read")[1]
@@ -117,12 +117,17 @@ def test_revoked_and_unknown_keys_are_refused_and_failures_rate_limited(served):
     admin.revoke_api_key("short-lived")
     with pytest.raises(AuthenticationError):
         reader.read_work_pools()
-    bad = HTTPClient(server.url, api_key="ffk_not-a-key", retry_seconds=0)
-    with pytest.raises((AuthenticationError, RateLimited)):
-        bad.read_work_pools()
-    for _ in range(30):
+    # A client stuck with one wrong key (the revoked reader, polling on) is refused every
+    # time but never locks out the address: it is one guess, repeated.
+    for _ in range(40):
+        with pytest.raises(AuthenticationError):
+            reader.read_work_pools()
+    assert admin.read_work_pools() == []
+    # Different guesses from one address are rate-limited, valid keys from it included.
+    for attempt in range(40):
+        guess = HTTPClient(server.url, api_key=f"ffk_not-a-key-{attempt}", retry_seconds=0)
         try:
-            bad.read_work_pools()
+            guess.read_work_pools()
         except RateLimited as exc:
             assert "wait" in str(exc)
             break
@@ -130,6 +135,9 @@ def test_revoked_and_unknown_keys_are_refused_and_failures_rate_limited(served):
             continue
     else:
         pytest.fail("failed authentications were never rate-limited")
+    assert attempt >= 19  # the revoked key counted once, not 41 times
+    with pytest.raises(RateLimited):
+        admin.read_work_pools()
     server.use_store(store)  # forgets the failures: later tests share this address
 
 

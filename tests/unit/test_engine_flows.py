@@ -202,9 +202,14 @@ def test_signals_never_leave_a_run_running(temp_store, tmp_path, sig, expected):
     script = tmp_path / "victim.py"
     script.write_text(_SIGNAL_SCRIPT)
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
-    assert proc.stdout.readline().strip() == "ready"
-    proc.send_signal(sig)
-    proc.wait(timeout=30)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:  # never outlive the test
+            proc.kill()
+            proc.wait()
     run = temp_store.read_flow_runs(flow_name="victim")[0]
     assert run.state.type is expected, run.state
     (tr,) = temp_store.read_task_runs(run.id)

@@ -128,6 +128,18 @@ def test_the_generated_sql_is_what_sqlalchemy_compiles_today():
     assert sqlgen.TARGET.read_text() == sqlgen.render()
 
 
+def test_log_time_is_datetime_bind_of_the_moment():
+    import random
+
+    rng = random.Random(7)
+    base = T0.timestamp()
+    moments = [base, base + 0.9999996, base + 0.9999994, base + 59.9999999, 1e9 + 0.5, 0.0]
+    moments += [base + rng.uniform(0, 5) for _ in range(2000)]
+    for seconds in moments + sorted(moments):  # in and out of order: the per-second cache
+        expected = sqlite_codecs.datetime_bind(dt.datetime.fromtimestamp(seconds, dt.timezone.utc))
+        assert sqlite_codecs.log_time(seconds) == expected, seconds
+
+
 def test_each_codec_does_what_sqlalchemys_processor_does():
     dialect = sqlgen.dialect()
     samples = {
@@ -187,6 +199,12 @@ def test_same_rows_results_and_errors_as_the_core_path(stores):
     _both(stores, lambda s: s.set_flow_run_state(sub_id, Cancelled(timestamp=T0)))
     _both(stores, lambda s: s.write_logs([LogRecord(flow_run_id=flow_id, level=20, name="n", message="m1", timestamp=T0),
                                           LogRecord(task_run_id=t1, level=40, name="x", message="m2", timestamp=T0.astimezone(CET))]))
+    # The shipper's tuples: (flow run, task run, level, logger, message, time.time()), the
+    # same moment twice (a task run's announce lines) and one that rounds into the next second.
+    shipped = [(flow_id, t1, 20, "fleetflow.runs", "a", T0.timestamp() + 0.25),
+               (flow_id, t1, 20, "fleetflow.runs", "b", T0.timestamp() + 0.25),
+               (flow_id, None, 30, "fleetflow.runs", "c", T0.timestamp() + 1.9999996)]
+    _both(stores, lambda s: s.write_log_rows(shipped))
     _both(stores, lambda s: s.write_cache("a", {"v": 2, "when": T0}, dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc)))
     _both(stores, lambda s: s.write_cache("a", {"v": 3}, None))
     _both(stores, lambda s: s.write_cache("old", {"v": 4}, T0))
@@ -261,8 +279,11 @@ def test_open_store_takes_the_plain_path_only_for_a_current_sqlite_file(tmp_path
     from fleetflow.settings import reset_settings
 
     url = _url(tmp_path, "new.db")
-    first = open_store(url)  # a new store: created and migrated by the full store
-    assert type(first) is SQLiteOrchestrator
+    first = open_store(url)  # a new store: created and migrated by the full store, then served plainly
+    assert type(first) is PlainSQLiteStore
+    assert type(first.full_store()) is SQLiteOrchestrator  # the one that migrated it, kept
+    run = first.create_flow_run("f")
+    assert first.full_store().read_flow_run(run.id).id == run.id
     first.dispose()
     second = open_store(url)
     assert type(second) is PlainSQLiteStore

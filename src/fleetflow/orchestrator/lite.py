@@ -52,7 +52,7 @@ from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
 from .names import run_name
 from .schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, WorkPool
-from .sqlite_codecs import BIND, RESULT
+from .sqlite_codecs import BIND, RESULT, log_time
 from .task_run_buffer import BufferedTaskRuns
 from .sqlite_files import SQLITE_BUSY_TIMEOUT_MS, private_sqlite_files, process_write_lock, sqlite_on_connect
 
@@ -85,13 +85,23 @@ def open_store(url: str | None = None) -> Any:
     settings = get_settings()
     url = url or settings.resolved_database_url()
     database = plain_sqlite_database(url)
-    if database is not None and settings.plain_sqlite:
-        store = PlainSQLiteStore.open(url, database)
+    plain = database is not None and settings.plain_sqlite
+    if plain:
+        store = PlainSQLiteStore.open(url, database)  # type: ignore[arg-type]
         if store is not None:
             return store
-    from .service import Orchestrator
+    from .service import Orchestrator, SQLiteOrchestrator
 
-    return Orchestrator.create(url)
+    full = Orchestrator.create(url)
+    if plain and isinstance(full, SQLiteOrchestrator):
+        # The full store has just created or migrated the file: from now on this process
+        # works as every later one will, on the plain path (with the full store kept for
+        # what the plain path leaves to it, instead of building a second engine).
+        store = PlainSQLiteStore.open(url, database)  # type: ignore[arg-type]
+        if store is not None:
+            store._full = full
+            return store
+    return full
 
 
 class _Statement:
@@ -183,6 +193,18 @@ def statement(name: str) -> _Statement:
     if found is None:
         found = _STATEMENTS[name] = _Statement(sql.STATEMENTS[name])
     return found
+
+
+def _log_insert() -> _Statement:
+    """The log insert, checked to take the shipper's tuples as they are (see write_log_rows)."""
+    insert = statement("insert_logs")
+    plan = sql.STATEMENTS["insert_logs"][1]
+    if tuple(key for _, key, _ in plan) != _LOG_COLUMNS or any(codec for _, _, codec in plan[:5]) or plan[5][2] != "datetime":
+        raise RuntimeError("sqlite_sql.insert_logs changed shape: update PlainSQLiteStore.write_log_rows")
+    return insert
+
+
+_INSERT_LOGS = _log_insert()
 
 
 def _transition(table: str, proposed: StateType, force: bool) -> _Statement:
@@ -709,11 +731,10 @@ class PlainSQLiteStore(BufferedTaskRuns, LaunchPathMixin, StoreBase):
         """The log shipper's batches as tuples (as ``catalog.LogsMixin.write_log_rows``)."""
         if not rows:
             return
-        insert = statement("insert_logs")
-        utc = dt.timezone.utc
-        args = [insert.args(dict(zip(_LOG_COLUMNS, (*row[:5], dt.datetime.fromtimestamp(row[5], utc)))))[1]
-                for row in rows]
-        self._write_now(lambda dbapi: _run(dbapi, insert.sql, args, many=True))
+        # The values go in as they are (the generated statement has no codec for the first
+        # five columns, checked at import) and the time through log_time: datetime_bind's text.
+        args = [(*row[:5], log_time(row[5])) for row in rows]
+        self._write_now(lambda dbapi: _run(dbapi, _INSERT_LOGS.sql, args, many=True))
 
     def read_cache(self, cache_key: str) -> dict[str, Any] | None:
         found = self._read_one(statement("read_cache"), {"p_key": cache_key, "p_now": utcnow()})

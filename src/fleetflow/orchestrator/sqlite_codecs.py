@@ -64,3 +64,29 @@ BIND: dict[str | None, Callable[[Any], Any] | None] = {
 RESULT: dict[str | None, Callable[[Any], Any] | None] = {
     None: None, "datetime": datetime_result, "json": json_result, "bool": bool_result,
 }
+
+
+# A moment whose text shows the format: a store whose timestamp processor writes it differently
+# cannot take log_time's text (sqlite_fast checks).
+EPOCH_PLUS = dt.datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=UTC)
+EPOCH_PLUS_TEXT = "2001-02-03 04:05:06.000007"
+_last: list[tuple[Any, str]] = [(None, "")]  # (the unix time formatted last, its text)
+_second: list[tuple[Any, Any, str]] = [(None, None, "")]  # (int(unix time), its UTC second, "YYYY-MM-DD HH:MM:SS")
+
+
+def log_time(seconds: float) -> str:
+    """``datetime_bind`` of the UTC moment ``seconds`` after the epoch (a log line's
+    ``time.time()``), with the date and time of day formatted once a second: the log shipper
+    stores several lines per task run. The cached second is checked against the datetime
+    itself, as rounding to microseconds may carry into the next second."""
+    last_seconds, last_text = _last[0]  # one tuple: read at once, whatever other threads do
+    if seconds == last_seconds:  # a task run's announce lines share one moment
+        return last_text
+    moment = dt.datetime.fromtimestamp(seconds, UTC)
+    whole, second, text = _second[0]
+    if whole != int(seconds) or second != moment.second:
+        text = moment.replace(tzinfo=None, microsecond=0).isoformat(" ")
+        _second[0] = (int(seconds), moment.second, text)
+    text = f"{text}.{moment.microsecond:06d}"
+    _last[0] = (seconds, text)
+    return text

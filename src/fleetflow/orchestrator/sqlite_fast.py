@@ -60,6 +60,7 @@ from .base import utcnow
 from .catalog import LOG_COLUMNS, READ_CACHE, cache_upsert
 from .runs import raise_rejected, task_run_from_mapping
 from .schemas import TaskRun
+from .sqlite_codecs import EPOCH_PLUS as _EPOCH_PLUS, EPOCH_PLUS_TEXT as _EPOCH_PLUS_TEXT, log_time as _log_time
 
 _T = TypeVar("_T")
 _TR, _ST = t.task_runs, t.states
@@ -387,30 +388,6 @@ def _same(value: Any) -> Any:
 
 def _from_unix(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
-
-
-_EPOCH_PLUS = dt.datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
-_EPOCH_PLUS_TEXT = "2001-02-03 04:05:06.000007"
-_last: list[tuple[Any, str]] = [(None, "")]  # (the unix time formatted last, its text)
-_second: list[tuple[Any, Any, str]] = [(None, None, "")]  # (int(unix time), its UTC second, "YYYY-MM-DD HH:MM:SS")
-
-
-def _log_time(seconds: float) -> str:
-    """What the timestamp column's processor gives for ``_from_unix(seconds)`` (naive UTC,
-    ``YYYY-MM-DD HH:MM:SS.ffffff``), with the date and time of day formatted once a second.
-    The cached second is checked against the datetime itself, as rounding to microseconds
-    may carry into the next second."""
-    last_seconds, last_text = _last[0]  # one tuple: read at once, whatever other threads do
-    if seconds == last_seconds:  # a task run's announce lines share one moment
-        return last_text
-    moment = _from_unix(seconds)
-    whole, second, text = _second[0]
-    if whole != int(seconds) or second != moment.second:
-        text = moment.replace(tzinfo=None, microsecond=0).isoformat(" ")
-        _second[0] = (int(seconds), moment.second, text)
-    text = f"{text}.{moment.microsecond:06d}"
-    _last[0] = (seconds, text)
-    return text
 
 
 class _StateRow:

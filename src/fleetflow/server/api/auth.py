@@ -2,7 +2,8 @@
 
 Credentials come as ``Authorization: Bearer <secret>``: an API key (``ffk_...``, with a
 scope) or a per-run token (``ffr_...``, for one flow run while it is not final). Failed
-authentications are counted per client address and answered with HTTP 429 past a limit.
+authentications are counted per client address (distinct wrong secrets) and answered
+with HTTP 429 past a limit.
 
 Decisions here are pure functions of the :class:`Principal` and the request's target, so
 they are tested without HTTP.
@@ -10,6 +11,7 @@ they are tested without HTTP.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from dataclasses import dataclass
@@ -79,11 +81,18 @@ def require_run(principal: Principal, flow_run_id: str, action: str, *, scope: S
 
 
 class FailureLimiter:
-    """At most ``limit`` failed authentications per client address per ``window`` seconds."""
+    """At most ``limit`` different wrong secrets per client address per ``window`` seconds.
+
+    What is counted is distinct secrets, not requests: guessing needs a new secret each try,
+    while a client left with a revoked key (a worker polling, a run's log shipper after its
+    run ended) repeats one. Counting its requests would let that one stale client lock every
+    caller behind the same address (an office NAT, a reverse proxy) out of the server. The
+    secrets are kept only as short hashes.
+    """
 
     def __init__(self, limit: int = 20, window: float = 60.0):
         self.limit, self.window = limit, window
-        self._failures: dict[str, list[float]] = {}
+        self._failures: dict[str, dict[bytes, float]] = {}  # address -> {secret hash: last failure}
         self._lock = threading.Lock()
 
     def check(self, address: str) -> None:
@@ -99,13 +108,15 @@ class FailureLimiter:
         with self._lock:
             self._failures.clear()
 
-    def failed(self, address: str) -> None:
+    def failed(self, address: str, secret: str | None) -> None:
+        """Count a failed authentication of ``secret`` (None: no credentials sent)."""
+        digest = hashlib.sha256((secret or "").encode()).digest()[:12]
         with self._lock:
-            self._recent(address).append(time.monotonic())
+            self._recent(address)[digest] = time.monotonic()
 
-    def _recent(self, address: str) -> list[float]:
+    def _recent(self, address: str) -> dict[bytes, float]:
         cutoff = time.monotonic() - self.window
-        kept = [t for t in self._failures.get(address, []) if t > cutoff]
+        kept = {digest: at for digest, at in self._failures.get(address, {}).items() if at > cutoff}
         self._failures[address] = kept
         return kept
 
@@ -131,7 +142,7 @@ class Authenticator:
             return cached
         principal = self._lookup(store, secret) if secret else None
         if principal is None:
-            self.limiter.failed(address)
+            self.limiter.failed(address, secret)
             raise AuthenticationError(_why(secret))
         if not principal.is_run_token:
             with self._lock:
