@@ -40,7 +40,13 @@ def _preload() -> None:
     from .engine import flow_engine  # noqa: F401
     from .usage import recorder  # noqa: F401
 
-    try:  # the SQLAlchemy store a run claims and reads through (imported, never connected)
+    from .client import embedded  # noqa: F401  (get_client imports it on first use)
+    from .orchestrator import lite_rehearsal
+
+    lite_rehearsal.prepare_statements()  # a run claims, reads and reports on the plain SQLite path
+    lite_rehearsal.rehearse_launch_path()  # and its children find that code warmed up (fewer copied pages)
+    recorder.rehearse()
+    try:  # the SQLAlchemy store, for what the plain path leaves to it (imported, never connected)
         from .orchestrator import service, sqlite_fast  # noqa: F401
     except ImportError:
         pass
@@ -174,6 +180,16 @@ def settings_unchanged(before: dict[str, str], after: dict[str, str], settings_v
     return all(k.upper().startswith(SETTINGS_PREFIX) and k.upper() not in settings_variables for k in differing)
 
 
+def replace_environment(before: dict[str, str], after: dict[str, str]) -> None:
+    """``os.environ`` becomes ``after``, changing only what differs (clearing and refilling it
+    would call unsetenv/putenv for each of its variables in every run)."""
+    for key in before.keys() - after.keys():
+        del os.environ[key]
+    for key, value in after.items():
+        if before.get(key) != value:
+            os.environ[key] = value
+
+
 def become_run_process(assignment: dict[str, Any]) -> str:
     """In the forked child: the session, environment, working directory and output a cold start
     of this run would have; returns the flow run id."""
@@ -182,8 +198,7 @@ def become_run_process(assignment: dict[str, Any]) -> str:
 
     fields = setting_variables(Settings)
     before = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(assignment["env"])
+    replace_environment(before, assignment["env"])
     if not settings_unchanged(before, assignment["env"], fields):
         reset_settings()  # else the template's settings, read from the very same variables, stand
     if assignment.get("cwd"):

@@ -22,7 +22,7 @@ from .exceptions import InvalidStateTransition, ObjectNotFound, RunFailed
 from .orchestrator.parameter_checks import check_serialisable
 from .client.protocol import OrchestratorAPI
 from .orchestrator.schemas import FlowRun
-from .orchestrator.service import json_dumps
+from .orchestrator.jsoncodec import json_dumps
 
 STALE_POOL_SECONDS = 30.0
 _warned_pools: set[str] = set()  # one "no worker" warning per pool per process, not one per run

@@ -122,6 +122,8 @@ def run(flow_run_id: str) -> int:
     fault("runner.after_claim")
     recorder = UsageRecorder.start(client, flow_run_id)
     deployment = client.read_deployment(flow_run.deployment_id)
+    if recorder is not None:
+        recorder.deployment_name = deployment.full_name  # its fit warnings name it: no second read
     try:
         root = code_root(client, deployment)
     except MemoryError:

@@ -145,6 +145,7 @@ def test_each_codec_does_what_sqlalchemys_processor_does():
     samples = {
         "datetime": [None, T0, T0.astimezone(CET), dt.datetime(2024, 5, 1, 13, 0), dt.datetime(2024, 1, 1, 0, 0, 0, 1)],
         "json": [None, {}, [], {"a": [1, 2.5, None, "x"]}, {"when": T0, "pair": (1, 2), "s": {3}}, "text", 7],
+        "bool": [None, True, False],
     }
     checked = set()
     for name, (stmt, keys) in sqlgen.statements().items():

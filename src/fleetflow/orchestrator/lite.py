@@ -29,8 +29,9 @@ JSON columns cannot hold) import it lazily too; nothing is written before they a
 
 Transactions: one ``BEGIN IMMEDIATE`` ... ``COMMIT`` per write on a dedicated connection used
 only under the write lock (:meth:`PlainSQLiteStore._transaction`, the seam for a request-scoped
-transaction hook); reads are autocommit statements on a connection per thread (WAL readers
-never wait on the writer).
+transaction hook); reads are autocommit statements, on that connection when no write holds it
+(a run process then opens one connection, not two: ~1 ms of CPU each in a forked child), else
+on a connection per thread (WAL readers never wait on the writer).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ import datetime as dt
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from ..exceptions import ObjectAlreadyExists, ObjectNotFound
 from ..settings import get_settings
@@ -49,7 +51,7 @@ from . import sqlite_sql as sql
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
 from .names import run_name
-from .schemas import FlowRun, LogRecord, TaskRun
+from .schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, WorkPool
 from .sqlite_codecs import BIND, RESULT, log_time
 from .task_run_buffer import BufferedTaskRuns
 from .sqlite_files import SQLITE_BUSY_TIMEOUT_MS, private_sqlite_files, process_write_lock, sqlite_on_connect
@@ -248,7 +250,208 @@ def task_run_from_mapping(m: Mapping[str, Any]) -> TaskRun:
     return TaskRun.model_construct(state=tr.current_state(m), **{name: m[name] for name in _TASK_RUN_FIELDS})
 
 
-class PlainSQLiteStore(BufferedTaskRuns, StoreBase):
+# ---- a launched run's path, and run_deployment's ------------------------------------------
+# (kept apart from the task-run parts above and below: the flusher's code changes on its own)
+
+CLAIM_MESSAGE = "started by its launch attempt"  # leases.claim_launch's; the equivalence test compares rows
+
+
+def validated_model(model: type[_T], m: Mapping[str, Any]) -> _T:
+    """A model from a decoded row, validated as ``catalog._model`` builds it from a Core row."""
+    return model(**{name: m[name] for name in model.model_fields if name in m})  # type: ignore[attr-defined]
+
+
+class _Mapped:
+    """A decoded row where the Core path's helpers expect a SQLAlchemy row (``._mapping``)."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping: Mapping[str, Any]):
+        self._mapping = mapping
+
+
+class LaunchPathMixin:
+    """On the plain path: everything a forked or launched run does around its flow body -- the
+    claim of its launch attempt, the reads of its deployment, blocks and pool, its usage
+    record -- and what ``run_deployment`` does to create its child and wait for it. Each is the
+    Core path's operation (``leases``, ``catalog``, ``usage``, ``deployment_runs``, ``runs``) on
+    the generated SQL, writing the same rows (``tests/unit/test_sqlite_plain_launch_path.py``);
+    the error paths that need the Core path's explanation (a hint listing the names there
+    are) go to the full store."""
+
+    _write_now: Callable[..., Any]
+    _read_one: Callable[..., Any]
+    _fetch: Callable[..., Any]
+    full_store: Callable[[], Any]
+    database: str
+
+    def begin_launch_attempt(self, flow_run_id: str, lease_owner: str, *, lease_seconds: float) -> FlowRun | None:
+        from .leases import new_launch_token  # the worker's: its store has loaded SQLAlchemy already
+
+        begin = statement("begin_launch_attempt")
+        args = begin.args({"p_id": flow_run_id, "p_owner": lease_owner, "p_token": new_launch_token(),
+                           "p_expires": utcnow() + dt.timedelta(seconds=lease_seconds)})
+        raw = self._write_now(lambda dbapi: _run(dbapi, *args).fetchone())
+        return None if raw is None else flow_run_from_mapping(begin.row(raw))
+
+    def claim_launch(self, flow_run_id: str, launch_token: str, lease_owner: str, *, lease_seconds: float,
+                     handle: str | None = None) -> FlowRun:
+        state = State(type=StateType.RUNNING, message=CLAIM_MESSAGE)
+        claim, read = statement("claim_launch"), statement("read_flow_run")
+        args = claim.args({**tr.transition_params(flow_run_id, state), "p_token": launch_token, "p_owner": lease_owner,
+                           "p_expires": utcnow() + dt.timedelta(seconds=lease_seconds), "p_handle": handle})
+        history_args = statement("insert_history").args(tr.history_rows([state], flow_run_id=flow_run_id)[0])
+
+        def work(dbapi: sqlite3.Connection) -> tuple[Any, ...]:
+            raw = _run(dbapi, *args).fetchone()
+            if raw is None:
+                found = _run(dbapi, *read.args({"p_id": flow_run_id})).fetchone()
+                from .leases import _stale  # the Core path's explanation (its module loads SQLAlchemy)
+
+                raise _stale(flow_run_id, launch_token, None if found is None else _Mapped(read.row(found)))
+            _run(dbapi, *history_args)
+            return raw
+
+        return flow_run_from_mapping(claim.row(self._write_now(work)))
+
+    def read_flow_runs(self, **filters: Any) -> list[FlowRun]:
+        """The worker's question each tick -- its runs in some states (``worker_name`` and
+        ``state_types``, newest first, up to ``limit``) -- on the generated SQL; any other
+        filter on the Core path (``runs.read_flow_runs``)."""
+        if filters.get("state_types") is not None:
+            filters["state_types"] = list(filters["state_types"])  # an iterable is read once
+        given = {k for k, v in filters.items() if v is not None}
+        unlimited = "limit" in filters and filters["limit"] is None
+        if unlimited or not ({"worker_name", "state_types"} <= given <= {"worker_name", "state_types", "limit"}):
+            return self.full_store().read_flow_runs(**filters)
+        stmt = statement("read_worker_runs")
+        types = [StateType(s).value for s in filters["state_types"]]
+        text, args = stmt.args({"p_types": types, "p_worker": filters["worker_name"], "p_limit": filters.get("limit", 200)})
+        return [flow_run_from_mapping(stmt.row(raw)) for raw in self._fetch(text, args, every=True)]
+
+    def read_deployment(self, deployment_id: str) -> Deployment:
+        found = self._read_one(statement("read_deployment"), {"p_id": deployment_id})
+        if found is None:
+            raise ObjectNotFound(f"No deployment with id {deployment_id!r}.", kind="deployment", name=deployment_id)
+        return validated_model(Deployment, found)
+
+    def read_deployment_by_name(self, full_name: str) -> Deployment:
+        flow_name, _, name = full_name.partition("/")
+        found = self._read_one(statement("read_deployment_by_name"), {"p_flow_name": flow_name, "p_name": name}) if name else None
+        if found is None:  # the full store's error lists the deployments there are
+            return self.full_store().read_deployment_by_name(full_name)
+        return validated_model(Deployment, found)
+
+    def read_block_document(self, block_type: str, name: str) -> BlockDocument:
+        found = self._read_one(statement("read_block_document"), {"p_block_type": block_type, "p_name": name})
+        if found is None:
+            return self.full_store().read_block_document(block_type, name)
+        return validated_model(BlockDocument, found)
+
+    def read_work_pool(self, name: str) -> WorkPool:
+        found = self._read_one(statement("read_work_pool"), {"p_name": name})
+        if found is None:
+            return self.full_store().read_work_pool(name)
+        return validated_model(WorkPool, found)
+
+    def write_flow_run_usage(self, flow_run_id: str, usage: dict[str, Any]) -> None:
+        if not isinstance(usage, dict):
+            return self.full_store().write_flow_run_usage(flow_run_id, usage)  # its error
+        read, delete, insert = statement("usage_run"), statement("delete_usage"), statement("insert_usage")
+
+        def work(dbapi: sqlite3.Connection) -> None:
+            raw = _run(dbapi, *read.args({"p_id": flow_run_id})).fetchone()
+            if raw is None:
+                raise ObjectNotFound(f"No flow run with id {flow_run_id!r}.", kind="flow run", name=flow_run_id)
+            run = read.row(raw)
+            _run(dbapi, *delete.args({"p_id": flow_run_id}))
+            _run(dbapi, *_args(insert, {"flow_run_id": flow_run_id, "deployment_id": run["deployment_id"],
+                                        "usage": usage, "created": run["created"] or utcnow()}))
+
+        try:
+            self._write_now(work)
+        except _BindError:  # rolled back; the Core path raises its error for the value
+            self.full_store().write_flow_run_usage(flow_run_id, usage)
+
+    # ---- run_deployment: create the linked child, wait for it ------------------------------
+    def create_flow_run_from_deployment(self, deployment: str, **kwargs: Any) -> FlowRun:
+        """``deployment_runs``' operation itself (its checks and idempotency), on this store's
+        reads and its one write transaction (:meth:`_insert_linked_run`)."""
+        from .deployment_runs import DeploymentRunsMixin
+
+        return DeploymentRunsMixin.create_flow_run_from_deployment(self, deployment, **kwargs)  # type: ignore[arg-type]
+
+    def _deployment_by_ref(self, ref: str) -> Deployment:
+        from .deployment_runs import DeploymentRunsMixin
+
+        return DeploymentRunsMixin._deployment_by_ref(self, ref)  # type: ignore[arg-type]
+
+    def _find_idempotent(self, deployment_id: str | None, key: str | None) -> FlowRun | None:
+        found = self._read_one(statement("find_idempotent_run"), {"p_deployment_id": deployment_id, "p_key": key})
+        return None if found is None else flow_run_from_mapping(found)
+
+    def _insert_linked_run(self, flow_name: str, state: State, run: dict[str, Any], parent_flow_run_id: str | None,
+                           link_key: str, dynamic: str | None) -> FlowRun:
+        """The parent's task run (PENDING -> RUNNING) and the child run, one transaction (as
+        ``DeploymentRunsMixin._insert_linked_run``)."""
+        run_id, parent_task_run_id, steps = new_id(), None, []
+        history_insert = statement("insert_history")
+        try:
+            if parent_flow_run_id is not None:
+                parent_task_run_id = new_id()
+                history = [State(type=StateType.PENDING), State(type=StateType.RUNNING)]
+                steps.append(_args(statement("insert_task_run"), {
+                    "id": parent_task_run_id, "flow_run_id": parent_flow_run_id, "task_key": link_key,
+                    "name": link_key.removeprefix("run_deployment:"), "dynamic_key": dynamic or "0", "cache_key": None,
+                    "created": utcnow(), **tr.initial_columns(history),
+                }))  # fmt: skip
+                steps += [_args(history_insert, row) for row in tr.history_rows(history, task_run_id=parent_task_run_id)]
+            insert = statement("insert_flow_run")
+            values = {
+                **run, "id": run_id, "name": run["name"] or run_name(), "flow_name": flow_name,
+                "parent_task_run_id": parent_task_run_id, "parent_flow_run_id": parent_flow_run_id,
+                "infrastructure": {}, "created": utcnow(), **tr.initial_columns([state]),
+            }  # fmt: skip
+            run_args = _args(insert, values)
+            history_args = _args(history_insert, tr.history_rows([state], flow_run_id=run_id)[0])
+        except _BindError:
+            from .deployment_runs import DeploymentRunsMixin
+
+            return DeploymentRunsMixin._insert_linked_run(self.full_store(), flow_name, state, run, parent_flow_run_id,
+                                                          link_key, dynamic)
+
+        def work(dbapi: sqlite3.Connection) -> tuple[Any, ...]:
+            for step in steps:
+                _run(dbapi, *step)
+            row = _run(dbapi, *run_args).fetchone()
+            _run(dbapi, *history_args)
+            return row
+
+        return flow_run_from_mapping(insert.row(self._write_now(work)))
+
+    def wait_for_flow_run(self, flow_run_id: str, *, timeout: float = 30.0) -> FlowRun:
+        """As ``runs.FlowRunsMixin.wait_for_flow_run``: woken by the commit that ends the run."""
+        from .waiting import waiting_for
+
+        deadline = time.monotonic() + max(0.0, timeout)
+        _, waiters = waiting_for(self, self.database)
+        while True:
+            seen = waiters.mark()  # before the read: a commit after it wakes the wait below
+            run = self.read_flow_run(flow_run_id)  # type: ignore[attr-defined]
+            if (run.state and run.state.is_final) or time.monotonic() >= deadline:
+                return run
+            waiters.wait(flow_run_id, seen, deadline)
+
+    def _final_flow_runs(self, flow_run_ids: Iterable[str]) -> set[str]:
+        """Which of these flow runs are final (one query for every waiter of the process)."""
+        ids = list(flow_run_ids)
+        if not ids:
+            return set()
+        text, args = statement("final_flow_runs").args({"p_ids": ids})
+        return {raw[0] for raw in self._fetch(text, args, every=True)}
+
+
+class PlainSQLiteStore(BufferedTaskRuns, LaunchPathMixin, StoreBase):
     """The embedded SQLite store without SQLAlchemy (see the module docstring)."""
 
     dialect_name = "sqlite"
@@ -309,11 +512,24 @@ class PlainSQLiteStore(BufferedTaskRuns, StoreBase):
             local.conn, local.pid = self._connect(), os.getpid()
         return local.conn
 
+    def _fetch(self, text: str, args: Any, *, every: bool = False) -> Any:
+        """One read: on the write connection when it is free (outside a write it is in no
+        transaction, so it reads what is committed, as a reader does; a short-lived run
+        process then opens one connection instead of two), else on this thread's reader."""
+        lock = self._write_lock
+        if lock.acquire(blocking=False):
+            try:
+                cursor = _run(self._writer(), text, args)
+                return cursor.fetchall() if every else cursor.fetchone()
+            finally:
+                lock.release()
+        cursor = _run(self._reader(), text, args)
+        return cursor.fetchall() if every else cursor.fetchone()
+
     def _schema_version(self) -> int:
-        dbapi = self._reader()
-        if dbapi.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (sql.SCHEMA_TABLE,)).fetchone() is None:
+        if self._fetch("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (sql.SCHEMA_TABLE,)) is None:
             return 0
-        return dbapi.execute(f"SELECT max(version) FROM {sql.SCHEMA_TABLE}").fetchone()[0] or 0
+        return self._fetch(f"SELECT max(version) FROM {sql.SCHEMA_TABLE}", ())[0] or 0
 
     def _close_connections(self) -> None:
         with self._write_lock:
@@ -354,7 +570,7 @@ class PlainSQLiteStore(BufferedTaskRuns, StoreBase):
 
     def _read_one(self, stmt: _Statement, values: Mapping[str, Any]) -> dict[str, Any] | None:
         text, args = stmt.args(values)
-        raw = _run(self._reader(), text, args).fetchone()
+        raw = self._fetch(text, args)
         return None if raw is None else stmt.row(raw)
 
     def _commit_lock(self) -> Any:

@@ -26,13 +26,15 @@ from typing import Any, Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from ..states import StateType
+from ..states import State, StateType
 from . import migrations
 from . import tables as t
 from . import transitions as tr
 from .catalog import READ_CACHE, cache_upsert
 from .jsoncodec import json_dumps
 from .leases import LEASED_STATES
+
+_FINAL = {s.value for s in StateType if State(type=s).is_final}
 
 TARGET = Path(__file__).with_name("sqlite_sql.py")
 _FR, _TR, _ST = t.flow_runs, t.task_runs, t.states
@@ -92,9 +94,76 @@ def statements() -> dict[str, tuple[Any, Sequence[str] | None]]:
         "read_cache": (READ_CACHE, None),
         "write_cache": (cache_upsert(sqlite.insert(t.task_cache)), CACHE_INSERT),
     }
+    found.update(launch_path_statements())
     for (table, proposed, force), stmt in tr.TRANSITIONS.items():
         found[transition_name(table, proposed, force)] = (stmt, None)
     return found
+
+
+def launch_path_statements() -> dict[str, tuple[Any, Sequence[str] | None]]:
+    """What a launched run does before and after its flow body, and what ``run_deployment``
+    does to create and wait for one, on the plain path: the worker's launch attempt and the
+    runner's claim (``leases.begin_launch_attempt``, ``leases.claim_launch``), the worker's
+    look at its runs in one state (``runs.read_flow_runs(worker_name=, state_types=)``), the reads of its deployment, blocks and pool
+    (``catalog``), its usage record (``usage``), the linked child run
+    (``deployment_runs``) and the parent's wait (``runs._final_flow_runs``)."""
+    _D, _B, _P, _U = t.deployments, t.block_documents, t.work_pools, t.flow_run_usage
+    stamp = _p("p_timestamp", t.UTCDateTime())
+    claim = (
+        sa.update(_FR)
+        .where(_by_id(_FR), _FR.c.state_type == StateType.PENDING.value,
+               _FR.c.launch_token == _p("p_token", sa.String(64)))
+        .values(state_type=_p("p_type", sa.String(16)), state_name=_p("p_name", sa.String(64)),
+                state_message=_p("p_message", sa.Text()), state_timestamp=stamp, state_data=_p("p_data", t.json_type()),
+                run_count=_FR.c.run_count + 1, start_time=sa.func.coalesce(_FR.c.start_time, stamp),
+                lease_owner=_p("p_owner", sa.String(500)), lease_expires=_p("p_expires", t.UTCDateTime()),
+                infrastructure_pid=sa.func.coalesce(_FR.c.infrastructure_pid, _p("p_handle", sa.String(500))))
+        .returning(*_FR.c)
+    )
+    begin = (
+        sa.update(_FR)
+        .where(_by_id(_FR), _FR.c.state_type == StateType.PENDING.value,
+               _FR.c.lease_owner == _p("p_owner", sa.String(500)))
+        .values(launch_attempt=_FR.c.launch_attempt + 1, launch_token=_p("p_token", sa.String(64)),
+                lease_expires=_p("p_expires", t.UTCDateTime()), infrastructure_pid=None)
+        .returning(*_FR.c)
+    )
+    final = [s.value for s in StateType if s.value in _FINAL]
+    worker_runs = (
+        sa.select(_FR)
+        .where(_FR.c.state_type.in_(sa.bindparam("p_types", expanding=True, type_=sa.String(16))),
+               _FR.c.worker_name == _p("p_worker", sa.String(200)))
+        .order_by(_FR.c.created.desc(), _FR.c.id.desc())
+        .limit(sa.bindparam("p_limit", type_=sa.Integer()))
+    )
+    return {
+        "begin_launch_attempt": (begin, None),
+        "read_worker_runs": (worker_runs, None),
+        "claim_launch": (claim, None),
+        "read_deployment": (sa.select(_D).where(_by_id(_D)), None),
+        "read_deployment_by_name": (
+            sa.select(_D).where(_D.c.flow_name == _p("p_flow_name", sa.String(200)), _D.c.name == _p("p_name", sa.String(200))),
+            None,
+        ),
+        "read_block_document": (
+            sa.select(_B).where(_B.c.block_type == _p("p_block_type", sa.String(200)), _B.c.name == _p("p_name", sa.String(200))),
+            None,
+        ),
+        "read_work_pool": (sa.select(_P).where(_P.c.name == _p("p_name", sa.String(200))), None),
+        "usage_run": (sa.select(_FR.c.deployment_id, _FR.c.created).where(_by_id(_FR)), None),
+        "delete_usage": (sa.delete(_U).where(_U.c.flow_run_id == _p("p_id", sa.String(36))), None),
+        "insert_usage": (_U.insert(), ("flow_run_id", "deployment_id", "usage", "created")),
+        "find_idempotent_run": (
+            sa.select(_FR).where(_FR.c.deployment_id == _p("p_deployment_id", sa.String(36)),
+                                 _FR.c.idempotency_key == _p("p_key", sa.String(500))),
+            None,
+        ),
+        "final_flow_runs": (
+            sa.select(_FR.c.id).where(_FR.c.id.in_(sa.bindparam("p_ids", expanding=True, type_=sa.String(36))),
+                                      _FR.c.state_type.in_(final)),
+            None,
+        ),
+    }
 
 
 def transition_name(table: str, proposed: StateType, force: bool) -> str:
@@ -106,6 +175,8 @@ def _codec(type_: Any, dialect: sa.Dialect, *, result: bool) -> str | None:
         return "datetime"
     if isinstance(type_, t.JSONColumn):
         return "json"
+    if isinstance(type_, sa.Boolean) and not dialect.supports_native_boolean:
+        return "bool"
     impl = type_.dialect_impl(dialect)
     processor = impl.result_processor(dialect, None) if result else impl.bind_processor(dialect)
     if processor is not None:

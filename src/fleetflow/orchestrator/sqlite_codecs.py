@@ -41,8 +41,29 @@ def json_result(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
-BIND: dict[str | None, Callable[[Any], Any] | None] = {None: None, "datetime": datetime_bind, "json": json_bind}
-RESULT: dict[str | None, Callable[[Any], Any] | None] = {None: None, "datetime": datetime_result, "json": json_result}
+def bool_bind(value: Any) -> int | None:
+    """SQLite has no boolean type: 0/1, as SQLAlchemy's non-native Boolean writes it (None, True
+    and False only -- and so 0 and 1 -- with its errors for anything else)."""
+    if value not in _STRICT_BOOLS:
+        if not isinstance(value, int):
+            raise TypeError(f"Not a boolean value: {value!r}")
+        raise ValueError(f"Value {value!r} is not None, True, or False")
+    return None if value is None else int(value)
+
+
+_STRICT_BOOLS = frozenset([None, True, False])
+
+
+def bool_result(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+BIND: dict[str | None, Callable[[Any], Any] | None] = {
+    None: None, "datetime": datetime_bind, "json": json_bind, "bool": bool_bind,
+}
+RESULT: dict[str | None, Callable[[Any], Any] | None] = {
+    None: None, "datetime": datetime_result, "json": json_result, "bool": bool_result,
+}
 
 
 # A moment whose text shows the format: a store whose timestamp processor writes it differently

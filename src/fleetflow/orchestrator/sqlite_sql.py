@@ -15,6 +15,152 @@ LOG_INSERT = ('flow_run_id', 'task_run_id', 'level', 'name', 'message', 'timesta
 STATEMENTS = {'acquire_lease': ('UPDATE flow_runs SET lease_owner=?, lease_expires=? WHERE flow_runs.id = ?',
                    (('bind', 'p_owner', None), ('bind', 'p_expires', 'datetime'), ('bind', 'p_id', None)),
                    ()),
+ 'begin_launch_attempt': ('UPDATE flow_runs SET infrastructure_pid=?, '
+                          'launch_attempt=(flow_runs.launch_attempt + ?), launch_token=?, lease_expires=? '
+                          'WHERE flow_runs.id = ? AND flow_runs.state_type = ? AND flow_runs.lease_owner = ? '
+                          'RETURNING id, name, flow_name, state_type, state_name, state_message, '
+                          'state_timestamp, state_data, start_time, end_time, run_count, parameters, tags, '
+                          'parent_task_run_id, parent_flow_run_id, deployment_id, work_pool_name, '
+                          'idempotency_key, infra_overrides, infrastructure_pid, infrastructure, '
+                          'worker_name, expected_start_time, created, launch_attempt, launch_token, '
+                          'lease_owner, lease_expires',
+                          (('const', None, None),
+                           ('const', 1, None),
+                           ('bind', 'p_token', None),
+                           ('bind', 'p_expires', 'datetime'),
+                           ('bind', 'p_id', None),
+                           ('const', 'PENDING', None),
+                           ('bind', 'p_owner', None)),
+                          (('id', None),
+                           ('name', None),
+                           ('flow_name', None),
+                           ('state_type', None),
+                           ('state_name', None),
+                           ('state_message', None),
+                           ('state_timestamp', 'datetime'),
+                           ('state_data', 'json'),
+                           ('start_time', 'datetime'),
+                           ('end_time', 'datetime'),
+                           ('run_count', None),
+                           ('parameters', 'json'),
+                           ('tags', 'json'),
+                           ('parent_task_run_id', None),
+                           ('parent_flow_run_id', None),
+                           ('deployment_id', None),
+                           ('work_pool_name', None),
+                           ('idempotency_key', None),
+                           ('infra_overrides', 'json'),
+                           ('infrastructure_pid', None),
+                           ('infrastructure', 'json'),
+                           ('worker_name', None),
+                           ('expected_start_time', 'datetime'),
+                           ('created', 'datetime'),
+                           ('launch_attempt', None),
+                           ('launch_token', None),
+                           ('lease_owner', None),
+                           ('lease_expires', 'datetime'))),
+ 'claim_launch': ('UPDATE flow_runs SET state_type=?, state_name=?, state_message=?, state_timestamp=?, '
+                  'state_data=?, start_time=coalesce(flow_runs.start_time, ?), '
+                  'run_count=(flow_runs.run_count + ?), '
+                  'infrastructure_pid=coalesce(flow_runs.infrastructure_pid, ?), lease_owner=?, '
+                  'lease_expires=? WHERE flow_runs.id = ? AND flow_runs.state_type = ? AND '
+                  'flow_runs.launch_token = ? RETURNING id, name, flow_name, state_type, state_name, '
+                  'state_message, state_timestamp, state_data, start_time, end_time, run_count, parameters, '
+                  'tags, parent_task_run_id, parent_flow_run_id, deployment_id, work_pool_name, '
+                  'idempotency_key, infra_overrides, infrastructure_pid, infrastructure, worker_name, '
+                  'expected_start_time, created, launch_attempt, launch_token, lease_owner, lease_expires',
+                  (('bind', 'p_type', None),
+                   ('bind', 'p_name', None),
+                   ('bind', 'p_message', None),
+                   ('bind', 'p_timestamp', 'datetime'),
+                   ('bind', 'p_data', 'json'),
+                   ('bind', 'p_timestamp', 'datetime'),
+                   ('const', 1, None),
+                   ('bind', 'p_handle', None),
+                   ('bind', 'p_owner', None),
+                   ('bind', 'p_expires', 'datetime'),
+                   ('bind', 'p_id', None),
+                   ('const', 'PENDING', None),
+                   ('bind', 'p_token', None)),
+                  (('id', None),
+                   ('name', None),
+                   ('flow_name', None),
+                   ('state_type', None),
+                   ('state_name', None),
+                   ('state_message', None),
+                   ('state_timestamp', 'datetime'),
+                   ('state_data', 'json'),
+                   ('start_time', 'datetime'),
+                   ('end_time', 'datetime'),
+                   ('run_count', None),
+                   ('parameters', 'json'),
+                   ('tags', 'json'),
+                   ('parent_task_run_id', None),
+                   ('parent_flow_run_id', None),
+                   ('deployment_id', None),
+                   ('work_pool_name', None),
+                   ('idempotency_key', None),
+                   ('infra_overrides', 'json'),
+                   ('infrastructure_pid', None),
+                   ('infrastructure', 'json'),
+                   ('worker_name', None),
+                   ('expected_start_time', 'datetime'),
+                   ('created', 'datetime'),
+                   ('launch_attempt', None),
+                   ('launch_token', None),
+                   ('lease_owner', None),
+                   ('lease_expires', 'datetime'))),
+ 'delete_usage': ('DELETE FROM flow_run_usage WHERE flow_run_usage.flow_run_id = ?',
+                  (('bind', 'p_id', None),),
+                  ()),
+ 'final_flow_runs': ('SELECT flow_runs.id \n'
+                     'FROM flow_runs \n'
+                     'WHERE flow_runs.id IN (__[POSTCOMPILE_p_ids]) AND flow_runs.state_type IN '
+                     '(__[POSTCOMPILE_state_type_1])',
+                     (('expand', 'p_ids', None),
+                      ('expand_const', ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED'), None)),
+                     (('id', None),)),
+ 'find_idempotent_run': ('SELECT flow_runs.id, flow_runs.name, flow_runs.flow_name, flow_runs.state_type, '
+                         'flow_runs.state_name, flow_runs.state_message, flow_runs.state_timestamp, '
+                         'flow_runs.state_data, flow_runs.start_time, flow_runs.end_time, '
+                         'flow_runs.run_count, flow_runs.parameters, flow_runs.tags, '
+                         'flow_runs.parent_task_run_id, flow_runs.parent_flow_run_id, '
+                         'flow_runs.deployment_id, flow_runs.work_pool_name, flow_runs.idempotency_key, '
+                         'flow_runs.infra_overrides, flow_runs.infrastructure_pid, flow_runs.infrastructure, '
+                         'flow_runs.worker_name, flow_runs.expected_start_time, flow_runs.created, '
+                         'flow_runs.launch_attempt, flow_runs.launch_token, flow_runs.lease_owner, '
+                         'flow_runs.lease_expires \n'
+                         'FROM flow_runs \n'
+                         'WHERE flow_runs.deployment_id = ? AND flow_runs.idempotency_key = ?',
+                         (('bind', 'p_deployment_id', None), ('bind', 'p_key', None)),
+                         (('id', None),
+                          ('name', None),
+                          ('flow_name', None),
+                          ('state_type', None),
+                          ('state_name', None),
+                          ('state_message', None),
+                          ('state_timestamp', 'datetime'),
+                          ('state_data', 'json'),
+                          ('start_time', 'datetime'),
+                          ('end_time', 'datetime'),
+                          ('run_count', None),
+                          ('parameters', 'json'),
+                          ('tags', 'json'),
+                          ('parent_task_run_id', None),
+                          ('parent_flow_run_id', None),
+                          ('deployment_id', None),
+                          ('work_pool_name', None),
+                          ('idempotency_key', None),
+                          ('infra_overrides', 'json'),
+                          ('infrastructure_pid', None),
+                          ('infrastructure', 'json'),
+                          ('worker_name', None),
+                          ('expected_start_time', 'datetime'),
+                          ('created', 'datetime'),
+                          ('launch_attempt', None),
+                          ('launch_token', None),
+                          ('lease_owner', None),
+                          ('lease_expires', 'datetime'))),
  'flow_run_state_type': ('SELECT flow_runs.state_type \nFROM flow_runs \nWHERE flow_runs.id = ?',
                          (('bind', 'p_id', None),),
                          (('state_type', None),)),
@@ -178,12 +324,99 @@ STATEMENTS = {'acquire_lease': ('UPDATE flow_runs SET lease_owner=?, lease_expir
                       ('bind', 'run_count', None),
                       ('bind', 'created', 'datetime')),
                      ()),
+ 'insert_usage': ('INSERT INTO flow_run_usage (flow_run_id, deployment_id, usage, created) VALUES (?, ?, ?, '
+                  '?)',
+                  (('bind', 'flow_run_id', None),
+                   ('bind', 'deployment_id', None),
+                   ('bind', 'usage', 'json'),
+                   ('bind', 'created', 'datetime')),
+                  ()),
+ 'read_block_document': ('SELECT block_documents.id, block_documents.block_type, block_documents.name, '
+                         'block_documents.schema_version, block_documents.data, block_documents.created, '
+                         'block_documents.updated \n'
+                         'FROM block_documents \n'
+                         'WHERE block_documents.block_type = ? AND block_documents.name = ?',
+                         (('bind', 'p_block_type', None), ('bind', 'p_name', None)),
+                         (('id', None),
+                          ('block_type', None),
+                          ('name', None),
+                          ('schema_version', None),
+                          ('data', 'json'),
+                          ('created', 'datetime'),
+                          ('updated', 'datetime'))),
  'read_cache': ('SELECT task_cache.result \n'
                 'FROM task_cache \n'
                 'WHERE task_cache.cache_key = ? AND (task_cache.expiration IS NULL OR task_cache.expiration '
                 '> ?)',
                 (('bind', 'p_key', None), ('bind', 'p_now', 'datetime')),
                 (('result', 'json'),)),
+ 'read_deployment': ('SELECT deployments.id, deployments.name, deployments.flow_name, '
+                     'deployments.entrypoint, deployments.path, deployments.storage_block, '
+                     'deployments.bundle_digest, deployments.infrastructure_block, '
+                     'deployments.infrastructure, deployments.infra_overrides, deployments.parameters, '
+                     'deployments.parameter_schema, deployments.work_pool_name, deployments.tags, '
+                     'deployments.description, deployments.version, deployments.schedule, '
+                     'deployments.created, deployments.updated, deployments.infra_retries, '
+                     'deployments.infra_retry_delay_seconds, deployments.infra_retry_on \n'
+                     'FROM deployments \n'
+                     'WHERE deployments.id = ?',
+                     (('bind', 'p_id', None),),
+                     (('id', None),
+                      ('name', None),
+                      ('flow_name', None),
+                      ('entrypoint', None),
+                      ('path', None),
+                      ('storage_block', None),
+                      ('bundle_digest', None),
+                      ('infrastructure_block', None),
+                      ('infrastructure', 'json'),
+                      ('infra_overrides', 'json'),
+                      ('parameters', 'json'),
+                      ('parameter_schema', 'json'),
+                      ('work_pool_name', None),
+                      ('tags', 'json'),
+                      ('description', None),
+                      ('version', None),
+                      ('schedule', 'json'),
+                      ('created', 'datetime'),
+                      ('updated', 'datetime'),
+                      ('infra_retries', None),
+                      ('infra_retry_delay_seconds', None),
+                      ('infra_retry_on', 'json'))),
+ 'read_deployment_by_name': ('SELECT deployments.id, deployments.name, deployments.flow_name, '
+                             'deployments.entrypoint, deployments.path, deployments.storage_block, '
+                             'deployments.bundle_digest, deployments.infrastructure_block, '
+                             'deployments.infrastructure, deployments.infra_overrides, '
+                             'deployments.parameters, deployments.parameter_schema, '
+                             'deployments.work_pool_name, deployments.tags, deployments.description, '
+                             'deployments.version, deployments.schedule, deployments.created, '
+                             'deployments.updated, deployments.infra_retries, '
+                             'deployments.infra_retry_delay_seconds, deployments.infra_retry_on \n'
+                             'FROM deployments \n'
+                             'WHERE deployments.flow_name = ? AND deployments.name = ?',
+                             (('bind', 'p_flow_name', None), ('bind', 'p_name', None)),
+                             (('id', None),
+                              ('name', None),
+                              ('flow_name', None),
+                              ('entrypoint', None),
+                              ('path', None),
+                              ('storage_block', None),
+                              ('bundle_digest', None),
+                              ('infrastructure_block', None),
+                              ('infrastructure', 'json'),
+                              ('infra_overrides', 'json'),
+                              ('parameters', 'json'),
+                              ('parameter_schema', 'json'),
+                              ('work_pool_name', None),
+                              ('tags', 'json'),
+                              ('description', None),
+                              ('version', None),
+                              ('schedule', 'json'),
+                              ('created', 'datetime'),
+                              ('updated', 'datetime'),
+                              ('infra_retries', None),
+                              ('infra_retry_delay_seconds', None),
+                              ('infra_retry_on', 'json'))),
  'read_flow_run': ('SELECT flow_runs.id, flow_runs.name, flow_runs.flow_name, flow_runs.state_type, '
                    'flow_runs.state_name, flow_runs.state_message, flow_runs.state_timestamp, '
                    'flow_runs.state_data, flow_runs.start_time, flow_runs.end_time, flow_runs.run_count, '
@@ -224,6 +457,66 @@ STATEMENTS = {'acquire_lease': ('UPDATE flow_runs SET lease_owner=?, lease_expir
                     ('launch_token', None),
                     ('lease_owner', None),
                     ('lease_expires', 'datetime'))),
+ 'read_work_pool': ('SELECT work_pools.id, work_pools.name, work_pools.type, '
+                    'work_pools.infrastructure_block, work_pools.description, work_pools.concurrency_limit, '
+                    'work_pools.created, work_pools.last_polled, work_pools.is_paused \n'
+                    'FROM work_pools \n'
+                    'WHERE work_pools.name = ?',
+                    (('bind', 'p_name', None),),
+                    (('id', None),
+                     ('name', None),
+                     ('type', None),
+                     ('infrastructure_block', None),
+                     ('description', None),
+                     ('concurrency_limit', None),
+                     ('created', 'datetime'),
+                     ('last_polled', 'datetime'),
+                     ('is_paused', 'bool'))),
+ 'read_worker_runs': ('SELECT flow_runs.id, flow_runs.name, flow_runs.flow_name, flow_runs.state_type, '
+                      'flow_runs.state_name, flow_runs.state_message, flow_runs.state_timestamp, '
+                      'flow_runs.state_data, flow_runs.start_time, flow_runs.end_time, flow_runs.run_count, '
+                      'flow_runs.parameters, flow_runs.tags, flow_runs.parent_task_run_id, '
+                      'flow_runs.parent_flow_run_id, flow_runs.deployment_id, flow_runs.work_pool_name, '
+                      'flow_runs.idempotency_key, flow_runs.infra_overrides, flow_runs.infrastructure_pid, '
+                      'flow_runs.infrastructure, flow_runs.worker_name, flow_runs.expected_start_time, '
+                      'flow_runs.created, flow_runs.launch_attempt, flow_runs.launch_token, '
+                      'flow_runs.lease_owner, flow_runs.lease_expires \n'
+                      'FROM flow_runs \n'
+                      'WHERE flow_runs.state_type IN (__[POSTCOMPILE_p_types]) AND flow_runs.worker_name = ? '
+                      'ORDER BY flow_runs.created DESC, flow_runs.id DESC\n'
+                      ' LIMIT ? OFFSET ?',
+                      (('expand', 'p_types', None),
+                       ('bind', 'p_worker', None),
+                       ('bind', 'p_limit', None),
+                       ('const', 0, None)),
+                      (('id', None),
+                       ('name', None),
+                       ('flow_name', None),
+                       ('state_type', None),
+                       ('state_name', None),
+                       ('state_message', None),
+                       ('state_timestamp', 'datetime'),
+                       ('state_data', 'json'),
+                       ('start_time', 'datetime'),
+                       ('end_time', 'datetime'),
+                       ('run_count', None),
+                       ('parameters', 'json'),
+                       ('tags', 'json'),
+                       ('parent_task_run_id', None),
+                       ('parent_flow_run_id', None),
+                       ('deployment_id', None),
+                       ('work_pool_name', None),
+                       ('idempotency_key', None),
+                       ('infra_overrides', 'json'),
+                       ('infrastructure_pid', None),
+                       ('infrastructure', 'json'),
+                       ('worker_name', None),
+                       ('expected_start_time', 'datetime'),
+                       ('created', 'datetime'),
+                       ('launch_attempt', None),
+                       ('launch_token', None),
+                       ('lease_owner', None),
+                       ('lease_expires', 'datetime'))),
  'renew_leases': ('UPDATE flow_runs SET lease_owner=?, lease_expires=? WHERE flow_runs.lease_owner = ? AND '
                   'flow_runs.state_type IN (__[POSTCOMPILE_state_type_1]) RETURNING id',
                   (('bind', 'p_owner', None),
@@ -1596,6 +1889,9 @@ STATEMENTS = {'acquire_lease': ('UPDATE flow_runs SET lease_owner=?, lease_expir
                              ('launch_token', None),
                              ('lease_owner', None),
                              ('lease_expires', 'datetime'))),
+ 'usage_run': ('SELECT flow_runs.deployment_id, flow_runs.created \nFROM flow_runs \nWHERE flow_runs.id = ?',
+               (('bind', 'p_id', None),),
+               (('deployment_id', None), ('created', 'datetime'))),
  'write_cache': ('INSERT INTO task_cache (cache_key, result, expiration, created) VALUES (?, ?, ?, ?) ON '
                  'CONFLICT (cache_key) DO UPDATE SET result = excluded.result, expiration = '
                  'excluded.expiration, created = excluded.created',

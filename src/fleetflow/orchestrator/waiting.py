@@ -171,13 +171,15 @@ def sqlite_file(engine: Any) -> str | None:
 _attach_lock = threading.Lock()
 
 
-def waiting_for(store: Any) -> tuple[ChangeFeed, RunWaiters]:
-    """The change feed and run waiters of one store instance, made on first use."""
+def waiting_for(store: Any, sqlite_path: str | None = None) -> tuple[ChangeFeed, RunWaiters]:
+    """The change feed and run waiters of one store instance, made on first use; the feed
+    watches ``sqlite_path`` when given (a store without an engine: the plain SQLite path),
+    else the file of the store's engine."""
     found = store.__dict__.get("_change_waiting")
     if found is None:
         with _attach_lock:
             found = store.__dict__.get("_change_waiting")
             if found is None:
-                feed = ChangeFeed(sqlite_file(store.engine))
+                feed = ChangeFeed(sqlite_path if sqlite_path is not None else sqlite_file(store.engine))
                 found = store.__dict__["_change_waiting"] = (feed, RunWaiters(feed, store._final_flow_runs))
     return found

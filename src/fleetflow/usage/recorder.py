@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform as _platform
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -38,11 +39,14 @@ def _region(task: dict[str, Any] | None) -> str | None:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
+_METADATA_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?")
+
+
 def parse_metadata_time(text: str) -> dt.datetime | None:
     """ECS metadata timestamps (``2020-10-08T20:47:16.053330955Z``: nanoseconds, 'Z') as UTC."""
-    import re
-
-    found = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", text or "")
+    if not text:
+        return None  # not on ECS: no pattern to compile in every run process
+    found = _METADATA_TIME.match(text)
     if not found:
         return None
     fraction = (found.group(2) or ".0")[:7]
@@ -110,6 +114,7 @@ class UsageRecorder:
     def __init__(self, client: OrchestratorAPI, flow_run_id: str, sampler: Sampler) -> None:
         self.client, self.flow_run_id, self.sampler = client, flow_run_id, sampler
         self.usage: RunUsage | None = None
+        self.deployment_name: str | None = None  # the runner's, once it has read the deployment
 
     @classmethod
     def start(cls, client: OrchestratorAPI, flow_run_id: str) -> "UsageRecorder | None":
@@ -139,6 +144,8 @@ class UsageRecorder:
     def _deployment_name(self, run: Any) -> str | None:
         if not run.deployment_id:
             return None
+        if self.deployment_name is not None:
+            return self.deployment_name
         try:
             return self.client.read_deployment(run.deployment_id).full_name
         except Exception:  # noqa: BLE001
@@ -150,3 +157,24 @@ class UsageRecorder:
         logger = run_logger(run, self.client)
         for warning in warnings:
             logger.warning(warning)
+
+
+def rehearse(rounds: int = 12) -> None:
+    """The pure steps of measuring a run -- sampling this process through /proc, building and
+    checking the record, encoding it -- with no thread and no store, for the fork server's
+    template (see :mod:`fleetflow.orchestrator.lite_rehearsal`: its children then
+    find this code warmed up)."""
+    from ..states import Completed
+
+    for _ in range(rounds):
+        Sampler(5.0)  # finds the cgroup (reads /proc); started, it would start a thread
+        src.tree_cpu_seconds()
+        src.tree_rss_mib()
+        src.rusage_peak_mib()
+        src.own_vm_peak_mib()
+        measured = Measurement(wall_seconds=1.0, cpu_seconds=0.5, peak_cpu=0.5, peak_memory=None,
+                               peak_address_space_mib=None, samples=1, interval=5.0)
+        usage = build_usage(measured, {}, src.ecs_task_metadata(None))
+        usage.warnings = fit_warnings(usage, "flow/deployment")
+        usage.model_dump(mode="json")
+        with_warnings(Completed(), usage.warnings)

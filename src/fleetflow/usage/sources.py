@@ -53,16 +53,18 @@ def descendants(root: int) -> list[int]:
 def _children(pid: int) -> list[int] | None:
     """The children of every thread of ``pid``; [] when it is gone; None when the kernel
     keeps no children files."""
+    folder = f"{PROC}/{pid}/task"  # plain strings: a run samples this several times, pathlib costs
     try:
-        tasks = os.listdir(PROC / str(pid) / "task")
+        tasks = os.listdir(folder)
     except OSError:
         return []
     found: list[int] = []
     for tid in tasks:
         try:
-            found.extend(int(c) for c in (PROC / str(pid) / "task" / tid / "children").read_text().split())
+            with open(f"{folder}/{tid}/children") as fh:
+                found.extend(int(c) for c in fh.read().split())
         except FileNotFoundError:
-            if not (PROC / str(pid) / "task" / tid).exists():
+            if not os.path.exists(f"{folder}/{tid}"):
                 continue  # the thread ended between the listing and the read
             return None
         except (OSError, ValueError):
