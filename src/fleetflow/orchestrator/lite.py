@@ -40,7 +40,6 @@ import datetime as dt
 import os
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
@@ -431,16 +430,9 @@ class LaunchPathMixin:
 
     def wait_for_flow_run(self, flow_run_id: str, *, timeout: float = 30.0) -> FlowRun:
         """As ``runs.FlowRunsMixin.wait_for_flow_run``: woken by the commit that ends the run."""
-        from .waiting import waiting_for
+        from .waiting import wait_until_final
 
-        deadline = time.monotonic() + max(0.0, timeout)
-        _, waiters = waiting_for(self, self.database)
-        while True:
-            seen = waiters.mark()  # before the read: a commit after it wakes the wait below
-            run = self.read_flow_run(flow_run_id)  # type: ignore[attr-defined]
-            if (run.state and run.state.is_final) or time.monotonic() >= deadline:
-                return run
-            waiters.wait(flow_run_id, seen, deadline)
+        return wait_until_final(self, flow_run_id, timeout, self.database)
 
     def _final_flow_runs(self, flow_run_ids: Iterable[str]) -> set[str]:
         """Which of these flow runs are final (one query for every waiter of the process)."""

@@ -26,7 +26,7 @@ from .base import StoreBase, new_id, utcnow
 from .names import run_name as _run_name
 from .queues import queue_budgets, with_queue_rules
 from .schemas import FlowRun, TaskRun
-from .waiting import waiting_for
+from .waiting import wait_until_final, waiting_for
 
 _FR, _TR, _ST = t.flow_runs, t.task_runs, t.states
 _INSERT_STATES = _ST.insert()
@@ -222,14 +222,7 @@ class FlowRunsMixin(_TransitionMixin):
         commit itself, elsewhere checked every ``WAIT_POLL_INTERVAL``; all the process's waiters
         share one check (:mod:`.waiting`; the server wakes its own waiters on each state change,
         see :mod:`fleetflow.server.api.waiting`)."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        _, waiters = waiting_for(self)
-        while True:
-            seen = waiters.mark()  # before the read: a commit after it wakes the wait below
-            run = self.read_flow_run(flow_run_id)
-            if (run.state and run.state.is_final) or time.monotonic() >= deadline:
-                return run
-            waiters.wait(flow_run_id, seen, deadline)
+        return wait_until_final(self, flow_run_id, timeout)
 
     def _final_flow_runs(self, flow_run_ids: Iterable[str]) -> set[str]:
         """Which of these flow runs are final (one query for every waiter of the process)."""

@@ -183,3 +183,16 @@ def waiting_for(store: Any, sqlite_path: str | None = None) -> tuple[ChangeFeed,
                 feed = ChangeFeed(sqlite_path if sqlite_path is not None else sqlite_file(store.engine))
                 found = store.__dict__["_change_waiting"] = (feed, RunWaiters(feed, store._final_flow_runs))
     return found
+
+
+def wait_until_final(store: Any, flow_run_id: str, timeout: float, sqlite_path: str | None = None) -> Any:
+    """``store.wait_for_flow_run``: the run as soon as it is final, or as it is at the timeout
+    (``sqlite_path`` as for :func:`waiting_for`)."""
+    deadline = time.monotonic() + max(0.0, timeout)
+    _, waiters = waiting_for(store, sqlite_path)
+    while True:
+        seen = waiters.mark()  # before the read: a commit after it wakes the wait below
+        run = store.read_flow_run(flow_run_id)
+        if (run.state and run.state.is_final) or time.monotonic() >= deadline:
+            return run
+        waiters.wait(flow_run_id, seen, deadline)
