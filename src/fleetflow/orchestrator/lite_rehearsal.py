@@ -16,7 +16,8 @@ from ..states import State, StateType
 from . import sqlite_sql as sql
 from . import transitions as tr
 from .base import utcnow
-from .lite import CLAIM_MESSAGE, flow_run_from_mapping, statement, validated_model
+from .lite import CLAIM_MESSAGE, flow_run_from_mapping, validated_model
+from .lite_statements import statement
 from .schemas import BlockDocument, Deployment, FlowRun, WorkPool
 from .sqlite_codecs import BIND
 

@@ -1,0 +1,100 @@
+"""The generated SQLite statements (:mod:`.sqlite_sql`) as callables for the plain path
+(:mod:`.lite`): bind values through the column codecs into positional parameters, and rows
+back through the result codecs. Built once per statement, on first use."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+from . import sqlite_sql as sql
+from .sqlite_codecs import BIND, RESULT
+
+
+class Statement:
+    """One generated statement: ``args(values)`` gives (SQL, positional parameters) through the
+    bind codecs (expanding ``IN`` lists rendered as SQLAlchemy renders them); ``row(raw)`` a
+    dict keyed by column through the result codecs."""
+
+    __slots__ = ("sql", "_plan", "_results", "_expands", "_fixed")
+
+    def __init__(self, spec: tuple[str, tuple[Any, ...], tuple[Any, ...]]):
+        text, plan, results = spec
+        self.sql = text
+        self._plan = tuple((kind, key, _fast_codec(codec)) for kind, key, codec in plan)
+        self._results = tuple((key, RESULT[codec]) for key, codec in results)
+        self._expands = any(kind.startswith("expand") for kind, _, _ in plan)
+        self._fixed = None if self._expands else _args_function(self._plan)
+
+    def args(self, values: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        if self._fixed is not None:
+            return self.sql, self._fixed(values)
+        text, out = self.sql, []
+        for kind, key, process in self._plan:
+            if kind in ("bind", "const"):
+                out.append(key if kind == "const" else (values[key] if process is None else process(values[key])))
+                continue
+            items = list(key) if kind == "expand_const" else [v if process is None else process(v) for v in values[key]]
+            # Markers are in parameter order (positional style): expand the first one left.
+            start = text.index(_MARKER)
+            end = text.index("]", start) + 1
+            text = text[:start] + (", ".join("?" * len(items)) if items else "NULL") + text[end:]
+            out.extend(items)
+        return text, tuple(out)
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        return {key: value if process is None else process(value) for (key, process), value in zip(self._results, raw)}
+
+
+def _args_function(plan: Sequence[tuple[str, Any, Any]]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """``values -> positional tuple`` for a plan without expanding lists, as one generated
+    function (a constant or ``p<i>(values[<key>])`` per position): the group-commit flusher
+    runs it for every row of a batch, where a loop over the plan costs about twice as much."""
+    namespace: dict[str, Any] = {}
+    items = []
+    for i, (kind, key, process) in enumerate(plan):
+        if kind == "const":
+            namespace[f"c{i}"] = key
+            items.append(f"c{i}")
+        elif process is None:
+            items.append(f"values[{key!r}]")
+        else:
+            namespace[f"p{i}"] = process
+            items.append(f"p{i}(values[{key!r}])")
+    exec(f"def args(values):\n    return ({', '.join(items)},)\n", namespace)  # noqa: S102 - from column names
+    return namespace["args"]
+
+
+def _fast_codec(codec: str | None) -> Callable[[Any], Any] | None:
+    """The bind codec, for JSON without the serializer for ``{}`` (most state rows) and for
+    datetimes formatting each object once (a task run's rows share them; the memo holds the
+    objects, so an identity match is never a recycled one)."""
+    process = BIND[codec]
+    if codec == "json":
+        empty = process({})  # type: ignore[misc]
+        return lambda value: empty if type(value) is dict and not value else process(value)  # type: ignore[misc]
+    if codec != "datetime":
+        return process
+    memo: dict[int, tuple[Any, Any]] = {}
+
+    def datetime_once(value: Any) -> Any:
+        seen = memo.get(id(value))
+        if seen is not None and seen[0] is value:
+            return seen[1]
+        text = process(value)  # type: ignore[misc]
+        if len(memo) >= 4096:
+            memo.clear()
+        memo[id(value)] = (value, text)
+        return text
+
+    return datetime_once
+
+
+_MARKER = "__[POSTCOMPILE_"  # SQLAlchemy's placeholder for an expanding IN list
+_STATEMENTS: dict[str, Statement] = {}
+
+
+def statement(name: str) -> Statement:
+    found = _STATEMENTS.get(name)
+    if found is None:
+        found = _STATEMENTS[name] = Statement(sql.STATEMENTS[name])
+    return found
