@@ -46,14 +46,21 @@ class Statement:
 
 
 def _args_function(plan: Sequence[tuple[str, Any, Any]]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """``values -> positional tuple`` for a plan without expanding lists, as one generated
-    function (a constant or ``p<i>(values[<key>])`` per position): the group-commit flusher
-    runs it for every row of a batch, where a loop over the plan costs about twice as much."""
+    """:func:`args_function` of a generated statement's plan (``("const", value, None)`` or
+    ``("bind", key, codec)`` per position; no expanding lists)."""
+    return args_function([(None, None, key) if kind == "const" else (key, process, None) for kind, key, process in plan])
+
+
+def args_function(slots: Sequence[tuple[str | None, Any, Any]]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """``values -> positional tuple`` for ``slots`` (per position: ``(key, codec or None, _)``,
+    or ``(None, _, constant)``), as one generated function with a constant or
+    ``p<i>(values[<key>])`` per position: the group-commit flusher runs it for every row of a
+    batch, where a loop over the slots costs about twice as much. Both stores' statements use it."""
     namespace: dict[str, Any] = {}
     items = []
-    for i, (kind, key, process) in enumerate(plan):
-        if kind == "const":
-            namespace[f"c{i}"] = key
+    for i, (key, process, const) in enumerate(slots):
+        if key is None:
+            namespace[f"c{i}"] = const
             items.append(f"c{i}")
         elif process is None:
             items.append(f"values[{key!r}]")

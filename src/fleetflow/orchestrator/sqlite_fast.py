@@ -59,6 +59,7 @@ from . import transitions as tr
 from .base import utcnow
 from .catalog import LOG_COLUMNS, READ_CACHE, cache_upsert
 from .runs import raise_rejected, task_run_from_mapping
+from .lite_statements import args_function
 from .schemas import TaskRun
 from .sqlite_codecs import EPOCH_PLUS as _EPOCH_PLUS, EPOCH_PLUS_TEXT as _EPOCH_PLUS_TEXT, log_time as _log_time
 
@@ -95,7 +96,7 @@ class Compiled:
                 value = bind.effective_value
                 plan.append((None, None, process(value) if process else value))
         self._plan = tuple(plan)
-        self.args = _args_function(self._plan)
+        self.args = args_function(self._plan)
         self._results = tuple(
             (column.key, column.type.dialect_impl(dialect).result_processor(dialect, None))
             for column in getattr(stmt, "exported_columns", ())
@@ -110,25 +111,6 @@ class Compiled:
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         return {key: value if process is None else process(value) for (key, process), value in zip(self._results, raw)}
-
-
-def _args_function(plan: Sequence[tuple[str | None, Any, Any]]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """``values -> positional tuple`` for ``plan``, as one generated function with a constant
-    or ``p<i>(values[<name>])`` per position: the group-commit flusher runs it for every row
-    of a batch, where a generic loop over the plan cost about twice as much."""
-    namespace: dict[str, Any] = {}
-    items = []
-    for i, (name, process, const) in enumerate(plan):
-        if name is None:
-            namespace[f"c{i}"] = const
-            items.append(f"c{i}")
-        elif process is None:
-            items.append(f"values[{name!r}]")
-        else:
-            namespace[f"p{i}"] = process
-            items.append(f"p{i}(values[{name!r}])")
-    exec(f"def args(values):\n    return ({', '.join(items)},)\n", namespace)  # noqa: S102 - built from column names
-    return namespace["args"]
 
 
 def _empty_json_shortcut(impl: Any, process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
