@@ -4,7 +4,8 @@ One flow calls N trivial tasks, sequentially and with ``.submit()``, with every 
 recorded. Overhead per task run = (flow time - the same calls as plain functions) / N, wall
 and CPU (CPU counts every thread: the group-commit flusher too). Each variant runs in its own
 process: group commit on (the default window) and off (``FLEETFLOW_GROUP_COMMIT_WINDOW=0``,
-one commit per write), each with Prefect's per-task log lines on (default) and off. Start-up =
+one commit per write), each with Prefect's per-task log lines on (default) and off, with the
+console a pipe; and the default once more with the console a terminal. Start-up =
 wall time from launching ``python script.py`` to the first task body, on an existing store
 (plus the process's CPU time by then, which a loaded machine inflates less than wall time,
 and how many modules were loaded), with the bytecode caches written as ``pip install`` does
@@ -99,10 +100,40 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def _run_variant(env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, str(N), "--child"], env={**os.environ, **env},
-                         capture_output=True, text=True, check=True)
+# The console is a pipe in the variants above (as under a worker, in CI or in a container),
+# where run-log lines are written in batches; on a terminal each line is written at once
+# (fleetflow/engine/console.py). This variant gives the child a pseudo-terminal for stderr.
+TTY_VARIANT = "group_commit_console_on_a_terminal"
+
+
+def _run_variant(env: dict[str, str], terminal: bool = False) -> dict[str, float]:
+    command = [sys.executable, __file__, str(N), "--child"]
+    if not terminal:
+        out = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    import pty
+    import threading
+
+    main_fd, child_fd = pty.openpty()
+    drained = threading.Thread(target=_drain, args=(main_fd,), daemon=True)
+    drained.start()
+    try:
+        out = subprocess.run(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=child_fd,
+                             text=True, check=True)
+    finally:
+        os.close(child_fd)
+        drained.join(timeout=10)
+        os.close(main_fd)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _drain(fd: int) -> None:
+    """Read the terminal's output as a terminal emulator would (a full one blocks the writer)."""
+    try:
+        while os.read(fd, 65536):
+            pass
+    except OSError:  # the child side closed
+        pass
 
 
 # Start-up variants, measured interleaved: the default, and the store on SQLAlchemy throughout
@@ -179,13 +210,15 @@ def main() -> None:
             if server is not None:
                 env = {**env, "FLEETFLOW_DATABASE_URL": server.fresh_database()}
             variants[name] = _run_variant({**base_env, **env})
+        if server is None:
+            variants[TTY_VARIANT] = _run_variant(base_env, terminal=True)
     finally:
         if server is not None:
             server.stop()
     store = "PostgreSQL (local server)" if POSTGRES else "SQLite"
     print(f"tasks per flow: {N} ({store}, every state recorded); wall / CPU ms per task run")
     for name, figures in variants.items():
-        print(f"  {name:30s} sequential {figures['sequential_ms_per_task']:.3f} / {figures['sequential_cpu_ms_per_task']:.3f}"
+        print(f"  {name:36s} sequential {figures['sequential_ms_per_task']:.3f} / {figures['sequential_cpu_ms_per_task']:.3f}"
               f"   .submit() {figures['submit_ms_per_task']:.3f} / {figures['submit_cpu_ms_per_task']:.3f}")
     data = {"n_tasks": N, "store": "postgresql" if POSTGRES else "sqlite", "variants": variants,
             "sequential_ms_per_task": variants["group_commit"]["sequential_ms_per_task"],

@@ -76,6 +76,11 @@ class Settings(BaseModel):
     log_flush_interval: float = Field(
         default=0.5, description="Seconds between batched writes of run logs to the store."
     )
+    console_flush_interval: float = Field(
+        default=0.05, ge=0,
+        description="Seconds run-log lines may wait before they are written to a console that is not a terminal "
+        "(a pipe or a file), so many lines cost one write; a terminal gets each line at once.",
+    )
     worker_poll_interval: float = Field(
         default=0.1, description="Seconds between a worker's claims of scheduled runs on the local path."
     )

@@ -136,7 +136,7 @@ def console() -> Iterator[io.StringIO]:
     from fleetflow.engine.logs import engine_logger
 
     engine_logger()  # sets the run loggers up (prints nothing)
-    (handler,) = [h for h in logging.getLogger("fleetflow.runs").handlers if type(h) is logging.StreamHandler]
+    (handler,) = [h for h in logging.getLogger("fleetflow.runs").handlers if isinstance(h, logging.StreamHandler)]
     stream = io.StringIO()
     previous = handler.setStream(stream)
     yield stream

@@ -21,6 +21,7 @@ from ..orchestrator.pid import current_pid
 from ..orchestrator.schemas import LogRecord
 from ..settings import get_settings
 from ..states import construct
+from .console import ConsoleHandler
 from .context import flow_run_ctx, task_run_ctx
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ class _ConsoleFormatter(logging.Formatter):
         return f"{ts} | {record.levelname:<7} | {label} - {record.getMessage()}"
 
 
-_console: list[logging.StreamHandler] = []  # the run loggers' console handler, once set up
+_console: list[ConsoleHandler] = []  # the run loggers' console handler, once set up
 
 
 def _setup_logger() -> logging.Logger:
@@ -136,7 +137,7 @@ def _setup_logger() -> logging.Logger:
         handler = RunLogHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
-        console = logging.StreamHandler(sys.stderr)
+        console = ConsoleHandler(sys.stderr)
         console.setFormatter(_ConsoleFormatter())
         logger.addHandler(console)
         _console[:] = [console]
@@ -181,8 +182,8 @@ class EngineLog:
     """The engine's own INFO lines about one run ("Created task run ...", "Finished in state
     ..."): stored and printed exactly like run-logger lines, but without building a
     ``logging.LogRecord`` (caller lookup, path parsing), since a task run writes several of
-    them on the engine's hot path: one tuple for the shipper and one ``write`` per console
-    line. Other levels go through the ordinary run logger."""
+    them on the engine's hot path: one tuple for the shipper and one line for the console
+    (:mod:`.console` batches them off a terminal). Other levels go through the ordinary run logger."""
 
     __slots__ = ("flow_run", "client", "task_run", "label", "_ids")
 
@@ -192,7 +193,7 @@ class EngineLog:
         self._ids = (flow_run.id, task_run.id if task_run is not None else None)
 
     def info(self, *messages: str) -> None:
-        """One INFO line per message, taken at one moment; printed with one ``write``."""
+        """One INFO line per message, taken at one moment; printed together."""
         if not _info_enabled():
             return
         now = time.time()
@@ -203,14 +204,7 @@ class EngineLog:
             prefix = f"{_clock(now)} | INFO    | {self.label} - "
             line = "".join(f"{prefix}{message}\n" for message in messages) if len(messages) > 1 else f"{prefix}{messages[0]}\n"
             for console in _console:
-                with console.lock:  # type: ignore[union-attr]
-                    stream = console.stream
-                    try:
-                        stream.write(line)
-                        if not getattr(stream, "line_buffering", False):  # a line-buffered stream just flushed
-                            stream.flush()
-                    except (OSError, ValueError):  # a closed or broken console must never break a run
-                        pass
+                console.write(line)
 
     def __getattr__(self, level: str) -> Any:  # warning, error, exception: the run logger
         return getattr(run_logger(self.flow_run, self.client, self.task_run), level)
@@ -257,13 +251,21 @@ _original_print = builtins.print
 
 
 def _print(*args: Any, **kwargs: Any) -> None:
-    """``print`` that becomes a run log line inside runs with ``log_prints=True``."""
+    """``print`` that becomes a run log line inside runs with ``log_prints=True`` (any other
+    ``print`` comes after the run lines made before it)."""
     tctx, fctx = task_run_ctx.get(), flow_run_ctx.get()
     enabled = tctx.log_prints if tctx is not None else (fctx.log_prints if fctx is not None else False)
     if not enabled or kwargs.get("file") not in (None, sys.stdout):
+        flush_console()
         return _original_print(*args, **kwargs)
     sep = kwargs.get("sep", " ")
     get_run_logger().info((sep if sep is not None else " ").join(str(a) for a in args))
+
+
+def flush_console() -> None:
+    """Write the console lines still pending (see :mod:`.console`)."""
+    for console in _console:
+        console.flush()
 
 
 def install_print_capture() -> None:

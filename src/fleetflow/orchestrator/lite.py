@@ -53,6 +53,7 @@ from .names import run_name
 from .schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, WorkPool
 from .lite_statements import Statement as _Statement, statement
 from .sqlite_codecs import log_time
+from .sqlite_batches import insert_rows
 from .task_run_buffer import BufferedTaskRuns
 from .sqlite_files import SQLITE_BUSY_TIMEOUT_MS, private_sqlite_files, process_write_lock, sqlite_on_connect
 
@@ -639,7 +640,7 @@ class PlainSQLiteStore(BufferedTaskRuns, LaunchPathMixin, StoreBase):
         # The values go in as they are (the generated statement has no codec for the first
         # five columns, checked at import) and the time through log_time: datetime_bind's text.
         args = [(*row[:5], log_time(row[5])) for row in rows]
-        self._write_now(lambda dbapi: _run(dbapi, _INSERT_LOGS.sql, args, many=True))
+        self._write_now(lambda dbapi: insert_rows(_run, dbapi, _INSERT_LOGS.sql, args))
 
     def read_cache(self, cache_key: str) -> dict[str, Any] | None:
         found = self._read_one(statement("read_cache"), {"p_key": cache_key, "p_now": utcnow()})
@@ -700,8 +701,8 @@ class PlainSQLiteStore(BufferedTaskRuns, LaunchPathMixin, StoreBase):
             raise _translate(exc, insert.sql, None) from exc
 
         def work(dbapi: sqlite3.Connection) -> None:
-            _run(dbapi, insert.sql, run_args, many=True)
-            _run(dbapi, history_insert.sql, history_args, many=True)
+            insert_rows(_run, dbapi, insert.sql, run_args)
+            insert_rows(_run, dbapi, history_insert.sql, history_args)
 
         self._transaction(work)
 

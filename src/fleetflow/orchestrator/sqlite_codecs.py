@@ -23,6 +23,13 @@ def datetime_bind(value: dt.datetime | None) -> str | None:
     a naive datetime is taken to be UTC already."""
     if value is None:
         return None
+    if type(value) is dt.datetime:  # the engine's own timestamps: no converted copies
+        zone = value.tzinfo
+        if zone is None:
+            return value.isoformat(" ", "microseconds")
+        if zone is not UTC:
+            value = value.astimezone(UTC)
+        return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
