@@ -10,6 +10,7 @@ import io
 import logging
 import os
 import re
+import time
 import uuid
 from typing import Iterator
 
@@ -26,12 +27,18 @@ from fleetflow.states import State, StateType, new_state
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)
 
 
-def test_task_run_ids_are_distinct_uuid4_strings_and_a_forked_child_draws_its_own():
-    ids = [new_id() for _ in range(3000)]  # several refills of the pool
+def test_task_run_ids_are_increasing_uuid7_strings_and_a_forked_child_draws_its_own():
+    before = time.time_ns() // 1_000_000
+    ids = [new_id() for _ in range(3000)]  # several refills of the random pool
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
-    for value in ids[:300]:
+    assert ids == sorted(ids)  # one process's ids strictly increase: inserts append to the indexes
+    for value in ids[:300] + ids[-300:]:
         parsed = uuid.UUID(value)
-        assert str(parsed) == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == value and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert before <= parsed.int >> 80 <= after + 1  # its first 48 bits: the Unix time in ms
+    tails = {value[-8:] for value in ids}
+    assert len(tails) == len(ids)  # what the CLI shows of a task run tells them apart
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: what it draws next, while the parent's pool still holds ids

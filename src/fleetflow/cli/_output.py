@@ -236,6 +236,12 @@ def short_id(value: str | None) -> str:
     return value[:8] if value else "-"
 
 
+def short_task_run_id(value: str | None) -> str:
+    """Last 8 characters: a task-run id is time-ordered (engine/ids.py), so its first ones are
+    shared by every task run of the same minute, and its last ones are random."""
+    return value[-8:] if value else "-"
+
+
 def fmt_infra(infrastructure: dict[str, Any] | None) -> str:
     """'ecs cpu 1024 / mem 2048' -- what the run was launched on and how big it was."""
     info = infrastructure or {}

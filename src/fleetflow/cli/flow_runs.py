@@ -33,6 +33,7 @@ from ._output import (
     print_json,
     short_handle,
     short_id,
+    short_task_run_id,
     state_text,
     success,
     table,
@@ -260,7 +261,7 @@ def _task_runs_table(task_runs: list[Any]) -> Any:
     tbl = table("ID", "TASK RUN", "STATE", "STARTED", "DURATION", "TRIES", title="task runs")
     for tr in task_runs:
         tbl.add_row(
-            short_id(tr.id), tr.name, state_text(tr.state), fmt_time(tr.start_time),
+            short_task_run_id(tr.id), tr.name, state_text(tr.state), fmt_time(tr.start_time),
             fmt_duration(tr.start_time, tr.end_time), str(tr.run_count),
         )  # fmt: skip
     return tbl
@@ -381,7 +382,7 @@ class _LogPrinter:
             return "flow"
         if task_run_id not in self.task_names:  # a task started since we last looked
             self.task_names.update({t.id: t.name for t in self.client.read_task_runs(self.flow_run_id)})
-        return self.task_names.get(task_run_id, short_id(task_run_id))
+        return self.task_names.get(task_run_id, short_task_run_id(task_run_id))
 
     def print(self, record: Any) -> None:
         source = self.source(record.task_run_id)

@@ -70,6 +70,23 @@ def test_inspect_shows_history_in_order_parameters_and_task_runs(temp_store):
     assert "in-process" in out  # infrastructure kind of a plain call
 
 
+def test_inspect_tells_task_runs_apart_by_the_random_end_of_their_ids(temp_store):
+    @task
+    def step(i: int) -> int:
+        return i
+
+    @flow
+    def many_steps():
+        return [step(i) for i in range(5)]
+
+    many_steps()
+    run = temp_store.read_flow_runs(flow_name="many-steps")[0]
+    task_runs = temp_store.read_task_runs(run.id)
+    out = invoke("flow-run", "inspect", run.id[:8]).stdout
+    shown = {tr.id[-8:] for tr in task_runs if tr.id[-8:] in out}
+    assert len(shown) == 5  # time-ordered ids share their first characters (engine/ids.py)
+
+
 def test_inspect_json(temp_store):
     run = _run_simple_flow(temp_store)
     data = json.loads(invoke("flow-run", "inspect", run.id, "--json").stdout)
