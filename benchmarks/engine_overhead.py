@@ -5,7 +5,8 @@ recorded. Overhead per task run = (flow time - the same calls as plain functions
 and CPU (CPU counts every thread: the group-commit flusher too). Each variant runs in its own
 process: group commit on (the default window) and off (``FLEETFLOW_GROUP_COMMIT_WINDOW=0``,
 one commit per write), each with Prefect's per-task log lines on (default) and off, with the
-console a pipe; and the default once more with the console a terminal. Start-up =
+console a pipe; and the default once more with the console a terminal, and once on a store
+that already holds 100,000 task runs. Start-up =
 wall time from launching ``python script.py`` to the first task body, on an existing store
 (plus the process's CPU time by then, which a loaded machine inflates less than wall time,
 and how many modules were loaded), with the bytecode caches written as ``pip install`` does
@@ -87,6 +88,16 @@ def measure_overhead() -> dict[str, float]:
         return sum(f.result() for f in [t_plain.submit(i) for i in range(n)])
 
     sequential(10)  # warm up imports, schema, caches
+    prefill = int(os.environ.get(PREFILL, "0"))
+    if prefill:  # a store that has been in use: its indexes hold this many task runs already
+        from fleetflow.settings import reset_settings
+
+        os.environ["FLEETFLOW_TASK_RUN_LOG_LINES"] = "false"  # quicker to fill; measured with them on
+        reset_settings()
+        for _ in range(prefill // 10_000):
+            sequential(10_000)
+        del os.environ["FLEETFLOW_TASK_RUN_LOG_LINES"]
+        reset_settings()
     base = _timed(lambda: sum(plain(i) for i in range(N)))[0]
     seq = min(_timed(lambda: sequential(N)) for _ in range(REPEATS))
     sub = min(_timed(lambda: submitted(N)) for _ in range(REPEATS))
@@ -104,6 +115,10 @@ def _timed(fn) -> tuple[float, float]:
 # where run-log lines are written in batches; on a terminal each line is written at once
 # (fleetflow/engine/console.py). This variant gives the child a pseudo-terminal for stderr.
 TTY_VARIANT = "group_commit_console_on_a_terminal"
+# And the default on a store already holding this many task runs (index inserts cost more as
+# the indexes grow; fleetflow/engine/ids.py has the figures for random against ordered ids).
+PREFILL = "FLEETFLOW_BENCH_PREFILL_TASK_RUNS"
+PREFILLED_VARIANT = ("group_commit_store_holding_100k_task_runs", {PREFILL: "100000"})
 
 
 def _run_variant(env: dict[str, str], terminal: bool = False) -> dict[str, float]:
@@ -212,13 +227,15 @@ def main() -> None:
             variants[name] = _run_variant({**base_env, **env})
         if server is None:
             variants[TTY_VARIANT] = _run_variant(base_env, terminal=True)
+            name, env = PREFILLED_VARIANT
+            variants[name] = _run_variant({"FLEETFLOW_HOME": tempfile.mkdtemp(prefix="ff-bench-"), **env})
     finally:
         if server is not None:
             server.stop()
     store = "PostgreSQL (local server)" if POSTGRES else "SQLite"
     print(f"tasks per flow: {N} ({store}, every state recorded); wall / CPU ms per task run")
     for name, figures in variants.items():
-        print(f"  {name:36s} sequential {figures['sequential_ms_per_task']:.3f} / {figures['sequential_cpu_ms_per_task']:.3f}"
+        print(f"  {name:42s} sequential {figures['sequential_ms_per_task']:.3f} / {figures['sequential_cpu_ms_per_task']:.3f}"
               f"   .submit() {figures['submit_ms_per_task']:.3f} / {figures['submit_cpu_ms_per_task']:.3f}")
     data = {"n_tasks": N, "store": "postgresql" if POSTGRES else "sqlite", "variants": variants,
             "sequential_ms_per_task": variants["group_commit"]["sequential_ms_per_task"],

@@ -66,6 +66,15 @@ def _dump(store: Orchestrator) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
+def _history_by_run(dump: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
+    """``_dump`` with each run's history in order but without the rows' ids: a settled run's
+    change is written after the batch's new task runs, so ids across runs may interleave otherwise."""
+    runs: dict[Any, list[tuple[Any, ...]]] = {}
+    for row in dump["states"]:
+        runs.setdefault((row[1], row[2]), []).append(row[1:])
+    return {**dump, "states": runs}
+
+
 def _both(stores: tuple[Orchestrator, Orchestrator], call: Callable[[Orchestrator], Any]) -> Any:
     """The same call on both stores: equal results, or errors of one type and message."""
     outcomes = []
@@ -164,7 +173,7 @@ def test_recording_a_state_stores_what_setting_it_stores(buffered_and_plain):
         for run_id in (buffered_run, committed_run):
             store.create_task_run(flow_id, "k", "t", id=run_id, dynamic_key=run_id[-1],
                                   states=[Pending(timestamp=T0), Running(timestamp=T0)])
-    buffered.flush_writes()  # committed_run's creation is committed: its changes are immediate
+    buffered.flush_writes()  # committed_run's creation is committed ("settled"): its changes buffer too
     buffered.create_task_run(flow_id, "k", "t", id=str(uuid.UUID(int=9)), states=[Pending(timestamp=T0)])
     plain.create_task_run(flow_id, "k", "t", id=str(uuid.UUID(int=9)), states=[Pending(timestamp=T0)])
     done = Completed(timestamp=T0, data={"result": {"serializer": "json", "value": "1"}})
@@ -177,7 +186,7 @@ def test_recording_a_state_stores_what_setting_it_stores(buffered_and_plain):
         with pytest.raises(ObjectNotFound):
             store.record_task_run_state("nope", done)
     buffered.flush_writes()
-    assert _dump(buffered) == _dump(plain)
+    assert _history_by_run(_dump(buffered)) == _history_by_run(_dump(plain))
 
 
 # ---- when buffered records are committed --------------------------------------------------------
@@ -210,13 +219,89 @@ def test_readers_in_this_process_see_buffered_records(buffered_and_observer):
     assert len(observer.read_task_runs(flow_id)) == 3  # reading committed them
 
 
-def test_a_task_run_whose_creation_is_committed_changes_state_at_once(buffered_and_observer):
-    buffered, observer = buffered_and_observer
+def _settled_run(buffered: Any) -> tuple[str, str]:
+    """A flow run with one RUNNING task run whose creation a group commit already wrote."""
     run = buffered.create_flow_run("f", state=Running())
     task = buffered.create_task_run(run.id, "k", "t", states=[Pending(), Running()])
     buffered.flush_writes()
-    buffered.set_task_run_state(task.id, Completed())
-    assert observer.read_task_run(task.id).state.type.value == "COMPLETED"
+    return run.id, task.id
+
+
+def _plain_buffered(tmp_path: Any) -> tuple[Any, Orchestrator]:
+    from fleetflow.orchestrator.lite import PlainSQLiteStore, open_store
+
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    Orchestrator.create(url).dispose()
+    store = open_store(url)
+    assert type(store) is PlainSQLiteStore
+    store.enable_group_commit(HOUR, 1000)
+    return store, Orchestrator.create(url)
+
+
+def _next_change_is_buffered_too_and_commits_with_its_history(buffered: Any, observer: Orchestrator, caplog: Any) -> None:
+    _, task_id = _settled_run(buffered)
+    assert observer.read_task_run(task_id).state.type is StateType.RUNNING
+    assert buffered.record_task_run_state(task_id, Completed(data={"result": {"serializer": "json", "value": "1"}})) is None
+    assert observer.read_task_run(task_id).state.type is StateType.RUNNING  # in the buffer, not committed
+    buffered.flush_writes()
+    stored = observer.read_task_run(task_id)
+    assert stored.state.type is StateType.COMPLETED and stored.end_time is not None
+    assert stored.state.data == {"result": {"serializer": "json", "value": "1"}}
+    assert [s.type for s in observer.read_task_run_states(task_id)] == [StateType.PENDING, StateType.RUNNING,
+                                                                          StateType.COMPLETED]
+
+
+def _checked_in_memory_as_the_update_would(buffered: Any, observer: Orchestrator, caplog: Any) -> None:
+    _, task_id = _settled_run(buffered)
+    with pytest.raises(InvalidStateTransition):
+        buffered.set_task_run_state(task_id, Pending())
+    buffered.set_task_run_state(task_id, Completed())
+    with pytest.raises(InvalidStateTransition):  # final: no longer buffered, refused by the store itself
+        buffered.set_task_run_state(task_id, Running())
+
+
+def _a_change_made_elsewhere_meanwhile_wins_and_the_refusal_is_logged(buffered: Any, observer: Orchestrator,
+                                                                     caplog: Any) -> None:
+    _, task_id = _settled_run(buffered)
+    observer.set_task_run_state(task_id, Cancelled(), force=True)  # another process, committed first
+    buffered.record_task_run_state(task_id, Completed())  # valid against what this process knows
+    with caplog.at_level(logging.ERROR, logger="fleetflow.store"):
+        buffered.flush_writes()
+    assert observer.read_task_run(task_id).state.type is StateType.CANCELLED
+    assert "was not recorded: another process changed the run meanwhile" in caplog.text
+    history = [s.type for s in observer.read_task_run_states(task_id)]
+    assert history[-1] is StateType.CANCELLED and StateType.COMPLETED not in history
+
+
+def _a_forced_change_is_immediate_and_ends_the_buffering_of_that_run(buffered: Any, observer: Orchestrator,
+                                                                     caplog: Any) -> None:
+    _, task_id = _settled_run(buffered)
+    buffered.set_task_run_state(task_id, Failed(), force=True)
+    assert observer.read_task_run(task_id).state.type is StateType.FAILED
+    buffered.set_task_run_state(task_id, Running(), force=True)
+    buffered.set_task_run_state(task_id, Completed())  # not settled any more: committed at once
+    assert observer.read_task_run(task_id).state.type is StateType.COMPLETED
+
+
+SETTLED = [_next_change_is_buffered_too_and_commits_with_its_history, _checked_in_memory_as_the_update_would,
+           _a_change_made_elsewhere_meanwhile_wins_and_the_refusal_is_logged,
+           _a_forced_change_is_immediate_and_ends_the_buffering_of_that_run]
+
+
+@pytest.mark.parametrize("scenario", SETTLED, ids=lambda f: f.__name__.strip("_"))
+def test_settled_task_runs_on_the_store(buffered_and_observer, scenario, caplog):
+    """A task run whose creation a group commit wrote (a submitted task outliving the window)."""
+    scenario(*buffered_and_observer, caplog)
+
+
+@pytest.mark.parametrize("scenario", SETTLED, ids=lambda f: f.__name__.strip("_"))
+def test_settled_task_runs_on_the_plain_sqlite_path(tmp_path, scenario, caplog):
+    buffered, observer = _plain_buffered(tmp_path)
+    try:
+        scenario(buffered, observer, caplog)
+    finally:
+        buffered.dispose()
+        observer.dispose()
 
 
 def test_the_window_commits_in_the_background(url):

@@ -10,10 +10,10 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from . import request_tx
-from .group_commit import GroupCommit, Rows
+from .group_commit import GroupCommit, Rows, Update
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -103,15 +103,26 @@ class StoreBase:
         batch = group.take()
         if not batch:
             return
-        try:
-            self._commit_task_runs(batch.rows, batch.history)
-        except _integrity_error():
-            self._commit_one_by_one(batch.rows, batch.history)
-        except BaseException:
-            # e.g. the database is unreachable: keep the records for the next write, which
-            # then fails too -- so a flow run never turns final over task runs not recorded.
-            group.restore(batch)
-            raise
+        if batch.history:
+            try:
+                self._commit_task_runs(batch.rows, batch.history)
+            except _integrity_error():
+                self._commit_one_by_one(batch.rows, batch.history)
+            except BaseException:
+                # e.g. the database is unreachable: keep the records for the next write, which
+                # then fails too -- so a flow run never turns final over task runs not recorded.
+                group.restore(batch)
+                raise
+            group.settle(batch)
+        if batch.updates:
+            try:
+                refused = self._commit_settled(batch.updates)
+            except BaseException:
+                group.restore(batch, created=False)
+                raise
+            for run_id, state in refused:
+                log.error("the change of task run %s to %s was not recorded: another process changed the run meanwhile",
+                          run_id, state.type.value)
 
     def _commit_task_runs(self, rows: Rows, history: Rows) -> None:
         """Insert task runs with their final columns and their history (commit lock held)."""
@@ -120,6 +131,22 @@ class StoreBase:
         with self._writer.begin() as conn:
             conn.execute(t.task_runs.insert(), rows)
             conn.execute(t.states.insert(), history)
+
+    def _commit_settled(self, updates: Sequence[Update]) -> list[Update]:
+        """State changes of task runs a group commit already wrote, in one transaction, each
+        through the store's conditional UPDATE; returns those it refused (commit lock held)."""
+        from . import tables as t
+        from . import transitions as tr
+
+        refused = []
+        with self._writer.begin() as conn:
+            for run_id, state in updates:
+                update = tr.TRANSITIONS[("task_runs", state.type, False)]
+                if conn.execute(update, tr.transition_params(run_id, state)).first() is None:
+                    refused.append((run_id, state))
+                    continue
+                conn.execute(t.states.insert(), tr.history_rows([state], task_run_id=run_id))
+        return refused
 
     def _commit_one_by_one(self, rows: Rows, history: Rows) -> None:
         """A batch that broke a constraint (a flow run deleted meanwhile, a reused id): keep every

@@ -15,7 +15,13 @@ The rules (the seam any other batching layer, e.g. an HTTP client, must keep)
    task run *whose creation is still in the buffer*. Nobody outside this process can see such a
    row yet, so the transition is validated exactly, in memory, with the same rules and errors as
    the store's conditional UPDATE, and the row is inserted with its final columns (no UPDATE).
-   Any other write to a task run (its creation already committed, or ``force``) is immediate.
+   A task run this process created whose creation a group commit already wrote ("settled": a
+   ``.submit()``-ed task that outlives the window) has its later changes buffered too: checked
+   in memory against the state this process gave it, and written by the next group commit with
+   the store's own conditional UPDATE, which checks the stored state again. A change another
+   process made meanwhile makes that UPDATE refuse; the refusal is logged (the engine that
+   recorded the change has moved on). ``force`` changes are immediate and end the buffering of
+   that run; so does its final state, and the oldest of more than ``SETTLED_MAX`` settled runs.
 2. **Ordering**: every immediate write of this store -- a flow run's state change, claims,
    leases, logs, cancellation, creating runs of deployments, the task cache -- first commits
    whatever is buffered, under the same lock. So a flow run's final state is committed only
@@ -51,19 +57,29 @@ log = logging.getLogger("fleetflow.store")
 Rows = list[dict[str, Any]]
 
 
+# Task runs this process committed and may still change (not final), remembered so their next
+# state changes can be buffered too; bounded, oldest forgotten first (their changes then commit at once).
+SETTLED_MAX = 4096
+
+Update = tuple[str, State]  # (task run id, the state it moves to)
+
+
 class TaskRunBuffer:
     """Task runs created in this process and not committed yet: each with its row values and
-    its whole state history so far, plus the history rows in call order."""
+    its whole state history so far, plus the history rows in call order; and state changes of
+    task runs this process created and already committed ("settled"), in call order."""
 
     def __init__(self) -> None:
         self._runs: dict[str, tuple[dict[str, Any], list[State]]] = {}
         self._history: Rows = []
+        self._updates: list[Update] = []
+        self._settled: dict[str, tuple[dict[str, Any], list[State]]] = {}
 
     def __len__(self) -> int:
-        return len(self._history)
+        return len(self._history) + len(self._updates)
 
     def __contains__(self, task_run_id: str) -> bool:
-        return task_run_id in self._runs
+        return task_run_id in self._runs or task_run_id in self._settled
 
     def add_created(self, values: dict[str, Any], states: Sequence[State], history: Rows) -> None:
         """A new task run (``values`` already carry the columns of ``states``)."""
@@ -74,35 +90,61 @@ class TaskRunBuffer:
         self._history.extend(history)
 
     def add_transition(self, task_run_id: str, state: State) -> dict[str, Any]:
-        """Apply ``state`` to a buffered run; its row values after the change. Raises
-        InvalidStateTransition exactly as the store's conditional UPDATE would."""
-        values, states = self._runs[task_run_id]
+        """Apply ``state`` to a buffered or settled run; its row values after the change. Raises
+        InvalidStateTransition exactly as the store's conditional UPDATE would (for a settled
+        run, against the state this process gave it; the UPDATE checks the stored one again)."""
+        buffered = self._runs.get(task_run_id)
+        values, states = buffered if buffered is not None else self._settled[task_run_id]
         tr.apply_columns(values, states[-1].type, state)  # validates the step, as initial_columns would
         states.append(state)
-        self._history.extend(tr.history_rows([state], task_run_id=task_run_id))
+        if buffered is not None:
+            self._history.extend(tr.history_rows([state], task_run_id=task_run_id))
+        else:
+            self._updates.append((task_run_id, state))
+            if state.is_final:
+                del self._settled[task_run_id]  # a final run seldom changes again
         return values
 
+    def forget(self, task_run_id: str) -> None:
+        """A change written past the buffer (``force``): what this process knew is stale."""
+        self._settled.pop(task_run_id, None)
+
     def take(self) -> "Batch":
-        """Everything buffered; the buffer is empty after."""
-        batch = Batch(self._runs, self._history)
-        self._runs, self._history = {}, []
+        """Everything buffered; the buffer is empty after (settled runs stay known)."""
+        batch = Batch(self._runs, self._history, self._updates)
+        self._runs, self._history, self._updates = {}, [], []
         return batch
 
-    def restore(self, batch: "Batch") -> None:
-        """Put back a batch that could not be committed, ahead of what arrived since."""
-        self._runs = {**batch.runs, **self._runs}
-        self._history = batch.history + self._history
+    def restore(self, batch: "Batch", created: bool = True) -> None:
+        """Put back a batch that could not be committed, ahead of what arrived since (only its
+        updates when its creations were committed)."""
+        if created:
+            self._runs = {**batch.runs, **self._runs}
+            self._history = batch.history + self._history
+        self._updates = batch.updates + self._updates
+
+    def settle(self, batch: "Batch") -> None:
+        """The batch's new task runs are committed: remember those not final yet."""
+        settled = self._settled
+        for run_id, entry in batch.runs.items():
+            if not entry[1][-1].is_final:
+                settled[run_id] = entry
+        while len(settled) > SETTLED_MAX:
+            del settled[next(iter(settled))]
 
 
 class Batch:
-    """What one group commit writes: task_runs rows (final columns) and states rows."""
+    """What one group commit writes: task_runs rows (final columns) and states rows of new
+    task runs, then state changes of settled ones."""
 
-    def __init__(self, runs: dict[str, tuple[dict[str, Any], list[State]]], history: Rows):
+    def __init__(self, runs: dict[str, tuple[dict[str, Any], list[State]]], history: Rows,
+                 updates: list[Update] | None = None):
         self.runs = runs
         self.history = history
+        self.updates = updates or []
 
     def __bool__(self) -> bool:
-        return bool(self.history)
+        return bool(self.history or self.updates)
 
     @property
     def rows(self) -> Rows:
@@ -153,9 +195,14 @@ class GroupCommit:
             self.check_process()
             return self.buffer.take()
 
-    def restore(self, batch: Batch) -> None:
+    def restore(self, batch: Batch, created: bool = True) -> None:
         with self.lock:
-            self.buffer.restore(batch)
+            self.buffer.restore(batch, created)
+
+    def settle(self, batch: Batch) -> None:
+        with self.lock:
+            if self._pid == current_pid():
+                self.buffer.settle(batch)
 
     def pending(self) -> bool:
         return bool(self.buffer) and self._pid == current_pid()

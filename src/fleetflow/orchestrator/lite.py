@@ -49,6 +49,7 @@ from ..states import State, StateType, construct
 from . import sqlite_sql as sql
 from . import transitions as tr
 from .base import StoreBase, new_id, utcnow
+from .group_commit import Update
 from .names import run_name
 from .schemas import BlockDocument, Deployment, FlowRun, LogRecord, TaskRun, WorkPool
 from .lite_statements import Statement as _Statement, statement
@@ -705,6 +706,28 @@ class PlainSQLiteStore(BufferedTaskRuns, LaunchPathMixin, StoreBase):
             insert_rows(_run, dbapi, history_insert.sql, history_args)
 
         self._transaction(work)
+
+    def _commit_settled(self, updates: Sequence[Update]) -> list[Update]:
+        """As ``StoreBase._commit_settled``, on the generated conditional UPDATEs."""
+        history_insert = statement("insert_history")
+        try:
+            steps = [(run_id, state, _transition("task_runs", state.type, False).args(tr.transition_params(run_id, state)),
+                      history_insert.args(tr.history_rows([state], task_run_id=run_id)[0])[1])
+                     for run_id, state in updates]
+        except (TypeError, ValueError) as exc:
+            raise _translate(exc, history_insert.sql, None) from exc
+
+        def work(dbapi: sqlite3.Connection) -> list[Update]:
+            refused, history = [], []
+            for run_id, state, update_args, history_args in steps:
+                if _run(dbapi, *update_args).fetchone() is None:
+                    refused.append((run_id, state))
+                else:
+                    history.append(history_args)
+            insert_rows(_run, dbapi, history_insert.sql, history)
+            return refused
+
+        return self._transaction(work)
 
 
 def _raise_rejected(table: str, run_id: str, state: State, found: tuple[Any, ...] | None) -> None:

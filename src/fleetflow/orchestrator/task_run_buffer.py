@@ -76,6 +76,9 @@ class BufferedTaskRuns:
             buffered = self._buffer_transition(task_run_id, state)
             if buffered is not None:
                 return buffered_task_run(buffered, self._task_run_fields)
+        if self._group is not None and force:
+            with self._group.lock:
+                self._group.buffer.forget(task_run_id)  # written past the buffer: its copy is stale
         return self._set_task_run_state_now(task_run_id, state, force)  # type: ignore[attr-defined]
 
     def record_task_run_state(self, task_run_id: str, state: State) -> None:
@@ -108,9 +111,9 @@ class BufferedTaskRuns:
         return True
 
     def _buffer_transition(self, task_run_id: str, state: State, row: bool = True) -> dict[str, Any] | None:
-        """Apply ``state`` in the buffer when the run's creation is still buffered (a copy of
-        its row values after the change, or ``{}`` when ``row`` is False), else None (the
-        change must be written now)."""
+        """Apply ``state`` in the buffer when the run's creation is still buffered, or was
+        committed by this buffer ("settled", see group_commit): a copy of its row values after
+        the change, or ``{}`` when ``row`` is False; else None (the change must be written now)."""
         group = self._group
         if group is None:
             return None
