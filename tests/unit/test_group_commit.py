@@ -375,3 +375,37 @@ def test_the_embedded_client_takes_the_window_from_the_settings(url, monkeypatch
         assert client.store.group_commit is None
     finally:
         client.close()
+
+
+# ---- the buffer itself: a batch in flight, and one that could not be committed ----------------
+def _buffer_with_running_run() -> tuple[Any, str]:
+    from fleetflow.orchestrator import transitions as tr
+    from fleetflow.orchestrator.group_commit import TaskRunBuffer
+
+    buffer = TaskRunBuffer()
+    run_id = str(uuid.UUID(int=42))
+    states = [Pending(timestamp=T0), Running(timestamp=T0)]
+    values = {"id": run_id, "flow_run_id": str(uuid.UUID(int=1)), **tr.initial_columns(states)}
+    buffer.add_created(values, states, tr.history_rows(states, task_run_id=run_id))
+    return buffer, run_id
+
+
+def test_a_change_while_its_creation_commits_waits_behind_it():
+    buffer, run_id = _buffer_with_running_run()
+    in_flight = buffer.take()
+    assert in_flight.rows[0]["state_type"] == "RUNNING" and run_id in buffer
+    buffer.add_transition(run_id, Completed(timestamp=T0))
+    assert in_flight.rows[0]["state_type"] == "RUNNING"  # what is being written is not touched
+    after = buffer.take()
+    assert not after.runs and [(i, s.type) for i, s in after.updates] == [(run_id, StateType.COMPLETED)]
+
+
+def test_a_batch_put_back_takes_the_changes_made_meanwhile_as_if_buffered_with_it():
+    buffer, run_id = _buffer_with_running_run()
+    failed = buffer.take()
+    buffer.add_transition(run_id, Completed(timestamp=T0))  # while the failing commit ran
+    buffer.restore(failed)
+    retry = buffer.take()
+    assert not retry.updates
+    assert retry.rows[0]["state_type"] == "COMPLETED" and retry.rows[0]["end_time"] is not None
+    assert [h["type"] for h in retry.history] == ["PENDING", "RUNNING", "COMPLETED"]

@@ -113,7 +113,6 @@ class StoreBase:
                 # then fails too -- so a flow run never turns final over task runs not recorded.
                 group.restore(batch)
                 raise
-            group.settle(batch)
         if batch.updates:
             try:
                 refused = self._commit_settled(batch.updates)

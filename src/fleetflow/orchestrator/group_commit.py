@@ -110,27 +110,39 @@ class TaskRunBuffer:
         self._settled.pop(task_run_id, None)
 
     def take(self) -> "Batch":
-        """Everything buffered; the buffer is empty after (settled runs stay known)."""
+        """Everything buffered; the buffer is empty after. The batch's new runs that are not
+        final count as settled from now on (a copy of each: the batch's rows are what is being
+        written), so a change that arrives while the batch commits is buffered behind it."""
         batch = Batch(self._runs, self._history, self._updates)
         self._runs, self._history, self._updates = {}, [], []
+        settled = self._settled
+        for run_id, (values, states) in batch.runs.items():
+            if not states[-1].is_final:
+                settled[run_id] = (dict(values), list(states))
+        while len(settled) > SETTLED_MAX:
+            del settled[next(iter(settled))]
         return batch
 
     def restore(self, batch: "Batch", created: bool = True) -> None:
         """Put back a batch that could not be committed, ahead of what arrived since (only its
-        updates when its creations were committed)."""
+        updates when its creations were committed). A restored new run takes back the changes
+        made to it meanwhile, as if they had been buffered with its creation."""
+        updates = batch.updates + self._updates
         if created:
-            self._runs = {**batch.runs, **self._runs}
-            self._history = batch.history + self._history
-        self._updates = batch.updates + self._updates
-
-    def settle(self, batch: "Batch") -> None:
-        """The batch's new task runs are committed: remember those not final yet."""
-        settled = self._settled
-        for run_id, entry in batch.runs.items():
-            if not entry[1][-1].is_final:
-                settled[run_id] = entry
-        while len(settled) > SETTLED_MAX:
-            del settled[next(iter(settled))]
+            runs, history = {**batch.runs, **self._runs}, batch.history + self._history
+            kept = []
+            for run_id, state in updates:
+                if run_id in batch.runs:  # checked when it was buffered: it applies
+                    values, states = runs[run_id]
+                    tr.apply_columns(values, states[-1].type, state)
+                    states.append(state)
+                    history.extend(tr.history_rows([state], task_run_id=run_id))
+                else:
+                    kept.append((run_id, state))
+            for run_id in batch.runs:
+                self._settled.pop(run_id, None)
+            self._runs, self._history, updates = runs, history, kept
+        self._updates = updates
 
 
 class Batch:
@@ -199,10 +211,6 @@ class GroupCommit:
         with self.lock:
             self.buffer.restore(batch, created)
 
-    def settle(self, batch: Batch) -> None:
-        with self.lock:
-            if self._pid == current_pid():
-                self.buffer.settle(batch)
 
     def pending(self) -> bool:
         return bool(self.buffer) and self._pid == current_pid()
