@@ -19,12 +19,13 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from typing import Any
 
 from ..orchestrator.pid import current_pid
 from ..settings import get_settings
 
-MAX_PENDING = 64 * 1024  # characters held before a write regardless of the interval
+MAX_PENDING_LINES = 2000  # lines held before a write regardless of the interval
 
 
 class ConsoleHandler(logging.StreamHandler):
@@ -32,8 +33,9 @@ class ConsoleHandler(logging.StreamHandler):
 
     def __init__(self, stream: Any = None):
         super().__init__(stream)
-        self._pending: list[str] = []
-        self._size = 0
+        # Appended to without the lock (deque.append is atomic): the task runner's threads
+        # print at once, and a lock they all wait on costs more than the lines.
+        self._pending: deque[str] = deque()
         self._tty: tuple[Any, bool] = (None, False)  # (the stream it was checked for, isatty)
         self._wake = threading.Event()
         self._thread_pid = 0
@@ -49,18 +51,13 @@ class ConsoleHandler(logging.StreamHandler):
 
     def write(self, text: str, now: bool = False) -> None:
         """Print ``text`` (whole lines): at once on a terminal or when ``now``, else batched."""
-        with self.lock:  # type: ignore[union-attr]
-            if now or self._terminal():
-                self._pending.append(text)
-                self._write_pending()
-                return
-            self._pending.append(text)
-            self._size += len(text)
-            if self._size >= MAX_PENDING:
-                self._write_pending()
-                return
-            first = len(self._pending) == 1
-        if first:
+        pending = self._pending
+        pending.append(text)
+        if now or self._terminal():
+            self.flush()
+        elif len(pending) >= MAX_PENDING_LINES:
+            self.flush()
+        elif not self._wake.is_set():
             self._schedule()
 
     def flush(self) -> None:
@@ -72,7 +69,7 @@ class ConsoleHandler(logging.StreamHandler):
         self.flush()  # lines made for the old stream go to it
         return super().setStream(stream)
 
-    # ---- internals (``lock`` held) --------------------------------------------------------------
+    # ---- internals ------------------------------------------------------------------------------
     def _terminal(self) -> bool:
         stream = self.stream
         seen, tty = self._tty
@@ -85,11 +82,13 @@ class ConsoleHandler(logging.StreamHandler):
         return tty
 
     def _write_pending(self) -> None:
-        if not self._pending:
+        """(``lock`` held) The lines pending now, in one write; lines appended meanwhile wait
+        for the next one."""
+        pending = self._pending
+        count = len(pending)
+        if not count:
             return
-        text = "".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-        self._pending.clear()
-        self._size = 0
+        text = "".join([pending.popleft() for _ in range(count)])
         stream = self.stream
         try:
             stream.write(text)
@@ -100,8 +99,10 @@ class ConsoleHandler(logging.StreamHandler):
     # ---- the flusher ----------------------------------------------------------------------------
     def _schedule(self) -> None:
         if self._thread_pid != current_pid():  # first line, or first in a forked child
-            self._thread_pid = current_pid()
-            threading.Thread(target=self._loop, name="fleetflow-console", daemon=True).start()
+            with self.lock:  # type: ignore[union-attr]
+                if self._thread_pid != current_pid():
+                    self._thread_pid = current_pid()
+                    threading.Thread(target=self._loop, name="fleetflow-console", daemon=True).start()
         self._wake.set()
 
     def _loop(self) -> None:
@@ -126,7 +127,6 @@ def _forget_parents_lines() -> None:
     """A forked child starts with nothing pending: its parent wrote (or will write) those lines."""
     for handler in list(_handlers):
         handler._pending.clear()
-        handler._size = 0
 
 
 # The parent's lines are written before a fork, so they come before anything the child prints.

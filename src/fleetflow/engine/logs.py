@@ -15,6 +15,7 @@ import logging
 import sys
 import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..orchestrator.pid import current_pid
@@ -46,8 +47,9 @@ class LogShipper:
     """Collects log lines and writes them to the store in batches."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[Any, Row]] = []
-        self._lock = threading.Lock()
+        # Appended to without a lock (deque.append is atomic): every task thread logs at once.
+        self._pending: deque[tuple[Any, Row]] = deque()
+        self._lock = threading.Lock()  # starting the thread
         # Held while a batch is being written, so a flush at run end waits for a batch the
         # background thread took a moment earlier instead of returning before it is stored.
         self._write_lock = threading.Lock()
@@ -57,11 +59,10 @@ class LogShipper:
 
     def add(self, client: OrchestratorAPI, *rows: Row) -> None:
         """Queue lines (see :data:`Row`)."""
-        with self._lock:
-            pending = self._pending
-            for row in rows:
-                pending.append((client, row))
-            full = len(pending) >= BATCH
+        pending = self._pending
+        for row in rows:
+            pending.append((client, row))
+        full = len(pending) >= BATCH
         if self._pid != current_pid():
             self._ensure_thread()
         if full and not self._wake.is_set():
@@ -70,9 +71,10 @@ class LogShipper:
     def flush(self) -> None:
         """Write everything queued so far (called when a run ends)."""
         with self._write_lock:
-            with self._lock:
-                batch, self._pending = self._pending, []
-            self._write(batch)
+            pending = self._pending
+            batch = [pending.popleft() for _ in range(len(pending))]  # lines added meanwhile: the next batch
+            if batch:
+                self._write(batch)
 
     def _write(self, batch: list[tuple[Any, Row]]) -> None:
         by_client: dict[int, tuple[Any, list[Row]]] = {}
