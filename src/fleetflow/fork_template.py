@@ -40,12 +40,14 @@ def _preload() -> None:
     from .engine import flow_engine  # noqa: F401
     from .usage import recorder  # noqa: F401
 
-    from .client import embedded  # noqa: F401  (get_client imports it on first use)
+    from .client import embedded, profile  # noqa: F401  (get_client imports them on first use)
+    from .engine import parameter_fields
     from .orchestrator import lite_rehearsal
 
     lite_rehearsal.prepare_statements()  # a run claims, reads and reports on the plain SQLite path
     lite_rehearsal.rehearse_launch_path()  # and its children find that code warmed up (fewer copied pages)
     recorder.rehearse()
+    parameter_fields.warm()  # a run validates its flow's parameters with these adapters
     try:  # the SQLAlchemy store, for what the plain path leaves to it (imported, never connected)
         from .orchestrator import service, sqlite_fast  # noqa: F401
     except ImportError:
