@@ -51,3 +51,27 @@ def test_the_templates_rehearsal_writes_nothing_and_starts_no_thread(tmp_path):
                          env={**os.environ, "FLEETFLOW_HOME": str(home)})
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"threads": 1, "files": [], "sqlalchemy": False}
+
+
+PRELOAD = """
+import json, sys
+from fleetflow import fork_template
+fork_template._preload()
+print(json.dumps({"sqlalchemy": "sqlalchemy" in sys.modules, "deployments": "fleetflow.deployments" in sys.modules,
+                  "worker_loop": "fleetflow.worker.loop" in sys.modules}))
+"""
+
+
+def test_the_template_holds_what_runs_use_and_no_sqlalchemy(tmp_path):
+    """Each page of the template costs every child at its fork and its exit: a run's store
+    calls are on the plain SQLite path, so SQLAlchemy (and the worker's loop) stay out of it,
+    while ``fleetflow.deployments`` (a parent flow's ``run_deployment``) is preloaded."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", PRELOAD], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "FLEETFLOW_HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"sqlalchemy": False, "deployments": True,
+                                                                "worker_loop": False}

@@ -180,12 +180,52 @@ def test_a_launched_runner_loads_no_launcher_cli_or_aws(tmp_path):
     _none_loaded(modules, NOT_IN_A_LOCAL_RUNNER)
 
 
+CALLS_A_DEPLOYMENT = textwrap.dedent(
+    """
+    import json, sys
+    from fleetflow import flow, run_deployment
+
+    @flow
+    def parent():
+        child = run_deployment("report/d", timeout=0)  # created, linked, not waited for
+        print(json.dumps(sorted(sys.modules)), flush=True)
+        return child.id
+
+    parent()
+    """
+)
+
+
+def test_a_flow_calling_run_deployment_loads_no_sqlalchemy(tmp_path):
+    """A deployed parent runs forked from the fork server's template, which holds no
+    SQLAlchemy: its ``run_deployment`` (the import, the checks, the linked child) stays on the
+    plain SQLite path, or its first call would pay ~0.2 s of imports."""
+    import os
+
+    env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path / "home")}
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "flows.py").write_text(FLOW_FILE)
+    (tmp_path / "deploy.py").write_text(DEPLOY)
+    made = subprocess.run([sys.executable, str(tmp_path / "deploy.py"), str(code), str(tmp_path / "storage")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert made.returncode == 0, made.stderr[-3000:]
+    (tmp_path / "parent.py").write_text(CALLS_A_DEPLOYMENT)
+    out = subprocess.run([sys.executable, str(tmp_path / "parent.py")], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    modules = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "fleetflow.orchestrator.deployment_runs" in modules  # it did create the child here
+    _none_loaded(modules, ("sqlalchemy", "fleetflow.orchestrator.service", "fleetflow.worker.loop"))
+
+
 def test_a_process_worker_loads_no_server_http_or_aws(tmp_path):
     """What ``fleetflow worker start`` imports before it serves a Process pool on SQLite."""
     import os
 
     env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path / "home")}
-    code = ("import json, sys; import fleetflow.cli, fleetflow.cli.workers, fleetflow.worker, fleetflow.infrastructure; "
+    code = ("import json, sys; import fleetflow.cli, fleetflow.cli.workers, fleetflow.infrastructure; "
+            "from fleetflow.worker import start_worker; "  # as the command imports it
             "from fleetflow.client import get_client; get_client(); print(json.dumps(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -11,13 +11,11 @@ idempotent on ``(deployment, idempotency_key)``.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Any, Callable, Sequence
-
-import sqlalchemy as sa
 
 from ..exceptions import ObjectNotFound, ParameterValidationError
 from ..states import State, StateType, utcnow
-from . import tables as t
 from . import transitions as tr
 from .base import StoreBase, new_id
 from .jsoncodec import json_dumps
@@ -51,6 +49,15 @@ def check_parameters(deployment: Deployment, parameters: dict[str, Any]) -> None
     missing = sorted(set(schema.get("required", [])) - set(parameters))
     if missing:
         raise ParameterValidationError(f"{deployment.full_name} needs parameter(s) {', '.join(missing)}", field=missing[0])
+
+
+def _is_integrity_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLAlchemy's IntegrityError (both stores raise that one). SQLAlchemy
+    is not imported for the question: an exception of it cannot exist before it is loaded,
+    and this module is on the plain SQLite path (a forked run's ``run_deployment``), which
+    loads it only on such error paths."""
+    sa = sys.modules.get("sqlalchemy")
+    return sa is not None and isinstance(exc, sa.exc.IntegrityError)
 
 
 class DeploymentRunsMixin(StoreBase):
@@ -93,7 +100,9 @@ class DeploymentRunsMixin(StoreBase):
         }  # fmt: skip
         try:
             return self._insert_linked_run(dep.flow_name, state, run, parent_flow_run_id, link_key, parent_dynamic_key)
-        except sa.exc.IntegrityError:
+        except Exception as exc:
+            if not _is_integrity_error(exc):
+                raise
             if parent_flow_run_id is not None:
                 self.read_flow_run(parent_flow_run_id)  # type: ignore[attr-defined]  # ObjectNotFound for a bad parent
             if idempotency_key is not None and (existing := self._find_idempotent(dep.id, idempotency_key)):  # type: ignore[attr-defined]
@@ -119,6 +128,7 @@ class DeploymentRunsMixin(StoreBase):
         dynamic: str | None,
     ) -> FlowRun:
         """The parent's task run (PENDING -> RUNNING) and the child run, one transaction."""
+        from . import tables as t  # the Core path's (its store has loaded SQLAlchemy)
         from .runs import _run_name, flow_run_from_row  # the runs mixin's helpers
 
         run_id, parent_task_run_id = new_id(), None

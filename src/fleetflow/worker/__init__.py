@@ -7,6 +7,16 @@
 ``from fleetflow.worker import Worker`` stays the public import path.
 """
 
-from .loop import Watched, Worker, runner_command, runner_env, start_worker
+from typing import Any
 
 __all__ = ["Watched", "Worker", "runner_command", "runner_env", "start_worker"]
+
+
+def __getattr__(name: str) -> Any:
+    """The loop's names, imported on first use: ``fleetflow.deployments`` needs only
+    :mod:`.resolve`, and a flow calling ``run_deployment`` should not load the worker's loop."""
+    if name in __all__:
+        from . import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
