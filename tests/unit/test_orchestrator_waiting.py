@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 from fleetflow.orchestrator import Orchestrator, WorkPool
 from fleetflow.orchestrator.waiting import ChangeFeed, sqlite_file
@@ -95,44 +94,3 @@ def test_only_file_databases_have_a_feed(tmp_path):
     assert sqlite_file(sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")) == str(tmp_path / "x.db")
     assert sqlite_file(sa.create_engine("sqlite://")) is None
     assert sqlite_file(sa.create_engine("postgresql+psycopg://u@h/db")) is None
-
-
-def test_only_the_waiter_whose_run_ended_is_woken(tmp_path):
-    """Each waited-on run has its own wake-up: finishing one run wakes its waiter and leaves the
-    waiter of another run asleep (no wake-up set for it), with one query per change for both."""
-    from fleetflow.orchestrator.waiting import RunWaiters
-
-    url = f"sqlite:///{tmp_path / 'wake.db'}"
-    store = Orchestrator.create(url)
-    first, second = (store.create_flow_run("f", state=Running()) for _ in range(2))
-    queries: list[list[str]] = []
-
-    def final_among(ids):
-        queries.append(sorted(ids))
-        return store._final_flow_runs(ids)
-
-    feed = ChangeFeed(sqlite_file(store.engine))
-    waiters = RunWaiters(feed, final_among)
-    results: dict[str, str] = {}
-    try:
-        def wait(run_id: str) -> None:
-            waiters.wait(run_id, waiters.mark(), time.monotonic() + 120)
-            results[run_id] = store.read_flow_run(run_id).state_type.value
-
-        threads = {r.id: threading.Thread(target=wait, args=(r.id,)) for r in (first, second)}
-        for thread in threads.values():
-            thread.start()
-        deadline = time.monotonic() + 60
-        while len(waiters._waiting) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        _finish_elsewhere(url, first.id).wait(timeout=120)
-        threads[first.id].join(timeout=120)
-        assert results == {first.id: "COMPLETED"}
-        assert threads[second.id].is_alive() and not any(e.is_set() for e in waiters._waiting[second.id])
-        assert any(q == sorted([first.id, second.id]) for q in queries)  # one query asked about both
-        _finish_elsewhere(url, second.id).wait(timeout=120)
-        threads[second.id].join(timeout=120)
-        assert results == {first.id: "COMPLETED", second.id: "COMPLETED"}
-    finally:
-        feed.close()
-        store.dispose()

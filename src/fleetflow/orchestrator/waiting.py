@@ -109,24 +109,15 @@ class ChangeFeed:
 
 
 class RunWaiters:
-    """Threads waiting for flow runs to become final, each woken only when its own run is.
-
-    One reader thread (started with the first wait, gone once nobody waits) follows the
-    feed: after each change it asks, in one query, which of the waited-on runs are final, and
-    sets the wake-up of just those waiters. Waiting threads sleep on their own event, so 50
-    ``run_deployment`` calls waiting in one process cost one thread's wake-up and one query
-    per change, not 50 wake-ups (measured: ~1.5 ms of a parent's CPU per sub-flow run in a
-    concurrent wave went to waking waiters whose run had not ended)."""
-
-    IDLE_SECONDS = 1.0  # the reader's longest wait on the feed, to notice that nobody waits
+    """Threads waiting for flow runs to become final, checked together on each change."""
 
     def __init__(self, feed: ChangeFeed, final_among: Callable[[Iterable[str]], set[str]]):
         self._feed = feed
         self._final_among = final_among  # one store query: which of these runs are final
         self._lock = threading.Lock()
-        self._waiting: dict[str, list[threading.Event]] = {}
-        self._reader: threading.Thread | None = None
-        self._generation = feed.mark()  # the feed generation the reader last checked at
+        self._waiting: dict[str, int] = {}
+        self._final: set[str] = set()
+        self._checked_at = -1  # the feed generation the last check ran for
         self._queried_at = float("-inf")
 
     def mark(self) -> int:
@@ -136,59 +127,35 @@ class RunWaiters:
     def wait(self, flow_run_id: str, seen: int, deadline: float) -> None:
         """Return once ``flow_run_id`` was seen final after ``seen`` (or at the deadline); the
         caller then reads it."""
-        woken = threading.Event()
-        self._register(flow_run_id, woken)
+        with self._lock:
+            self._waiting[flow_run_id] = self._waiting.get(flow_run_id, 0) + 1
         try:
-            # Registered first, then marked: a commit after this mark is the reader's to see;
-            # one between ``seen`` and it is checked here, for this run alone.
-            if self._feed.mark() != seen and flow_run_id in self._final_among([flow_run_id]):
-                return
-            woken.wait(max(0.0, deadline - time.monotonic()))
-        finally:
-            self._unregister(flow_run_id, woken)
-
-    def _register(self, flow_run_id: str, woken: threading.Event) -> None:
-        with self._lock:
-            self._waiting.setdefault(flow_run_id, []).append(woken)
-            if self._reader is None or not self._reader.is_alive():  # (a forked child has none)
-                self._reader = threading.Thread(target=self._read, name="fleetflow-run-waiters", daemon=True)
-                self._reader.start()
-
-    def _unregister(self, flow_run_id: str, woken: threading.Event) -> None:
-        with self._lock:
-            events = self._waiting.get(flow_run_id, [])
-            if woken in events:
-                events.remove(woken)
-            if not events:
-                self._waiting.pop(flow_run_id, None)
-
-    def _read(self) -> None:
-        """The reader: on each change, one query for every waited-on run; wake those final."""
-        while True:
-            with self._lock:
-                if not self._waiting:
-                    self._reader = None
+            while time.monotonic() < deadline:
+                seen = self._feed.wait(seen, deadline)
+                self._space_out(deadline)
+                if self._check(flow_run_id, seen):
                     return
-            seen = self._generation
-            self._generation = self._feed.wait(seen, time.monotonic() + self.IDLE_SECONDS)
-            if self._generation == seen:
-                continue  # no change: check whether anybody still waits
-            self._space_out()
+        finally:
             with self._lock:
-                ids = list(self._waiting)
-            self._queried_at = time.monotonic()
-            final = self._final_among(ids) if ids else set()
-            with self._lock:
-                for run_id in final:
-                    for woken in self._waiting.get(run_id, []):
-                        woken.set()
+                self._waiting[flow_run_id] -= 1
+                if not self._waiting[flow_run_id]:
+                    del self._waiting[flow_run_id]
+                    self._final.discard(flow_run_id)
 
-    def _space_out(self) -> None:
+    def _space_out(self, deadline: float) -> None:
         """Under a storm of commits (many running flows), one query per ``RECHECK_SECONDS``;
         a lone commit after a quiet spell is checked at once."""
         gap = self._queried_at + RECHECK_SECONDS - time.monotonic()
         if gap > 0:
-            time.sleep(gap)
+            time.sleep(min(gap, max(0.0, deadline - time.monotonic())))
+
+    def _check(self, flow_run_id: str, generation: int) -> bool:
+        with self._lock:
+            if generation != self._checked_at:  # the first waiter to wake queries for everyone
+                self._checked_at = generation
+                self._queried_at = time.monotonic()
+                self._final |= self._final_among(list(self._waiting))
+            return flow_run_id in self._final
 
 
 def sqlite_file(engine: Any) -> str | None:
