@@ -159,8 +159,8 @@ def test_a_sqlite_flow_loads_only_what_its_first_task_needs(tmp_path):
     _none_loaded(modules, NOT_ON_THE_SQLITE_PATH)
 
 
-def test_a_launched_runner_loads_no_launcher_cli_or_aws(tmp_path):
-    """``python -m fleetflow.runner <id>`` as a worker runs it: code bundled in a local folder."""
+def _deployed(tmp_path) -> tuple[dict[str, str], str]:
+    """FLOW_FILE deployed from a local folder by DEPLOY: the environment, and the id of the run it created."""
     import os
 
     env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path / "home")}
@@ -171,7 +171,12 @@ def test_a_launched_runner_loads_no_launcher_cli_or_aws(tmp_path):
     made = subprocess.run([sys.executable, str(tmp_path / "deploy.py"), str(code), str(tmp_path / "storage")],
                           capture_output=True, text=True, env=env, timeout=300)
     assert made.returncode == 0, made.stderr[-3000:]
-    run_id = made.stdout.strip().splitlines()[-1]
+    return env, made.stdout.strip().splitlines()[-1]
+
+
+def test_a_launched_runner_loads_no_launcher_cli_or_aws(tmp_path):
+    """``python -m fleetflow.runner <id>`` as a worker runs it: code bundled in a local folder."""
+    env, run_id = _deployed(tmp_path)
     out = subprocess.run([sys.executable, "-m", "fleetflow.runner", run_id], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -200,16 +205,7 @@ def test_a_flow_calling_run_deployment_loads_no_sqlalchemy(tmp_path):
     """A deployed parent runs forked from the fork server's template, which holds no
     SQLAlchemy: its ``run_deployment`` (the import, the checks, the linked child) stays on the
     plain SQLite path, or its first call would pay ~0.2 s of imports."""
-    import os
-
-    env = {**os.environ, "FLEETFLOW_HOME": str(tmp_path / "home")}
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "flows.py").write_text(FLOW_FILE)
-    (tmp_path / "deploy.py").write_text(DEPLOY)
-    made = subprocess.run([sys.executable, str(tmp_path / "deploy.py"), str(code), str(tmp_path / "storage")],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert made.returncode == 0, made.stderr[-3000:]
+    env, _ = _deployed(tmp_path)
     (tmp_path / "parent.py").write_text(CALLS_A_DEPLOYMENT)
     out = subprocess.run([sys.executable, str(tmp_path / "parent.py")], capture_output=True, text=True, env=env,
                          timeout=300)
