@@ -68,7 +68,8 @@ def _dump(store: Orchestrator) -> dict[str, list[tuple[Any, ...]]]:
 
 def _history_by_run(dump: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
     """``_dump`` with each run's history in order but without the rows' ids: a settled run's
-    change is written after the batch's new task runs, so ids across runs may interleave otherwise."""
+    change is written before the batch's new task runs (in its transaction), so ids across runs
+    interleave differently than when each write commits."""
     runs: dict[Any, list[tuple[Any, ...]]] = {}
     for row in dump["states"]:
         runs.setdefault((row[1], row[2]), []).append(row[1:])
@@ -283,9 +284,46 @@ def _a_forced_change_is_immediate_and_ends_the_buffering_of_that_run(buffered: A
     assert observer.read_task_run(task_id).state.type is StateType.COMPLETED
 
 
+def _fail_updates_to_completed(observer: Orchestrator, on: bool) -> None:
+    """A real fault in the database (not a constraint): a trigger that makes the UPDATE of a
+    task run to COMPLETED fail, as a lost connection or a full disk would, or removes it."""
+    sqlite = observer.engine.dialect.name == "sqlite"
+    with observer.engine.begin() as conn:
+        if not on:
+            conn.execute(sa.text("DROP TRIGGER injected_fault" + ("" if sqlite else " ON task_runs")))
+        elif sqlite:  # fails while the UPDATE runs (OperationalError, not a constraint)
+            conn.execute(sa.text("CREATE TRIGGER injected_fault BEFORE UPDATE ON task_runs "
+                                 "WHEN NEW.state_type = 'COMPLETED' BEGIN SELECT json('injected fault'); END"))
+        else:
+            conn.execute(sa.text("CREATE FUNCTION injected_fault() RETURNS trigger AS "
+                                 "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql"))
+            conn.execute(sa.text("CREATE TRIGGER injected_fault BEFORE UPDATE ON task_runs FOR EACH ROW "
+                                 "WHEN (NEW.state_type = 'COMPLETED') EXECUTE FUNCTION injected_fault()"))
+
+
+def _a_settled_change_and_the_next_creations_commit_together_or_not_at_all(buffered: Any, observer: Orchestrator,
+                                                                          caplog: Any) -> None:
+    """Call order across a batch: the settled task completes, then the next one runs. Were the
+    UPDATE and the INSERTs committed apart, a failure (or a kill) between them would leave the
+    later task COMPLETED and the earlier still RUNNING."""
+    flow_run_id, first = _settled_run(buffered)
+    buffered.record_task_run_state(first, Completed())
+    second = buffered.create_task_run(flow_run_id, "k2", "t", states=[Pending(), Running(), Completed()])
+    _fail_updates_to_completed(observer, True)
+    with pytest.raises(Exception):
+        buffered.flush_writes()
+    assert observer.read_task_run(first).state.type is StateType.RUNNING
+    assert [t.id for t in observer.read_task_runs(flow_run_id)] == [first]  # the second is not there either
+    _fail_updates_to_completed(observer, False)
+    buffered.flush_writes()  # the batch was kept: it commits whole now
+    assert observer.read_task_run(first).state.type is StateType.COMPLETED
+    assert observer.read_task_run(second.id).state.type is StateType.COMPLETED
+
+
 SETTLED = [_next_change_is_buffered_too_and_commits_with_its_history, _checked_in_memory_as_the_update_would,
            _a_change_made_elsewhere_meanwhile_wins_and_the_refusal_is_logged,
-           _a_forced_change_is_immediate_and_ends_the_buffering_of_that_run]
+           _a_forced_change_is_immediate_and_ends_the_buffering_of_that_run,
+           _a_settled_change_and_the_next_creations_commit_together_or_not_at_all]
 
 
 @pytest.mark.parametrize("scenario", SETTLED, ids=lambda f: f.__name__.strip("_"))

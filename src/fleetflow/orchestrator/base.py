@@ -103,37 +103,32 @@ class StoreBase:
         batch = group.take()
         if not batch:
             return
-        if batch.history:
+        try:
+            refused = self._commit_task_runs(batch.rows, batch.history, batch.updates)
+        except _integrity_error():
             try:
-                self._commit_task_runs(batch.rows, batch.history)
-            except _integrity_error():
-                self._commit_one_by_one(batch.rows, batch.history)
+                refused = self._commit_task_runs([], [], batch.updates) if batch.updates else []
             except BaseException:
-                # e.g. the database is unreachable: keep the records for the next write, which
-                # then fails too -- so a flow run never turns final over task runs not recorded.
                 group.restore(batch)
                 raise
-        if batch.updates:
-            try:
-                refused = self._commit_settled(batch.updates)
-            except BaseException:
-                group.restore(batch, created=False)
-                raise
-            for run_id, state in refused:
-                log.error("the change of task run %s to %s was not recorded: another process changed the run meanwhile",
-                          run_id, state.type.value)
+            self._commit_one_by_one(batch.rows, batch.history)
+        except BaseException:
+            # e.g. the database is unreachable: keep the records for the next write, which
+            # then fails too -- so a flow run never turns final over task runs not recorded.
+            group.restore(batch)
+            raise
+        for run_id, state in refused:
+            log.error("the change of task run %s to %s was not recorded: another process changed the run meanwhile",
+                      run_id, state.type.value)
 
-    def _commit_task_runs(self, rows: Rows, history: Rows) -> None:
-        """Insert task runs with their final columns and their history (commit lock held)."""
-        from . import tables as t
+    def _commit_task_runs(self, rows: Rows, history: Rows, updates: Sequence[Update] = ()) -> list[Update]:
+        """One group commit, in ONE transaction (commit lock held): the state changes of
+        settled task runs, each through the store's conditional UPDATE, then the new task runs
+        with their final columns and their history. Returns the changes the UPDATE refused.
 
-        with self._writer.begin() as conn:
-            conn.execute(t.task_runs.insert(), rows)
-            conn.execute(t.states.insert(), history)
-
-    def _commit_settled(self, updates: Sequence[Update]) -> list[Update]:
-        """State changes of task runs a group commit already wrote, in one transaction, each
-        through the store's conditional UPDATE; returns those it refused (commit lock held)."""
+        One transaction because a batch's records are in call order across both parts (a
+        settled run completes, then the next task starts): committed apart, a kill between the
+        two would leave a later task COMPLETED and an earlier one still RUNNING."""
         from . import tables as t
         from . import transitions as tr
 
@@ -145,6 +140,10 @@ class StoreBase:
                     refused.append((run_id, state))
                     continue
                 conn.execute(t.states.insert(), tr.history_rows([state], task_run_id=run_id))
+            if rows:
+                conn.execute(t.task_runs.insert(), rows)
+            if history:
+                conn.execute(t.states.insert(), history)
         return refused
 
     def _commit_one_by_one(self, rows: Rows, history: Rows) -> None:

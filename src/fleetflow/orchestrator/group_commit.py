@@ -18,7 +18,9 @@ The rules (the seam any other batching layer, e.g. an HTTP client, must keep)
    A task run this process created whose creation a group commit already wrote ("settled": a
    ``.submit()``-ed task that outlives the window) has its later changes buffered too: checked
    in memory against the state this process gave it, and written by the next group commit with
-   the store's own conditional UPDATE, which checks the stored state again. A change another
+   the store's own conditional UPDATE, which checks the stored state again, in the same
+   transaction as the batch's new runs (call order spans both: committed apart, a kill between
+   them could leave a later task COMPLETED and an earlier one RUNNING). A change another
    process made meanwhile makes that UPDATE refuse; the refusal is logged (the engine that
    recorded the change has moved on). ``force`` changes are immediate and end the buffering of
    that run; so does its final state, and the oldest of more than ``SETTLED_MAX`` settled runs.

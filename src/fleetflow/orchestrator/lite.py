@@ -692,39 +692,30 @@ class PlainSQLiteStore(BufferedTaskRuns, LaunchPathMixin, StoreBase):
     def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
         return task_run_from_mapping(self._transition("task_runs", task_run_id, state, force, task_run_id=task_run_id))
 
-    def _commit_task_runs(self, rows: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
-        """A group-commit batch: two ``executemany`` in one transaction (``_write_lock`` held)."""
+    def _commit_task_runs(self, rows: list[dict[str, Any]], history: list[dict[str, Any]],
+                          updates: Sequence[Update] = ()) -> list[Update]:
+        """As ``StoreBase._commit_task_runs`` (one transaction, ``_write_lock`` held): the
+        settled runs' changes through the generated conditional UPDATEs, then multi-row
+        INSERTs of the new runs and of every history row."""
         insert, history_insert = statement("insert_task_run"), statement("insert_history")
         try:
+            steps = [(run_id, state, _transition("task_runs", state.type, False).args(tr.transition_params(run_id, state)),
+                      history_insert.args(tr.history_rows([state], task_run_id=run_id)[0])[1])
+                     for run_id, state in updates]
             run_args = [insert.args(row)[1] for row in rows]
             history_args = [history_insert.args(row)[1] for row in history]
         except (TypeError, ValueError) as exc:
             raise _translate(exc, insert.sql, None) from exc
 
-        def work(dbapi: sqlite3.Connection) -> None:
-            insert_rows(_run, dbapi, insert.sql, run_args)
-            insert_rows(_run, dbapi, history_insert.sql, history_args)
-
-        self._transaction(work)
-
-    def _commit_settled(self, updates: Sequence[Update]) -> list[Update]:
-        """As ``StoreBase._commit_settled``, on the generated conditional UPDATEs."""
-        history_insert = statement("insert_history")
-        try:
-            steps = [(run_id, state, _transition("task_runs", state.type, False).args(tr.transition_params(run_id, state)),
-                      history_insert.args(tr.history_rows([state], task_run_id=run_id)[0])[1])
-                     for run_id, state in updates]
-        except (TypeError, ValueError) as exc:
-            raise _translate(exc, history_insert.sql, None) from exc
-
         def work(dbapi: sqlite3.Connection) -> list[Update]:
-            refused, history = [], []
-            for run_id, state, update_args, history_args in steps:
+            refused, changed = [], []
+            for run_id, state, update_args, change_args in steps:
                 if _run(dbapi, *update_args).fetchone() is None:
                     refused.append((run_id, state))
                 else:
-                    history.append(history_args)
-            insert_rows(_run, dbapi, history_insert.sql, history)
+                    changed.append(change_args)
+            insert_rows(_run, dbapi, insert.sql, run_args)
+            insert_rows(_run, dbapi, history_insert.sql, changed + history_args)
             return refused
 
         return self._transaction(work)

@@ -57,6 +57,7 @@ from . import request_tx
 from . import tables as t
 from . import transitions as tr
 from .base import utcnow
+from .group_commit import Update
 from .catalog import LOG_COLUMNS, READ_CACHE, cache_upsert
 from .runs import raise_rejected, task_run_from_mapping
 from .lite_statements import args_function
@@ -294,17 +295,32 @@ class SQLiteFastPath:
 
         self._fast_write(work)
 
-    def _commit_task_runs(self, rows: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
-        """A group-commit batch: two ``executemany`` in one transaction (``_write_lock`` held)."""
+    def _commit_task_runs(self, rows: list[dict[str, Any]], history: list[dict[str, Any]],
+                          updates: Sequence[Update] = ()) -> list[Update]:
+        """As ``StoreBase._commit_task_runs`` (one transaction, ``_write_lock`` held), on the
+        dedicated connection."""
         sql = self._fast_sql()
+        steps = [(run_id, state, sql.transition(state.type, False),
+                  _args(sql.transition(state.type, False), tr.transition_params(run_id, state)),
+                  _args(sql.insert_history, tr.history_rows([state], task_run_id=run_id)[0]))
+                 for run_id, state in updates]
         run_args = [_args(sql.insert_task_run, row) for row in rows]
         history_args = [_args(sql.insert_history, row) for row in history]
 
-        def work(dbapi: sqlite3.Connection) -> None:
-            _execute(dbapi, sql.insert_task_run, run_args, many=True)
-            _execute(dbapi, sql.insert_history, history_args, many=True)
+        def work(dbapi: sqlite3.Connection) -> list[Update]:
+            refused, changed = [], []
+            for run_id, state, update, update_args, change_args in steps:
+                if _execute(dbapi, update, update_args).fetchone() is None:
+                    refused.append((run_id, state))
+                else:
+                    changed.append(change_args)
+            if run_args:
+                _execute(dbapi, sql.insert_task_run, run_args, many=True)
+            if changed or history_args:
+                _execute(dbapi, sql.insert_history, changed + history_args, many=True)
+            return refused
 
-        self._fast_transaction(work)
+        return self._fast_transaction(work)
 
     def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> TaskRun:
         sql = self._fast_sql()
