@@ -148,7 +148,16 @@ class WorkerProc:
                 self.kill()
 
     def wait_exit(self, timeout: float = 60) -> int:
-        return self.proc.wait(timeout=timeout)
+        """Its exit code; a worker still running after the (scaled) deadline fails the test with
+        what it printed so far, not a bare TimeoutExpired."""
+        from waiting import scaled
+
+        try:
+            return self.proc.wait(timeout=scaled(timeout))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"worker pid {self.pid} still running after {scaled(timeout):.0f} s; "
+                                 f"its stderr: {self.stderr_tail()}") from None
 
     def stderr_tail(self) -> str:
         if self.proc.poll() is None or self.proc.stderr is None:

@@ -21,14 +21,24 @@ def default_name(pool_name: str) -> str:
     return f"{socket.gethostname()}-{pool_name}-{secrets.token_hex(3)}"
 
 
+# A holder whose process is seen alive on this host keeps its name this many times longer than
+# its heartbeat alone would: on a loaded host (or behind a busy server) a heartbeat can be a few
+# seconds late, and handing a live worker's name to a second one would give two workers one
+# identity. Bounded, so a reused pid cannot hold a dead worker's name for ever.
+LOCAL_GRACE_FACTOR = 10
+
+
 def holder_is_live(holder: Any, *, stale_after: float, now: dt.datetime | None = None,
                    local_alive: bool | None = None) -> bool:
     """Pure: does ``holder`` (a workers row) still own its name? A fresh heartbeat means yes,
-    unless it is a process on this host that is known to be dead (``local_alive=False``)."""
+    unless it is a process on this host that is known to be dead (``local_alive=False``); a
+    late one still does while its process is seen alive on this host (``LOCAL_GRACE_FACTOR``)."""
     if holder is None or holder.last_heartbeat is None or holder.instance_id is None:
         return False  # never claimed, or released at a clean shutdown
-    fresh = (now or utcnow()) - holder.last_heartbeat < dt.timedelta(seconds=stale_after)
-    return fresh and local_alive is not False
+    if local_alive is False:
+        return False
+    age = ((now or utcnow()) - holder.last_heartbeat).total_seconds()
+    return age < stale_after * (LOCAL_GRACE_FACTOR if local_alive else 1)
 
 
 def _local_alive(holder: Any) -> bool | None:

@@ -67,7 +67,9 @@ def test_default_worker_names_are_unique_per_process():
     (1, "i", None, True),  # fresh heartbeat, another host: held
     (1, "i", True, True),
     (1, "i", False, False),  # fresh but its process on this host is dead
-    (100, "i", None, False),  # stale heartbeat
+    (100, "i", None, False),  # stale heartbeat, another host
+    (100, "i", True, True),  # late heartbeat, but its process is alive on this host (a loaded host)
+    (400, "i", True, False),  # ... only for a while: a reused pid cannot hold the name for ever
     (1, None, None, False),  # released at a clean shutdown
 ])
 def test_holder_is_live(age, instance, local_alive, live):
