@@ -42,8 +42,9 @@ class CoreSQLiteOrchestrator(SQLiteOrchestrator):
     def _set_task_run_state_now(self, task_run_id: str, state: State, force: bool) -> Any:
         return Orchestrator._set_task_run_state_now(self, task_run_id, state, force)
 
-    def _commit_task_runs(self, rows: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
-        Orchestrator._commit_task_runs(self, rows, history)
+    def _commit_task_runs(self, rows: list[dict[str, Any]], history: list[dict[str, Any]],
+                          updates: Any = ()) -> Any:
+        return Orchestrator._commit_task_runs(self, rows, history, updates)
 
     def read_cache(self, cache_key: str) -> Any:
         return Orchestrator.read_cache(self, cache_key)
