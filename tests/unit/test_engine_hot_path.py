@@ -205,6 +205,39 @@ def test_the_logging_level_setting_filters_the_engine_lines(temp_store, monkeypa
     assert "Finished in state Completed()" in messages()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_stores_none_of_its_parents_queued_log_lines(orchestrator):
+    """A task that forks (multiprocessing's default on Linux) must not store its parent's queued
+    lines a second time, nor hang on a lock the parent's shipper thread held at the fork."""
+    import threading
+
+    from fleetflow.engine.logs import shipper
+
+    run = orchestrator.create_flow_run("f", state=new_state(StateType.RUNNING, "Running"))
+    with shipper._write_lock:  # the shipper thread cannot store the line before the fork
+        shipper.add(orchestrator, (run.id, None, logging.INFO, "fleetflow.runs", "queued in the parent", time.time()))
+        pid = os.fork()
+        if pid == 0:  # the child: nothing of the parent's to store, and its flush returns
+            code = 1
+            try:
+                queued = len(shipper._pending)
+                flushing = threading.Thread(target=shipper.flush, daemon=True)
+                flushing.start()
+                flushing.join(10)
+                code = 0 if queued == 0 and not flushing.is_alive() else 1
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0
+    shipper.flush()
+    assert [rec.message for rec in orchestrator.read_logs(flow_run_id=run.id)] == ["queued in the parent"]
+
+
 def test_log_rows_are_stored_as_log_records_are(orchestrator):
     """The log shipper's batches (``write_log_rows``, tuples) store what ``write_logs`` does."""
     from fleetflow.orchestrator.schemas import LogRecord

@@ -382,3 +382,25 @@ def test_a_script_flow_with_a_subflow_on_an_existing_store_needs_no_sqlalchemy(t
         assert "adding 2" in lines
     finally:
         store.dispose()
+
+
+def test_datetime_binds_are_shared_across_statements_and_never_match_a_recycled_object():
+    """One timestamp fills several positions of several statements (a task run's end_time and
+    its Completed state's timestamp): it is formatted once; a new datetime that happens to get
+    a dropped one's id still gets its own text."""
+    from fleetflow.orchestrator import lite_statements as ls
+    from fleetflow.orchestrator.lite_statements import statement
+
+    task_run, history = statement("insert_task_run"), statement("insert_history")
+    bind_end = next(p for kind, key, p in task_run._plan if key == "end_time")
+    bind_state_time = next(p for kind, key, p in history._plan if key == "timestamp")
+    moment = dt.datetime(2024, 5, 1, 12, 0, 0, 999_999, tzinfo=CET)
+    assert bind_end(moment) == "2024-05-01 10:00:00.999999" == sqlite_codecs.datetime_bind(moment)
+    assert ls._DATETIME_TEXT[id(moment)] == (moment, "2024-05-01 10:00:00.999999")
+    assert bind_state_time(moment) is bind_end(moment)  # the text made once, for both statements
+    # The memo holds what it saw, so a dropped datetime's id is not reused while its entry lives;
+    # the identity check still guards the entries of a cleared-and-refilled memo.
+    for i in range(ls._DATETIME_MEMO_MAX + 10):  # past the bound: cleared once, refilled
+        value = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=i)
+        assert bind_state_time(value) == sqlite_codecs.datetime_bind(value)
+    assert len(ls._DATETIME_TEXT) <= ls._DATETIME_MEMO_MAX

@@ -12,6 +12,7 @@ import atexit
 import builtins
 import datetime as dt
 import logging
+import os
 import sys
 import threading
 import time
@@ -106,8 +107,18 @@ class LogShipper:
             self.flush()
 
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: the parent's queued lines are the parent's to store (the child
+        would store them a second time), and a lock its shipper thread held at the fork would
+        never be released here."""
+        self._pending = deque()
+        self._lock, self._write_lock, self._wake = threading.Lock(), threading.Lock(), threading.Event()
+        self._thread = None
+
+
 shipper = LogShipper()
 atexit.register(shipper.flush)
+os.register_at_fork(after_in_child=shipper.forget_after_fork)
 
 
 class RunLogHandler(logging.Handler):

@@ -71,24 +71,33 @@ def args_function(slots: Sequence[tuple[str | None, Any, Any]]) -> Callable[[Map
     return namespace["args"]
 
 
+# id(datetime) -> (the datetime, its bound text): one memo for every datetime position of every
+# statement, since one timestamp object fills several (a task run's start_time and its Running
+# state's timestamp; its end_time, state_timestamp and Completed state). Per position, the
+# group-commit flusher formatted each of them again (isoformat was a quarter of its GIL time).
+# Holding the objects makes an identity match never a recycled id; bounded; plain dict steps
+# only, so the flusher, the log shipper and the engine's thread can share it.
+_DATETIME_TEXT: dict[int, tuple[Any, Any]] = {}
+_DATETIME_MEMO_MAX = 4096
+
+
 def _fast_codec(codec: str | None) -> Callable[[Any], Any] | None:
     """The bind codec, for JSON without the serializer for ``{}`` (most state rows) and for
-    datetimes formatting each object once (a task run's rows share them; the memo holds the
-    objects, so an identity match is never a recycled one)."""
+    datetimes formatting each object once (see :data:`_DATETIME_TEXT`)."""
     process = BIND[codec]
     if codec == "json":
         empty = process({})  # type: ignore[misc]
         return lambda value: empty if type(value) is dict and not value else process(value)  # type: ignore[misc]
     if codec != "datetime":
         return process
-    memo: dict[int, tuple[Any, Any]] = {}
+    memo = _DATETIME_TEXT
 
     def datetime_once(value: Any) -> Any:
         seen = memo.get(id(value))
         if seen is not None and seen[0] is value:
             return seen[1]
         text = process(value)  # type: ignore[misc]
-        if len(memo) >= 4096:
+        if len(memo) >= _DATETIME_MEMO_MAX:
             memo.clear()
         memo[id(value)] = (value, text)
         return text
