@@ -144,7 +144,7 @@ class FlowRunsMixin(_TransitionMixin):
             if idempotent and (existing := self._find_idempotent(deployment_id, idempotency_key)):
                 return existing  # another caller created it between our check and insert
             raise ObjectAlreadyExists(f"A flow run with id {run_id!r} already exists.") from exc
-        except (sa.exc.StatementError, TypeError, ValueError) as exc:
+        except (sa.exc.StatementError, TypeError, ValueError):
             # SQLite wraps the JSON serialiser's TypeError in a StatementError; psycopg raises it as is.
             unstorable = self._unstorable(flow_name, values)
             if unstorable is None:
