@@ -125,26 +125,23 @@ class TaskRunBuffer:
             del settled[next(iter(settled))]
         return batch
 
-    def restore(self, batch: "Batch", created: bool = True) -> None:
-        """Put back a batch that could not be committed, ahead of what arrived since (only its
-        updates when its creations were committed). A restored new run takes back the changes
-        made to it meanwhile, as if they had been buffered with its creation."""
-        updates = batch.updates + self._updates
-        if created:
-            runs, history = {**batch.runs, **self._runs}, batch.history + self._history
-            kept = []
-            for run_id, state in updates:
-                if run_id in batch.runs:  # checked when it was buffered: it applies
-                    values, states = runs[run_id]
-                    tr.apply_columns(values, states[-1].type, state)
-                    states.append(state)
-                    history.extend(tr.history_rows([state], task_run_id=run_id))
-                else:
-                    kept.append((run_id, state))
-            for run_id in batch.runs:
-                self._settled.pop(run_id, None)
-            self._runs, self._history, updates = runs, history, kept
-        self._updates = updates
+    def restore(self, batch: "Batch") -> None:
+        """Put back a batch that could not be committed (one transaction: none of it was),
+        ahead of what arrived since. A restored new run takes back the changes made to it
+        meanwhile, as if they had been buffered with its creation."""
+        runs, history = {**batch.runs, **self._runs}, batch.history + self._history
+        kept = []
+        for run_id, state in batch.updates + self._updates:
+            if run_id in batch.runs:  # checked when it was buffered: it applies
+                values, states = runs[run_id]
+                tr.apply_columns(values, states[-1].type, state)
+                states.append(state)
+                history.extend(tr.history_rows([state], task_run_id=run_id))
+            else:
+                kept.append((run_id, state))
+        for run_id in batch.runs:
+            self._settled.pop(run_id, None)
+        self._runs, self._history, self._updates = runs, history, kept
 
 
 class Batch:
@@ -209,9 +206,9 @@ class GroupCommit:
             self.check_process()
             return self.buffer.take()
 
-    def restore(self, batch: Batch, created: bool = True) -> None:
+    def restore(self, batch: Batch) -> None:
         with self.lock:
-            self.buffer.restore(batch, created)
+            self.buffer.restore(batch)
 
 
     def pending(self) -> bool:

@@ -300,10 +300,11 @@ class SQLiteFastPath:
         """As ``StoreBase._commit_task_runs`` (one transaction, ``_write_lock`` held), on the
         dedicated connection."""
         sql = self._fast_sql()
-        steps = [(run_id, state, sql.transition(state.type, False),
-                  _args(sql.transition(state.type, False), tr.transition_params(run_id, state)),
-                  _args(sql.insert_history, tr.history_rows([state], task_run_id=run_id)[0]))
-                 for run_id, state in updates]
+        steps = []
+        for run_id, state in updates:
+            update = sql.transition(state.type, False)
+            steps.append((run_id, state, update, _args(update, tr.transition_params(run_id, state)),
+                          _args(sql.insert_history, tr.history_rows([state], task_run_id=run_id)[0])))
         run_args = [_args(sql.insert_task_run, row) for row in rows]
         history_args = [_args(sql.insert_history, row) for row in history]
 
