@@ -20,12 +20,17 @@ import threading
 import time
 import weakref
 from collections import deque
+from contextvars import ContextVar
 from typing import Any
 
 from ..orchestrator.pid import current_pid
 from ..settings import get_settings
 
 MAX_PENDING_LINES = 2000  # lines held before a write regardless of the interval
+
+# True while the caller writes what is pending itself right after (:func:`.logs.flushed_here`):
+# lines then wait without starting or waking a flusher thread.
+CALLER_FLUSHES: ContextVar[bool] = ContextVar("fleetflow_caller_flushes", default=False)
 
 
 class ConsoleHandler(logging.StreamHandler):
@@ -57,7 +62,7 @@ class ConsoleHandler(logging.StreamHandler):
             self.flush()
         elif len(pending) >= MAX_PENDING_LINES:
             self.flush()
-        elif not self._wake.is_set():
+        elif not self._wake.is_set() and not CALLER_FLUSHES.get():
             self._schedule()
 
     def flush(self) -> None:

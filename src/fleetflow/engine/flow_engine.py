@@ -18,7 +18,7 @@ from . import lease
 from .context import FlowRunContext, current_tags, flow_run_ctx, task_run_ctx
 from .flow_states import final_state_of
 from .hooks import render_run_name, run_hooks
-from .logs import engine_logger, flush_console, get_run_logger, install_print_capture, run_logger, shipper
+from .logs import engine_logger, flush_console, flushed_here, get_run_logger, install_print_capture, run_logger, shipper
 from .names import generate_run_name
 from .parameters import call_with_parameters, parameters_for_storage, validate_parameters
 from .results import persist_result
@@ -135,7 +135,8 @@ class FlowRunEngine:
         self.final_state = state
         if self.flow_run is not None:
             logger = run_logger(self.flow_run, self.client)
-            logger.info(f"Finished in state {state}")
+            with flushed_here():
+                logger.info(f"Finished in state {state}")
             run_hooks(self._hooks_for(state), self.flow, self.flow_run, state, logger)
         flush_console()  # before any traceback Python prints for the caller
 

@@ -2,7 +2,8 @@
 
 Every run executing here -- a launched run its runner claimed, a ``python script.py`` flow,
 an in-process sub-flow -- is leased to this process (``process:<host>:<pid>:<start time>``).
-One daemon thread per process renews them all in one UPDATE every third of the lease. If the
+One job on the process's ticker thread (:mod:`fleetflow.ticker`) renews them all in one UPDATE
+every third of the lease. If the
 process dies (SIGKILL, OOM, a lost host), the leases lapse and any worker, the scheduler, the
 server or ``fleetflow flow-run reconcile`` marks the runs CRASHED with when they were last seen.
 """
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import states as st
 from ..procinfo import ProcessId
+from ..orchestrator.pid import current_pid
 from ..settings import get_settings
+from ..ticker import Job, ticker
 
 if TYPE_CHECKING:
     from ..client.protocol import OrchestratorAPI
@@ -34,15 +37,15 @@ class LeaseKeeper:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[str, Any] = {}  # run id -> client
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._job: Job | None = None
+        self._job_pid = 0  # the process the job was scheduled in (a forked child schedules its own)
 
     def hold(self, client: OrchestratorAPI, flow_run_id: str) -> None:
         with self._lock:
             self._held[flow_run_id] = client
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="fleetflow-lease", daemon=True)
-                self._thread.start()
+            if self._job is None or self._job_pid != current_pid():
+                self._job = ticker.every(get_settings().lease_seconds / 3, self.renew_all, "lease renewal")
+                self._job_pid = current_pid()
 
     def release(self, flow_run_id: str) -> None:
         with self._lock:
@@ -52,15 +55,17 @@ class LeaseKeeper:
         with self._lock:
             return list(self._held)
 
-    def _loop(self) -> None:
+    def renew_all(self) -> None:
+        """Renew every held lease (the ticker's job; stays scheduled while nothing is held)."""
         seconds = get_settings().lease_seconds
-        while not self._wake.wait(seconds / 3):
-            with self._lock:
-                by_client: dict[int, tuple[Any, list[str]]] = {}
-                for run_id, client in self._held.items():
-                    by_client.setdefault(id(client), (client, []))[1].append(run_id)
-            for client, ids in by_client.values():
-                self._renew(client, ids, seconds)
+        with self._lock:
+            if self._job is not None:
+                self._job.interval = seconds / 3  # the setting as it is now, from the next renewal on
+            by_client: dict[int, tuple[Any, list[str]]] = {}
+            for run_id, client in self._held.items():
+                by_client.setdefault(id(client), (client, []))[1].append(run_id)
+        for client, ids in by_client.values():
+            self._renew(client, ids, seconds)
 
     def _renew(self, client: OrchestratorAPI, ids: list[str], seconds: float) -> None:
         try:

@@ -1,5 +1,5 @@
-"""A background thread that samples the run's process tree every ``interval`` seconds (and
-once more at the end): CPU seconds, peak CPU over an interval, and peak memory from the first
+"""Samples of the run's process tree every ``interval`` seconds (a job on the process's ticker
+thread, :mod:`fleetflow.ticker`), and once more at the end: CPU seconds, peak CPU over an interval, and peak memory from the first
 available source (see :mod:`.sources`). Overhead: one /proc scan per interval."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ..ticker import Job, ticker
 from . import sources as src
 from .model import Measured
 
@@ -36,9 +37,8 @@ class Sampler:
         self.root = root or os.getpid()
         self.ecs_uri = ecs_uri if ecs_uri is not None else src.ecs_metadata_uri()
         self.cgroup = src.own_cgroup_v2(self.root)
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._job: Job | None = None
         self.samples = 0
         self.peak_cpu = 0.0
         self.peak_tree_rss = 0.0
@@ -47,19 +47,13 @@ class Sampler:
     def start(self) -> "Sampler":
         self.t0 = self._last_t = time.monotonic()
         self.cpu0 = self._last_cpu = src.tree_cpu_seconds(self.root)
-        thread = threading.Thread(target=self._loop, name="fleetflow-usage-sampler", daemon=True)
         try:
-            thread.start()
-            self._thread = thread
+            self._job = ticker.every(self.interval, self.sample, "usage sample")
         except (RuntimeError, MemoryError):
             # A tight address-space limit (Process memory) may not fit another thread's stack:
             # measure at the end only, rather than fail the run.
-            self._thread = None
+            self._job = None
         return self
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
 
     def sample(self) -> None:
         """One sample: CPU use since the last one, memory now."""
@@ -79,10 +73,10 @@ class Sampler:
             self.samples += 1
 
     def stop(self) -> Measurement:
-        """Stop the thread, take the final sample and return the measurement."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, 2 * self.interval))
+        """Stop sampling (waiting for a sample in progress), take the final one and return the
+        measurement."""
+        if self._job is not None:
+            self._job.cancel()
         self.sample()
         wall = max(time.monotonic() - self.t0, 1e-9)
         cpu = max(self._last_cpu - self.cpu0, 0.0)
