@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable, Protocol, runtime_checkable
 
-import pathspec
 
 from fleetflow.exceptions import (
     BundleDigestMismatch,
@@ -193,6 +192,9 @@ class _IgnoreRules:
     """The defaults (always applied) plus the project's ``.fleetflowignore``."""
 
     def __init__(self, user_lines: list[str]):
+        import pathspec  # here: a run only fetches bundles, and each module a fork-server template
+        # holds costs every forked run at its fork and exit (fork_template._preload)
+
         self._defaults = pathspec.GitIgnoreSpec.from_lines(DEFAULT_IGNORE_PATTERNS)
         self._user = pathspec.GitIgnoreSpec.from_lines(user_lines)
 

@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .blocks import Block
@@ -221,10 +220,14 @@ class Deployment(BaseModel):
         data = self.model_dump(exclude={"flow", "infrastructure", "storage"}, exclude_none=True)
         data["infrastructure"] = block_ref(self.infrastructure) if self.infrastructure is not None else None
         data["storage"] = block_ref(self.storage) if self.storage is not None else None
+        import yaml  # here, not at import: see Deployment.load_yaml
+
         Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
 
     @classmethod
     def load_yaml(cls, path: str | Path, client: OrchestratorAPI | None = None) -> "Deployment":
+        import yaml  # here: a run process (and the fork server's template) never reads YAML
+
         data = yaml.safe_load(Path(path).read_text()) or {}
         for key in ("infrastructure", "storage"):
             if data.get(key):

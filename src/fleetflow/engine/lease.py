@@ -26,9 +26,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("fleetflow.lease")
 
 
+_owner: list[tuple[int, str]] = [(0, "")]  # (pid, its owner string): one tuple, replaced whole
+
+
 def process_owner() -> str:
-    """The lease owner (and launch handle) of this process."""
-    return str(ProcessId.current())
+    """The lease owner (and launch handle) of this process: worked out once per process (it
+    reads ``/proc/self/stat`` and the host name; a run process asks three times on its way to
+    RUNNING), and so also stable for the process's life, as its leases need."""
+    pid, owner = _owner[0]
+    if pid != current_pid():
+        owner = str(ProcessId.current())
+        _owner[0] = (current_pid(), owner)
+    return owner
 
 
 class LeaseKeeper:
