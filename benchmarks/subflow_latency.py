@@ -7,7 +7,12 @@ seconds per run are reported next to the times, split into the parent process (c
 waiting), the worker, and the run processes it launched (Linux /proc). The
 worker runs with ``--limit CONCURRENCY`` (default 16), which also caps its warm-runner pool.
 
-    python benchmarks/subflow_latency.py [RUNS] [--api] [--concurrency=N] [--no-fork]
+    python benchmarks/subflow_latency.py [RUNS] [--api] [--concurrency=N] [--no-fork] [--waves=N]
+
+``--waves=N`` (default 3): the concurrent wave N times in a row. One wave's p95 is one sample
+of a noisy figure on a shared 2-core machine (it moved between 0.43 and 0.57 s from one run
+to the next here): each wave's p95 is printed and recorded, and the concurrent summary pools
+all N x RUNS calls.
 
 ``--api``: parent, worker and children all talk to a local ``fleetflow server start`` over
 HTTP (the children with per-run tokens); nothing but the server opens the database.
@@ -35,6 +40,7 @@ NO_FORK = "--no-fork" in sys.argv
 _ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 RUNS = int(_ARGS[0]) if _ARGS else 50
 CONCURRENCY = int(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--concurrency=")), "16"))
+WAVES = int(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--waves=")), "3"))
 CHILD = textwrap.dedent(
     """
     import time
@@ -94,18 +100,23 @@ def measure(home: str) -> None:
 
     cpu: dict[str, dict[str, float]] = {}
     load_at_start = os.getloadavg()[0]
-    wave_seconds = 0.0
+    wave_seconds: list[float] = []
+    wave_p95: list[float] = []
     try:
         parent()  # warm-up: first fetch of the bundle, imports in the worker
         before = cpu_seconds(worker.pid)
         sequential = [parent() for _ in range(RUNS)]
         middle = cpu_seconds(worker.pid)
-        wave_start = time.monotonic()
-        with ThreadPoolExecutor(RUNS) as pool:
-            concurrent = list(pool.map(one_call, range(RUNS)))
-        wave_seconds = time.monotonic() - wave_start
+        concurrent = []
+        for _ in range(WAVES):
+            wave_start = time.monotonic()
+            with ThreadPoolExecutor(RUNS) as pool:
+                wave = list(pool.map(one_call, range(RUNS)))
+            wave_seconds.append(time.monotonic() - wave_start)
+            wave_p95.append(summary([b for _, b in wave])["p95"])
+            concurrent += wave
         after = cpu_seconds(worker.pid)
-        cpu = {"sequential": per_run(before, middle), "concurrent": per_run(middle, after)}
+        cpu = {"sequential": per_run(before, middle), "concurrent": per_run(middle, after, WAVES)}
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
@@ -121,12 +132,15 @@ def measure(home: str) -> None:
         print(f"  {label:10s}: run_deployment -> child's first line p50 {to_first['p50']*1000:.0f} ms  "
               f"p95 {to_first['p95']*1000:.0f} ms; round trip p50 {round_trip['p50']*1000:.0f} ms  "
               f"p95 {round_trip['p95']*1000:.0f} ms   (target p95 < 500 ms)")
-    results["concurrent"]["wave_seconds"] = wave_seconds  # all 50 calls, first start to last result
+    # each wave: all RUNS calls, first start to last result; and its own round-trip p95
+    results["concurrent"].update(waves=WAVES, wave_seconds=wave_seconds, wave_round_trip_p95_seconds=wave_p95)
     for label, figures in cpu.items():
         total = sum(figures.values())
         print(f"  {label:10s}: CPU per run " + ", ".join(f"{k} {v*1000:.0f} ms" for k, v in figures.items())
               + f" (total {total*1000:.0f} ms)")
-    print(f"  the concurrent wave took {wave_seconds:.2f} s; load average (1 min) {load_at_start:.2f} at the start")
+    print(f"  {WAVES} concurrent waves of {RUNS}: round trip p95 "
+          + ", ".join(f"{p * 1000:.0f}" for p in wave_p95) + " ms; each took "
+          + ", ".join(f"{w:.2f}" for w in wave_seconds) + f" s; load average (1 min) {load_at_start:.2f} at the start")
     name = "subflow_latency" + ("_api" if API else "") + ("_nofork" if NO_FORK else "")
     path = record(name, {
         "runs": RUNS, "worker_limit": CONCURRENCY, "fork_server": not NO_FORK, "load_average_1m_at_start": load_at_start,
@@ -165,8 +179,8 @@ def cpu_seconds(worker_pid: int) -> dict[str, float]:
     return {"parent": own.user + own.system, "worker": _stat_seconds(worker_pid, False), "runs": launched}
 
 
-def per_run(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {k: (after[k] - before[k]) / RUNS for k in before}
+def per_run(before: dict[str, float], after: dict[str, float], waves: int = 1) -> dict[str, float]:
+    return {k: (after[k] - before[k]) / (RUNS * waves) for k in before}
 
 
 if __name__ == "__main__":
