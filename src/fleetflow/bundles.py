@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable, Protocol, runtime_checkable
 
-
 from fleetflow.exceptions import (
     BundleDigestMismatch,
     BundleError,

@@ -9,9 +9,10 @@ and the usage sampler (every few seconds) each had a thread that slept almost al
 
 What may share this thread: jobs that run rarely, return quickly and tolerate being late by
 another job's run time. (The usage sample's slowest source, the ECS task metadata endpoint,
-gives up after 2 s; a lease lasts 30 s by default and is renewed every 10.) Lines to print or store are not such jobs (a console write blocks
-while the reader of a full pipe is away; a lease renewal must not wait on that), nor is the
-group-commit flusher (woken by writers, not by the clock).
+gives up after 2 s; a lease lasts 30 s by default and is renewed every 10.) Lines to print or
+store are not such jobs (a console write blocks while the reader of a full pipe is away; a
+lease renewal must not wait on that), nor is the group-commit flusher (woken by writers, not
+by the clock).
 
 A job's exception is logged and the job stays scheduled. In a forked child the parent's jobs
 are gone (they belong to the parent's runs); the child's own jobs start the child's thread.

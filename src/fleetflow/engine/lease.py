@@ -3,9 +3,9 @@
 Every run executing here -- a launched run its runner claimed, a ``python script.py`` flow,
 an in-process sub-flow -- is leased to this process (``process:<host>:<pid>:<start time>``).
 One job on the process's ticker thread (:mod:`fleetflow.ticker`) renews them all in one UPDATE
-every third of the lease. If the
-process dies (SIGKILL, OOM, a lost host), the leases lapse and any worker, the scheduler, the
-server or ``fleetflow flow-run reconcile`` marks the runs CRASHED with when they were last seen.
+every third of the lease. If the process dies (SIGKILL, OOM, a lost host), the leases lapse and
+any worker, the scheduler, the server or ``fleetflow flow-run reconcile`` marks the runs
+CRASHED with when they were last seen.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .. import states as st
-from ..procinfo import ProcessId
 from ..orchestrator.pid import current_pid
+from ..procinfo import ProcessId
 from ..settings import get_settings
 from ..ticker import Job, ticker
 

@@ -1,6 +1,7 @@
 """Samples of the run's process tree every ``interval`` seconds (a job on the process's ticker
-thread, :mod:`fleetflow.ticker`), and once more at the end: CPU seconds, peak CPU over an interval, and peak memory from the first
-available source (see :mod:`.sources`). Overhead: one /proc scan per interval."""
+thread, :mod:`fleetflow.ticker`), and once more at the end: CPU seconds, peak CPU over an
+interval, and peak memory from the first available source (see :mod:`.sources`). Overhead: one
+/proc scan per interval."""
 
 from __future__ import annotations
 
