@@ -65,6 +65,9 @@ def _preload() -> None:
 
     gc.collect()
     gc.freeze()  # the children's collections then skip (and so do not copy) the template's objects
+    from .huge_pages import collapse_heap
+
+    collapse_heap()  # fewer page-table entries for each fork to copy and each child to free
 
 
 def _build_models() -> None:

@@ -1,7 +1,9 @@
 """The store's long-polls woken by commits (orchestrator/waiting.py), on SQLite and PostgreSQL:
 ``wait_for_flow_run`` returns the final run when another *process* finishes it, many waiting
 threads are all woken (their checks shared), a claim that waits gets a run created meanwhile, and
-a wait that nothing ends returns the run as it is at its timeout."""
+a wait that nothing ends returns the run as it is at its timeout. Among waiting threads one
+leads (watches and queries) and hands over when it leaves; a thread that starts waiting just
+after the change that finished its run is not left waiting for a later one."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 from fleetflow.orchestrator import Orchestrator, WorkPool
-from fleetflow.orchestrator.waiting import ChangeFeed, sqlite_file
+from fleetflow.orchestrator.waiting import ChangeFeed, sqlite_file, waiting_for
+from waiting import wait_until
 from fleetflow.states import Completed, Running, Scheduled, StateType
 
 FINISH_IN_ANOTHER_PROCESS = textwrap.dedent(
@@ -57,6 +61,46 @@ def test_many_waiting_threads_are_all_woken(orchestrator, store_url):
     for thread in threads:
         thread.join(timeout=150)
     assert seen == {r.id: StateType.COMPLETED for r in runs}
+
+
+def test_when_the_leading_waiter_leaves_another_takes_over(orchestrator, store_url):
+    first, second = (orchestrator.create_flow_run("f", state=Running()) for _ in range(2))
+    _, waiters = waiting_for(orchestrator)
+    seen: dict[str, StateType] = {}
+
+    def wait(run_id: str) -> None:
+        seen[run_id] = orchestrator.wait_for_flow_run(run_id, timeout=120).state.type
+
+    leader = threading.Thread(target=wait, args=(first.id,))
+    leader.start()
+    wait_until(lambda: waiters._leader is not None, "the first waiter leads")
+    follower = threading.Thread(target=wait, args=(second.id,))
+    follower.start()
+    wait_until(lambda: second.id in waiters._waiting, "the second thread waits")
+    _finish_elsewhere(store_url, first.id).wait(timeout=120)
+    leader.join(timeout=150)
+    assert seen == {first.id: StateType.COMPLETED} and follower.is_alive()  # only the finished run's waiter woke
+    _finish_elsewhere(store_url, second.id).wait(timeout=120)  # seen by the follower, now leading
+    follower.join(timeout=150)
+    assert seen[second.id] is StateType.COMPLETED
+
+
+def test_a_run_finished_just_before_its_wait_began_is_seen(orchestrator):
+    led, late = (orchestrator.create_flow_run("f", state=Running()) for _ in range(2))
+    feed, waiters = waiting_for(orchestrator)
+    leader = threading.Thread(target=orchestrator.wait_for_flow_run, args=(led.id,), kwargs={"timeout": 60})
+    leader.start()
+    wait_until(lambda: waiters._leader is not None, "a waiter leads")
+    seen = waiters.mark()  # the late waiter's mark, before the change that finishes its run
+    orchestrator.set_flow_run_state(late.id, Completed())
+    wait_until(lambda: feed.generation != seen, "the leader noticed the change (and checked without the late run)")
+    waiters.wait(late.id, seen, time.monotonic() + 120)
+    # It returned by looking for its own run, not when the leader left at its timeout and
+    # handed over (the leader's run is still unfinished, its thread still waiting).
+    assert leader.is_alive()
+    orchestrator.set_flow_run_state(led.id, Completed())
+    leader.join(timeout=90)
+    assert not leader.is_alive()
 
 
 def test_a_wait_nothing_ends_returns_the_run_as_it_is(orchestrator):

@@ -41,6 +41,11 @@ class ChangeFeed:
         self._data_version: int | None = None
         self._probe = threading.Lock()  # one thread at a time on the private connection
 
+    @property
+    def generation(self) -> int:
+        """The number of changes noticed so far (read without a lock: an int)."""
+        return self._generation
+
     def mark(self) -> int:
         """The current generation, with every commit made before this call counted in it: take
         it *before* reading what you wait on, then :meth:`wait` misses no later commit."""
@@ -109,15 +114,21 @@ class ChangeFeed:
 
 
 class RunWaiters:
-    """Threads waiting for flow runs to become final, checked together on each change."""
+    """Threads waiting for flow runs to become final, checked together on each change.
+
+    One waiting thread at a time (the *leader*) watches the feed and, on a change, asks the
+    store which waited-on runs are final, then wakes only their waiters: the others sleep on
+    their own event, so 50 threads waiting through a storm of commits cost one query per
+    change, not 50 thread wake-ups per change. When the leader leaves (its run is final, or its
+    deadline passed) it wakes one other waiter to take over."""
 
     def __init__(self, feed: ChangeFeed, final_among: Callable[[Iterable[str]], set[str]]):
         self._feed = feed
         self._final_among = final_among  # one store query: which of these runs are final
         self._lock = threading.Lock()
-        self._waiting: dict[str, int] = {}
-        self._final: set[str] = set()
-        self._checked_at = -1  # the feed generation the last check ran for
+        self._waiting: dict[str, list[threading.Event]] = {}
+        self._final: set[str] = set()  # waited-on runs seen final (until their last waiter leaves)
+        self._leader: threading.Event | None = None
         self._queried_at = float("-inf")
 
     def mark(self) -> int:
@@ -127,20 +138,73 @@ class RunWaiters:
     def wait(self, flow_run_id: str, seen: int, deadline: float) -> None:
         """Return once ``flow_run_id`` was seen final after ``seen`` (or at the deadline); the
         caller then reads it."""
+        me = threading.Event()
         with self._lock:
-            self._waiting[flow_run_id] = self._waiting.get(flow_run_id, 0) + 1
+            self._waiting.setdefault(flow_run_id, []).append(me)
         try:
-            while time.monotonic() < deadline:
-                seen = self._feed.wait(seen, deadline)
-                self._space_out(deadline)
-                if self._check(flow_run_id, seen):
+            if self._feed.generation != seen:
+                # A change was noticed between the caller's read and now: a query made for it
+                # may have run before this thread was listed, so look once for this run alone.
+                self._record(self._final_among([flow_run_id]))
+            while flow_run_id not in self._final:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     return
+                with self._lock:
+                    lead = self._leader is None
+                    if lead:
+                        self._leader = me
+                if lead:
+                    self._lead(flow_run_id, me, seen, deadline)
+                    return
+                me.wait(remaining)  # set when this run is final, or when it is this thread's turn to lead
+                me.clear()
+        finally:
+            self._leave(flow_run_id, me)
+
+    def _lead(self, flow_run_id: str, me: threading.Event, seen: int, deadline: float) -> None:
+        try:
+            while flow_run_id not in self._final and time.monotonic() < deadline:
+                generation = self._feed.wait(seen, deadline)
+                if generation == seen:
+                    continue  # the deadline passed (the loop ends) or a spurious wake-up
+                seen = generation
+                self._space_out(deadline)
+                with self._lock:
+                    waited = list(self._waiting)
+                self._queried_at = time.monotonic()
+                self._record(self._final_among(waited))
         finally:
             with self._lock:
-                self._waiting[flow_run_id] -= 1
-                if not self._waiting[flow_run_id]:
-                    del self._waiting[flow_run_id]
-                    self._final.discard(flow_run_id)
+                self._leader = None  # the caller's _leave hands over
+
+    def _record(self, final: set[str]) -> None:
+        """Note which runs are final and wake their waiters."""
+        if not final:
+            return
+        with self._lock:
+            final = {run for run in final if run in self._waiting}  # a run nobody waits for now is not kept
+            woken = [event for run in final for event in self._waiting[run]]
+            self._final |= final
+        for event in woken:
+            event.set()
+
+    def _leave(self, flow_run_id: str, me: threading.Event) -> None:
+        """Stop waiting; with no leader left, wake one thread still waiting for a run not yet
+        final to take over (also when this thread was woken to lead but found its run final)."""
+        successor = None
+        with self._lock:
+            events = self._waiting.get(flow_run_id, [])
+            if me in events:
+                events.remove(me)
+            if not events:
+                self._waiting.pop(flow_run_id, None)
+                self._final.discard(flow_run_id)
+            if self._leader is None:
+                successor = next((event for run, waiting in self._waiting.items() if run not in self._final
+                                  for event in waiting), None)
+        if successor is not None:
+            successor.set()
 
     def _space_out(self, deadline: float) -> None:
         """Under a storm of commits (many running flows), one query per ``RECHECK_SECONDS``;
@@ -148,14 +212,6 @@ class RunWaiters:
         gap = self._queried_at + RECHECK_SECONDS - time.monotonic()
         if gap > 0:
             time.sleep(min(gap, max(0.0, deadline - time.monotonic())))
-
-    def _check(self, flow_run_id: str, generation: int) -> bool:
-        with self._lock:
-            if generation != self._checked_at:  # the first waiter to wake queries for everyone
-                self._checked_at = generation
-                self._queried_at = time.monotonic()
-                self._final |= self._final_among(list(self._waiting))
-            return flow_run_id in self._final
 
 
 def sqlite_file(engine: Any) -> str | None:
