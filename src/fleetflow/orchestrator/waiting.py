@@ -8,7 +8,8 @@ memory, not a query. One waiting thread of the process (the *leader*) checks it 
 that finishes wakes its parent's ``run_deployment`` within a few milliseconds, and a new run
 wakes a waiting worker's claim, for the price of one cheap check per few milliseconds per
 process, and one store query per change per *kind* of wait (:class:`RunWaiters` checks every
-waited-on flow run in one query, so 50 waiting threads cost one query per change, not 50).
+waited-on flow run in one query, so 50 waiting threads cost one query per change, not 50, and
+wakes only the threads whose runs it found final).
 
 Other databases (PostgreSQL) have no such counter: the leader then reports a "change" every
 ``fallback_interval`` (the previous fixed poll), and the batching still applies.
