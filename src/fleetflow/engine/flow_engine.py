@@ -18,7 +18,7 @@ from . import lease
 from .context import FlowRunContext, current_tags, flow_run_ctx, task_run_ctx
 from .flow_states import final_state_of
 from .hooks import render_run_name, run_hooks
-from .logs import engine_logger, flush_console, flushed_here, get_run_logger, install_print_capture, run_logger, shipper
+from .logs import EngineLog, engine_logger, flush_console, flushed_here, get_run_logger, install_print_capture, run_logger, shipper
 from .names import generate_run_name
 from .parameters import call_with_parameters, parameters_for_storage, validate_parameters
 from .results import persist_result
@@ -134,7 +134,7 @@ class FlowRunEngine:
                 pass
         self.final_state = state
         if self.flow_run is not None:
-            logger = run_logger(self.flow_run, self.client)
+            logger = EngineLog(self.flow_run, self.client)  # no logging.LogRecord for the engine's own line
             with flushed_here():
                 logger.info(f"Finished in state {state}")
             run_hooks(self._hooks_for(state), self.flow, self.flow_run, state, logger)

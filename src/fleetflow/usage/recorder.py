@@ -152,6 +152,8 @@ class UsageRecorder:
             return None
 
     def _log(self, run: Any, warnings: list[str]) -> None:
+        if not warnings:
+            return  # most runs: no logger to set up
         from ..engine.logs import run_logger
 
         logger = run_logger(run, self.client)
