@@ -19,6 +19,7 @@ from ..orchestrator.pid import current_pid
 from ..procinfo import ProcessId
 from ..settings import get_settings
 from ..ticker import Job, ticker
+from .grouping import by_client
 
 if TYPE_CHECKING:
     from ..client.protocol import OrchestratorAPI
@@ -70,10 +71,8 @@ class LeaseKeeper:
         with self._lock:
             if self._job is not None:
                 self._job.interval = seconds / 3  # the setting as it is now, from the next renewal on
-            by_client: dict[int, tuple[Any, list[str]]] = {}
-            for run_id, client in self._held.items():
-                by_client.setdefault(id(client), (client, []))[1].append(run_id)
-        for client, ids in by_client.values():
+            groups = by_client([(client, run_id) for run_id, client in self._held.items()])
+        for client, ids in groups:
             self._renew(client, ids, seconds)
 
     def _renew(self, client: OrchestratorAPI, ids: list[str], seconds: float) -> None:

@@ -26,6 +26,7 @@ from ..settings import get_settings
 from ..states import construct
 from .console import CALLER_FLUSHES, ConsoleHandler
 from .context import flow_run_ctx, task_run_ctx
+from .grouping import by_client
 
 if TYPE_CHECKING:
     from ..client.protocol import OrchestratorAPI
@@ -79,10 +80,7 @@ class LogShipper:
                 self._write(batch)
 
     def _write(self, batch: list[tuple[Any, Row]]) -> None:
-        by_client: dict[int, tuple[Any, list[Row]]] = {}
-        for client, row in batch:
-            by_client.setdefault(id(client), (client, []))[1].append(row)
-        for client, rows in by_client.values():
+        for client, rows in by_client(batch):
             try:
                 write_rows = getattr(client, "write_log_rows", None)  # the embedded store's fast path
                 if write_rows is not None:
